@@ -1,0 +1,181 @@
+// Package broker is fleetgate's embedded MQTT broker: mochi-mqtt v2 with a
+// hook that hands every PUBLISH to the rule engine and acknowledges QoS 1 and
+// 2 messages only once the engine reports them stored.
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
+
+	"github.com/fleetgate/fleetgate/router"
+)
+
+// Pipeline is what the broker needs from the rule engine (router.Engine).
+type Pipeline interface {
+	// Process runs msg through the rules; done is called exactly once, nil
+	// when every record is stored.
+	Process(ctx context.Context, msg *router.Message, done func(error))
+}
+
+// Broker is the embedded MQTT broker. Start it once; Shutdown stops it.
+type Broker struct {
+	cfg    Config
+	server *mqtt.Server
+	hook   *ingestHook
+	log    *zap.Logger
+
+	mu       sync.Mutex
+	addrs    map[string]string // listener id -> bound address
+	shutdown sync.Once
+}
+
+// New builds a broker feeding pipeline. cfg must be valid.
+func New(cfg Config, pipeline Pipeline, log *zap.Logger) (*Broker, error) {
+	users, err := loadUsers(cfg.Auth.UsersFile)
+	if err != nil {
+		return nil, err
+	}
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
+	// Advertise our per-connection window so that MQTT 5 clients never
+	// exceed it; 3.1.1 clients that do are simply read more slowly.
+	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
+
+	mlog := slog.New(zapslog.NewHandler(log.Named("mochi").WithOptions(zap.IncreaseLevel(zap.WarnLevel)).Core()))
+	server := mqtt.New(&mqtt.Options{
+		InlineClient:             true, // for republish and fan-out after our own acks
+		Capabilities:             caps,
+		Logger:                   mlog,
+		SysTopicResendInterval:   60, // $SYS every minute, not every second
+		ClientNetWriteBufferSize: 2048,
+		ClientNetReadBufferSize:  2048,
+	})
+	b := &Broker{cfg: cfg, server: server, log: log, addrs: map[string]string{}}
+	b.hook = newIngestHook(b, pipeline, users, log)
+	if err := server.AddHook(b.hook, nil); err != nil {
+		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
+	}
+	return b, nil
+}
+
+// Start binds the listeners and starts serving. Errors name the key of the
+// listener that failed.
+func (b *Broker) Start() error {
+	add := func(key, id string, l listeners.Listener) error {
+		if err := b.server.AddListener(l); err != nil {
+			return fmt.Errorf("%s: listen on %s: %w", key, l.Address(), err)
+		}
+		b.mu.Lock()
+		b.addrs[id] = l.Address()
+		b.mu.Unlock()
+		b.log.Info("mqtt listening", zap.String("listener", id), zap.String("addr", l.Address()))
+		return nil
+	}
+	var tlsCfg *tls.Config
+	if b.cfg.TLSListen != "" {
+		var err error
+		if tlsCfg, err = serverTLS(b.cfg.TLS); err != nil {
+			return err
+		}
+	}
+	if b.cfg.Listen != "" {
+		if err := add("mqtt.listen", "tcp", listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.Listen})); err != nil {
+			return err
+		}
+	}
+	if b.cfg.TLSListen != "" {
+		if err := add("mqtt.tls_listen", "tls", listeners.NewTCP(listeners.Config{ID: "tls", Address: b.cfg.TLSListen, TLSConfig: tlsCfg})); err != nil {
+			return err
+		}
+	}
+	if b.cfg.WSListen != "" {
+		if err := add("mqtt.ws_listen", "ws", listeners.NewWebsocket(listeners.Config{ID: "ws", Address: b.cfg.WSListen})); err != nil {
+			return err
+		}
+	}
+	if err := b.server.Serve(); err != nil {
+		return fmt.Errorf("mqtt: serve: %w", err)
+	}
+	return nil
+}
+
+// Addr returns the bound address of a listener: "tcp", "tls" or "ws".
+func (b *Broker) Addr(listener string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.addrs[listener]
+}
+
+// Publish publishes to the broker's subscribers (the republish action). It
+// is safe for concurrent use.
+func (b *Broker) Publish(topic string, payload []byte, qos byte) error {
+	return b.server.Publish(topic, payload, false, qos)
+}
+
+// Connections returns the number of connected clients.
+func (b *Broker) Connections() int64 { return b.server.Info.ClientsConnected }
+
+// Shutdown stops accepting connections and new messages, waits until every
+// message already taken is acknowledged or failed (or ctx ends), then closes
+// every connection. Messages that arrive meanwhile are not acknowledged:
+// their senders re-send them after reconnecting.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	var err error
+	b.shutdown.Do(func() {
+		// Listeners first, with a no-op closer: their clients stay connected
+		// while in-flight messages finish.
+		for _, id := range []string{"tcp", "tls", "ws"} {
+			b.server.Listeners.Close(id, func(string) {})
+		}
+		b.hook.drain()
+		err = b.hook.waitIdle(ctx)
+		for _, cl := range b.server.Clients.GetAll() {
+			if !cl.Net.Inline {
+				b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+			}
+		}
+		// The listeners are closed already, so Close only waits for the
+		// client goroutines to end.
+		if cerr := b.server.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+		b.hook.stop()
+	})
+	return err
+}
+
+func serverTLS(c TLSConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("mqtt.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("mqtt.tls.client_ca_file: %s holds no PEM certificate", c.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		tc.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
+}
+
+// pollInterval is how often Shutdown checks that in-flight messages are done.
+const pollInterval = 10 * time.Millisecond

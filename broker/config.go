@@ -1,0 +1,94 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the mqtt: section of the configuration.
+type Config struct {
+	// Listen is the plain TCP listener, default ":1883"; empty disables it.
+	Listen string `mapstructure:"listen"`
+	// TLSListen is the MQTT over TLS listener (needs tls.cert_file and
+	// tls.key_file); empty disables it.
+	TLSListen string `mapstructure:"tls_listen"`
+	// WSListen is the MQTT over WebSocket listener; empty disables it.
+	WSListen string `mapstructure:"ws_listen"`
+	// TLS holds the server certificate and the optional client CA (mutual TLS).
+	TLS TLSConfig `mapstructure:"tls"`
+	// Auth says who may connect.
+	Auth AuthConfig `mapstructure:"auth"`
+	// MaxPacketBytes is the largest MQTT packet accepted. Default 262144.
+	MaxPacketBytes int `mapstructure:"max_packet_bytes"`
+	// MaxInflight is how many QoS 1/2 messages one connection may have
+	// waiting for Kafka at once; it is advertised to MQTT 5 clients as
+	// Receive Maximum. A connection that sends more is not read until one
+	// completes. Default 64.
+	MaxInflight int `mapstructure:"max_inflight"`
+
+	// DeliveryTimeout is how long a message may wait for Kafka before the
+	// connection is told it failed. Set from kafka.delivery_timeout.
+	DeliveryTimeout time.Duration `mapstructure:"-"`
+}
+
+// TLSConfig is mqtt.tls.
+type TLSConfig struct {
+	CertFile     string `mapstructure:"cert_file"`
+	KeyFile      string `mapstructure:"key_file"`
+	ClientCAFile string `mapstructure:"client_ca_file"`
+}
+
+// AuthConfig is mqtt.auth.
+type AuthConfig struct {
+	// AllowAnonymous lets any client connect. Default true.
+	AllowAnonymous bool `mapstructure:"allow_anonymous"`
+	// UsersFile holds "username password" lines (# comments), one user a
+	// line; with allow_anonymous false, only these may connect.
+	UsersFile string `mapstructure:"users_file"`
+	// EnforceDeviceIdentity requires the client id to equal the username
+	// (or, with mutual TLS, the certificate's common name).
+	EnforceDeviceIdentity bool `mapstructure:"enforce_device_identity"`
+}
+
+// DefaultConfig returns the defaults of SPEC section 5.
+func DefaultConfig() Config {
+	return Config{
+		Listen:          ":1883",
+		Auth:            AuthConfig{AllowAnonymous: true},
+		MaxPacketBytes:  262144,
+		MaxInflight:     64,
+		DeliveryTimeout: 30 * time.Second,
+	}
+}
+
+// Validate checks the configuration; its errors name the key at fault.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Listen == "" && c.TLSListen == "" && c.WSListen == "" {
+		bad("mqtt: no listener; set mqtt.listen, mqtt.tls_listen or mqtt.ws_listen")
+	}
+	for key, addr := range map[string]string{"mqtt.listen": c.Listen, "mqtt.tls_listen": c.TLSListen, "mqtt.ws_listen": c.WSListen} {
+		if addr != "" && !strings.Contains(addr, ":") {
+			bad("%s: %q is not [host]:port", key, addr)
+		}
+	}
+	if c.TLSListen != "" && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		bad("mqtt.tls_listen needs mqtt.tls.cert_file and mqtt.tls.key_file")
+	}
+	if !c.Auth.AllowAnonymous && c.Auth.UsersFile == "" && c.TLS.ClientCAFile == "" {
+		bad("mqtt.auth.allow_anonymous is false but neither mqtt.auth.users_file nor mqtt.tls.client_ca_file says who may connect")
+	}
+	if c.MaxPacketBytes < 1024 || c.MaxPacketBytes > 268435455 {
+		bad("mqtt.max_packet_bytes: %d is out of range 1024..268435455", c.MaxPacketBytes)
+	}
+	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
+		bad("mqtt.max_inflight: %d is out of range 1..65535", c.MaxInflight)
+	}
+	if c.DeliveryTimeout <= 0 {
+		errs = append(errs, errors.New("kafka.delivery_timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,203 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/router"
+)
+
+// ingestHook hands every PUBLISH to the pipeline.
+//
+// mochi calls OnPublish on the connection's read goroutine and, unless the
+// hook returns packets.ErrRejectPacket, writes the PUBACK right after it. For
+// QoS 1 and 2 the hook therefore takes the message, queues a ticket on the
+// connection's session and rejects the packet; the session's ack goroutine
+// writes PUBACK (PUBREC) in arrival order once each ticket's records are
+// stored. The queue's capacity (mqtt.max_inflight) is the connection's
+// window: when it is full, OnPublish blocks, and so does reading the socket.
+type ingestHook struct {
+	mqtt.HookBase
+	b        *Broker
+	pipeline Pipeline
+	users    map[string]string
+	log      *zap.Logger
+
+	ctx      context.Context // cancelled by stop: abandons waits for Kafka
+	cancel   context.CancelFunc
+	draining atomic.Bool
+	inflight atomic.Int64 // tickets taken and not yet answered, all sessions
+	sessions sync.Map     // *mqtt.Client -> *session
+	wg       sync.WaitGroup
+}
+
+func newIngestHook(b *Broker, p Pipeline, users map[string]string, log *zap.Logger) *ingestHook {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &ingestHook{b: b, pipeline: p, users: users, log: log, ctx: ctx, cancel: cancel}
+}
+
+// ID implements mqtt.Hook.
+func (h *ingestHook) ID() string { return "fleetgate-ingest" }
+
+// Provides implements mqtt.Hook.
+func (h *ingestHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
+		mqtt.OnDisconnect, mqtt.OnPublish,
+	}, []byte{b})
+}
+
+// OnConnectAuthenticate implements mqtt.Hook (mqtt.auth).
+func (h *ingestHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	auth := h.b.cfg.Auth
+	user := string(pk.Connect.Username)
+	ok := auth.AllowAnonymous
+	if pw, known := h.users[user]; known && user != "" {
+		ok = constantTimeEqual(pw, string(pk.Connect.Password))
+	} else if !auth.AllowAnonymous && h.b.cfg.TLS.ClientCAFile != "" {
+		ok = peerCommonName(cl) != "" // the TLS layer verified the chain
+	}
+	if ok && auth.EnforceDeviceIdentity {
+		id := user
+		if id == "" {
+			id = peerCommonName(cl)
+		}
+		ok = id != "" && id == cl.ID
+	}
+	if !ok {
+		h.log.Info("mqtt connection refused", zap.String("client_id", cl.ID), zap.String("username", user),
+			zap.String("remote", cl.Net.Remote))
+	}
+	return ok
+}
+
+// OnACLCheck implements mqtt.Hook: anyone authenticated may publish and
+// subscribe.
+func (h *ingestHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
+
+// OnSessionEstablished implements mqtt.Hook: it starts the connection's
+// session before mochi reads its first packet.
+func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
+	if cl.Net.Inline {
+		return
+	}
+	s := newSession(h, cl)
+	h.sessions.Store(cl, s)
+	h.wg.Add(1)
+	go s.ackLoop()
+	h.log.Debug("mqtt client connected", zap.String("client_id", cl.ID), zap.String("remote", cl.Net.Remote),
+		zap.Uint8("protocol", cl.Properties.ProtocolVersion))
+}
+
+// OnDisconnect implements mqtt.Hook. The read loop has ended, so no
+// OnPublish for this client runs any more.
+func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if v, ok := h.sessions.LoadAndDelete(cl); ok {
+		v.(*session).close()
+	}
+	h.log.Debug("mqtt client disconnected", zap.String("client_id", cl.ID), zap.Error(err))
+}
+
+// OnPublish implements mqtt.Hook.
+func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Inline {
+		return pk, nil // our own republish and fan-out
+	}
+	msg := &router.Message{
+		Source:    "mqtt",
+		Topic:     pk.TopicName,
+		ClientID:  cl.ID,
+		Principal: string(cl.Properties.Username),
+		Payload:   pk.Payload,
+		Received:  time.Now(),
+	}
+	if pk.FixedHeader.Qos == 0 {
+		if !h.draining.Load() {
+			h.pipeline.Process(h.ctx, msg, func(err error) {
+				if err != nil {
+					h.log.Warn("qos 0 message not stored", zap.String("client_id", cl.ID), zap.Error(err))
+				}
+			})
+		}
+		return pk, nil // mochi fans it out to subscribers
+	}
+	v, ok := h.sessions.Load(cl)
+	if !ok || h.draining.Load() {
+		return pk, packets.ErrRejectPacket // no ack: the client re-sends it
+	}
+	s := v.(*session)
+	t := &ticket{
+		id:       pk.PacketID,
+		qos:      pk.FixedHeader.Qos,
+		retain:   pk.FixedHeader.Retain,
+		topic:    pk.TopicName,
+		payload:  pk.Payload,
+		deadline: msg.Received.Add(h.b.cfg.DeliveryTimeout),
+		done:     make(chan struct{}),
+	}
+	h.inflight.Add(1)
+	if !s.enqueue(t) {
+		h.inflight.Add(-1)
+		return pk, packets.ErrRejectPacket
+	}
+	h.pipeline.Process(h.ctx, msg, t.complete)
+	return pk, packets.ErrRejectPacket
+}
+
+// drain makes the hook refuse new messages (no ack) from now on.
+func (h *ingestHook) drain() { h.draining.Store(true) }
+
+// waitIdle returns once every taken message has been answered, or ctx ends.
+func (h *ingestHook) waitIdle(ctx context.Context) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for h.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("mqtt: %d messages still waiting for kafka at shutdown (not acknowledged): %w", h.inflight.Load(), ctx.Err())
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// stop ends every session and waits for their goroutines.
+func (h *ingestHook) stop() {
+	h.cancel()
+	h.sessions.Range(func(k, v any) bool {
+		h.sessions.Delete(k)
+		v.(*session).close()
+		return true
+	})
+	h.wg.Wait()
+}
+
+// ticket is one QoS 1/2 message waiting for its records to be stored.
+type ticket struct {
+	id       uint16
+	qos      byte
+	retain   bool
+	topic    string
+	payload  []byte
+	deadline time.Time
+	err      error
+	done     chan struct{}
+}
+
+// complete is the pipeline's done callback.
+func (t *ticket) complete(err error) {
+	t.err = err
+	close(t.done)
+}
+
+// errDeliveryTimeout fails a message that Kafka did not take in time.
+var errDeliveryTimeout = errors.New("kafka did not store the message within kafka.delivery_timeout")

@@ -1,0 +1,209 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/IBM/sarama"
+)
+
+// Config is the kafka: section of the configuration. The zero value is not
+// useful; start from DefaultConfig.
+type Config struct {
+	// Brokers is the bootstrap list. Empty: the embedded development broker.
+	Brokers []string `mapstructure:"brokers"`
+	// EmbeddedListen is where the embedded development broker listens.
+	// Default "127.0.0.1:9092".
+	EmbeddedListen string `mapstructure:"embedded_listen"`
+	// Version is the Kafka protocol version to speak. Default "3.9.0".
+	Version string `mapstructure:"version"`
+	// ClientID is the client.id sent to the brokers. Default "fleetgate".
+	ClientID string `mapstructure:"client_id"`
+	// RequiredAcks is "all" (default), "1" or "0".
+	RequiredAcks string `mapstructure:"required_acks"`
+	// Idempotent turns on the idempotent producer. Default true.
+	Idempotent bool `mapstructure:"idempotent"`
+	// Compression is none, gzip, snappy, lz4 (default) or zstd.
+	Compression string `mapstructure:"compression"`
+	// Partitioner is murmur2 (default, Java-compatible), fnv1a or random.
+	Partitioner string `mapstructure:"partitioner"`
+	// DeliveryTimeout bounds how long an input waits for Kafka before it
+	// gives up on a message (no PUBACK, HTTP 503). Default 30s.
+	DeliveryTimeout time.Duration `mapstructure:"delivery_timeout"`
+	// MaxMessageBytes is the largest record the gateway produces; larger
+	// ones go to the error action. Default 1000000.
+	MaxMessageBytes int `mapstructure:"max_message_bytes"`
+	// SASL configures SASL authentication to the brokers.
+	SASL SASLConfig `mapstructure:"sasl"`
+	// TLS configures TLS to the brokers.
+	TLS TLSConfig `mapstructure:"tls"`
+	// Topics lists the topics the gateway checks or creates at start.
+	Topics TopicsConfig `mapstructure:"topics"`
+}
+
+// SASLConfig is kafka.sasl.
+type SASLConfig struct {
+	// Mechanism is "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+	Mechanism string `mapstructure:"mechanism"`
+	Username  string `mapstructure:"username"`
+	Password  string `mapstructure:"password"`
+}
+
+// TLSConfig is kafka.tls.
+type TLSConfig struct {
+	Enabled  bool   `mapstructure:"enabled"`
+	CAFile   string `mapstructure:"ca_file"`
+	CertFile string `mapstructure:"cert_file"`
+	KeyFile  string `mapstructure:"key_file"`
+}
+
+// TopicsConfig is kafka.topics.
+type TopicsConfig struct {
+	// Create creates missing topics at start. The embedded broker always
+	// creates them.
+	Create            bool              `mapstructure:"create"`
+	Partitions        int32             `mapstructure:"partitions"`
+	ReplicationFactor int16             `mapstructure:"replication_factor"`
+	Config            map[string]string `mapstructure:"config"`
+	Names             []string          `mapstructure:"names"`
+}
+
+// DefaultTopics are the topics of the default rule.
+var defaultTopics = []string{"message-log", "message-boot", "message-gps", "message-kinematic", "message-adas", "message-dlq"}
+
+// DefaultConfig returns the defaults of SPEC section 5.
+func DefaultConfig() Config {
+	return Config{
+		EmbeddedListen:  "127.0.0.1:9092",
+		Version:         "3.9.0",
+		ClientID:        "fleetgate",
+		RequiredAcks:    "all",
+		Idempotent:      true,
+		Compression:     "lz4",
+		Partitioner:     "murmur2",
+		DeliveryTimeout: 30 * time.Second,
+		MaxMessageBytes: 1000000,
+		Topics: TopicsConfig{
+			Partitions:        6,
+			ReplicationFactor: 1,
+			Config:            map[string]string{},
+			Names:             append([]string(nil), defaultTopics...),
+		},
+	}
+}
+
+// Embedded reports whether the configuration asks for the embedded
+// development broker.
+func (c Config) Embedded() bool { return len(c.Brokers) == 0 }
+
+// Validate checks the configuration; its errors name the key at fault.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for i, b := range c.Brokers {
+		if !strings.Contains(b, ":") {
+			bad("kafka.brokers[%d]: %q is not host:port", i, b)
+		}
+	}
+	if c.Embedded() && !strings.Contains(c.EmbeddedListen, ":") {
+		bad("kafka.embedded_listen: %q is not host:port", c.EmbeddedListen)
+	}
+	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
+		bad("kafka.version: %q is not a Kafka version like 3.9.0", c.Version)
+	}
+	if c.ClientID == "" {
+		bad("kafka.client_id must not be empty")
+	}
+	acks, err := c.acks()
+	if err != nil {
+		bad("kafka.required_acks: %v", err)
+	}
+	if c.Idempotent && err == nil && acks != sarama.WaitForAll {
+		bad("kafka.idempotent needs kafka.required_acks: all (or set kafka.idempotent: false)")
+	}
+	if _, err := c.codec(); err != nil {
+		bad("kafka.compression: %v", err)
+	}
+	if _, err := NewPartitioner(c.Partitioner); err != nil {
+		bad("kafka.partitioner: %v", err)
+	}
+	if c.DeliveryTimeout < time.Second {
+		bad("kafka.delivery_timeout: %s is too short; give at least 1s", c.DeliveryTimeout)
+	}
+	if c.MaxMessageBytes < 1024 {
+		bad("kafka.max_message_bytes: %d is too small; give at least 1024", c.MaxMessageBytes)
+	}
+	switch c.SASL.Mechanism {
+	case "", sarama.SASLTypePlaintext, sarama.SASLTypeSCRAMSHA256, sarama.SASLTypeSCRAMSHA512:
+	default:
+		bad("kafka.sasl.mechanism: %q is not one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512", c.SASL.Mechanism)
+	}
+	if c.SASL.Mechanism != "" && c.SASL.Username == "" {
+		bad("kafka.sasl.username is required with kafka.sasl.mechanism %s", c.SASL.Mechanism)
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		bad("kafka.tls.cert_file and kafka.tls.key_file go together")
+	}
+	if c.Topics.Partitions < 1 {
+		bad("kafka.topics.partitions must be at least 1")
+	}
+	if c.Topics.ReplicationFactor < 1 {
+		bad("kafka.topics.replication_factor must be at least 1")
+	}
+	for i, n := range c.Topics.Names {
+		if err := ValidTopicName(n); err != nil {
+			bad("kafka.topics.names[%d]: %v", i, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) acks() (sarama.RequiredAcks, error) {
+	switch strings.ToLower(c.RequiredAcks) {
+	case "all", "-1":
+		return sarama.WaitForAll, nil
+	case "1", "leader":
+		return sarama.WaitForLocal, nil
+	case "0", "none":
+		return sarama.NoResponse, nil
+	}
+	return 0, fmt.Errorf("%q is not one of all, 1, 0", c.RequiredAcks)
+}
+
+func (c Config) codec() (sarama.CompressionCodec, error) {
+	switch strings.ToLower(c.Compression) {
+	case "none", "":
+		return sarama.CompressionNone, nil
+	case "gzip":
+		return sarama.CompressionGZIP, nil
+	case "snappy":
+		return sarama.CompressionSnappy, nil
+	case "lz4":
+		return sarama.CompressionLZ4, nil
+	case "zstd":
+		return sarama.CompressionZSTD, nil
+	}
+	return 0, fmt.Errorf("%q is not one of none, gzip, snappy, lz4, zstd", c.Compression)
+}
+
+// ValidTopicName reports why name cannot be a Kafka topic, or nil.
+// Kafka allows 1 to 249 characters of [a-zA-Z0-9._-], and not "." or "..".
+func ValidTopicName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("topic name is empty")
+	case len(name) > 249:
+		return fmt.Errorf("topic name is %d characters long; Kafka allows 249", len(name))
+	case name == "." || name == "..":
+		return fmt.Errorf("topic name %q is not allowed", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return fmt.Errorf("topic name %q has %q at %d; Kafka allows only a-z A-Z 0-9 . _ -", name, c, i)
+		}
+	}
+	return nil
+}

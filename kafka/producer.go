@@ -1,0 +1,216 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/router"
+)
+
+// ErrClosed is returned by Produce after Close has begun.
+var ErrClosed = errors.New("kafka producer is closed")
+
+// RecordError is a failure to produce one record that no retry can cure:
+// the record goes to the rule's error action instead. Reason is a short
+// stable word for headers and metrics.
+type RecordError struct {
+	Topic  string
+	Reason string // unknown_topic, invalid_topic, record_too_large, invalid_record, not_authorized
+	Err    error
+}
+
+// Error implements error.
+func (e *RecordError) Error() string {
+	return fmt.Sprintf("kafka topic %q: %s: %v", e.Topic, e.Reason, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *RecordError) Unwrap() error { return e.Err }
+
+// Permanent reports that retrying will not help (router.PermanentError).
+func (e *RecordError) Permanent() bool { return true }
+
+// ErrorReason returns Reason (for the error action's headers).
+func (e *RecordError) ErrorReason() string { return e.Reason }
+
+// Producer writes router records to Kafka with one shared sarama async
+// producer. It implements router.Sink and is safe for concurrent use.
+type Producer struct {
+	client   sarama.Client
+	ap       sarama.AsyncProducer
+	topics   *TopicCache
+	maxBytes int
+	log      *zap.Logger
+
+	closing   chan struct{}
+	mu        sync.RWMutex // held for reading while sending to ap.Input
+	closed    bool
+	drained   sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// pending travels with a record through sarama as its Metadata.
+type pending struct {
+	done      func(error)
+	partition int32
+}
+
+// FixedPartition tells our partitioner the configured partition, if any.
+func (p *pending) FixedPartition() (int32, bool) { return p.partition, p.partition >= 0 }
+
+// NewProducer connects to cfg.Brokers and starts the producer. cfg must be
+// valid (Config.Validate).
+func NewProducer(cfg Config, log *zap.Logger) (*Producer, error) {
+	sc, err := saramaConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	client, err := sarama.NewClient(cfg.Brokers, sc)
+	if err != nil {
+		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
+	}
+	ap, err := sarama.NewAsyncProducerFromClient(client)
+	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("start kafka producer: %w", err)
+	}
+	p := &Producer{
+		client:   client,
+		ap:       ap,
+		topics:   NewTopicCache(client, time.Second),
+		maxBytes: cfg.MaxMessageBytes,
+		log:      log,
+		closing:  make(chan struct{}),
+	}
+	p.drained.Add(2)
+	go p.drainSuccesses()
+	go p.drainErrors()
+	return p, nil
+}
+
+// Client returns the sarama client the producer uses (for admin calls and
+// readiness checks).
+func (p *Producer) Client() sarama.Client { return p.client }
+
+// Produce implements router.Sink. Records that can never be written (unknown
+// or invalid topic, too large) complete at once with a *RecordError, before
+// Produce returns. Records handed over in order with the same key and topic
+// are stored in that order.
+func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(error)) error {
+	if err := ValidTopicName(rec.Topic); err != nil {
+		done(&RecordError{Topic: rec.Topic, Reason: "invalid_topic", Err: err})
+		return nil
+	}
+	if !p.topics.Exists(rec.Topic) {
+		done(&RecordError{Topic: rec.Topic, Reason: "unknown_topic", Err: errors.New("the topic does not exist in the Kafka cluster")})
+		return nil
+	}
+	msg := &sarama.ProducerMessage{
+		Topic:    rec.Topic,
+		Value:    sarama.ByteEncoder(rec.Value),
+		Metadata: &pending{done: done, partition: rec.Partition},
+	}
+	if rec.Key != nil {
+		msg.Key = sarama.ByteEncoder(rec.Key)
+	}
+	if len(rec.Headers) > 0 {
+		msg.Headers = make([]sarama.RecordHeader, len(rec.Headers))
+		for i, h := range rec.Headers {
+			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
+		}
+	}
+	if size := msg.ByteSize(2); size > p.maxBytes {
+		done(&RecordError{Topic: rec.Topic, Reason: "record_too_large",
+			Err: fmt.Errorf("record is %d bytes; kafka.max_message_bytes is %d", size, p.maxBytes)})
+		return nil
+	}
+	if rec.Partition >= 0 {
+		n, err := p.client.Partitions(rec.Topic)
+		if err == nil && rec.Partition >= int32(len(n)) {
+			done(&RecordError{Topic: rec.Topic, Reason: "invalid_partition",
+				Err: fmt.Errorf("partition %d does not exist; the topic has %d", rec.Partition, len(n))})
+			return nil
+		}
+	}
+
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return ErrClosed
+	}
+	select {
+	case p.ap.Input() <- msg:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.closing:
+		return ErrClosed
+	}
+}
+
+func (p *Producer) drainSuccesses() {
+	defer p.drained.Done()
+	for msg := range p.ap.Successes() {
+		msg.Metadata.(*pending).done(nil)
+	}
+}
+
+func (p *Producer) drainErrors() {
+	defer p.drained.Done()
+	for perr := range p.ap.Errors() {
+		pd := perr.Msg.Metadata.(*pending)
+		pd.done(classify(perr.Msg.Topic, perr.Err))
+	}
+}
+
+// classify decides which produce errors are permanent (the record goes to the
+// error action) and which are not (the message is not acknowledged, so its
+// sender retries). It is the one place that makes that call.
+func classify(topic string, err error) error {
+	var cfgErr sarama.ConfigurationError
+	switch {
+	case errors.As(err, &cfgErr):
+		// sarama's own size check and similar refusals before sending.
+		return &RecordError{Topic: topic, Reason: "invalid_record", Err: err}
+	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge):
+		// The broker's limit is below ours: retrying the same bytes fails again.
+		return &RecordError{Topic: topic, Reason: "record_too_large", Err: err}
+	case errors.Is(err, sarama.ErrInvalidMessage), errors.Is(err, sarama.ErrInvalidRecord), errors.Is(err, sarama.ErrInvalidTopic):
+		return &RecordError{Topic: topic, Reason: "invalid_record", Err: err}
+	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):
+		// An ACL change needs an operator, not a retry storm from terminals.
+		return &RecordError{Topic: topic, Reason: "not_authorized", Err: err}
+	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
+		// sarama has retried the metadata already: the topic is gone.
+		return &RecordError{Topic: topic, Reason: "unknown_topic", Err: err}
+	}
+	// Leader elections, broker restarts, timeouts, not enough replicas,
+	// out-of-order sequence after a failure: the sender must retry.
+	return fmt.Errorf("kafka topic %q: %w", topic, err)
+}
+
+// Close stops accepting records, waits for every record already handed over
+// to complete (stored or failed), and closes the connection to Kafka. Safe
+// to call more than once.
+func (p *Producer) Close() error {
+	var err error
+	p.closeOnce.Do(func() {
+		close(p.closing)
+		p.mu.Lock()
+		p.closed = true
+		p.mu.Unlock()
+		// Close flushes what is buffered and returns once sarama has
+		// delivered every result; the drain goroutines then see the
+		// channels close.
+		p.ap.AsyncClose()
+		p.drained.Wait()
+		err = p.client.Close()
+	})
+	return err
+}
