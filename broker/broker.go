@@ -53,7 +53,9 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger) (*Broker, error) {
 	// exceed it; 3.1.1 clients that do are simply read more slowly.
 	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
 
-	mlog := slog.New(zapslog.NewHandler(log.Named("mochi").WithOptions(zap.IncreaseLevel(zap.WarnLevel)).Core()))
+	// mochi logs every client that hangs up as a warning; our hook logs
+	// connection events itself, so only mochi's errors come through.
+	mlog := slog.New(zapslog.NewHandler(log.Named("mochi").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)).Core()))
 	server := mqtt.New(&mqtt.Options{
 		InlineClient:             true, // for republish and fan-out after our own acks
 		Capabilities:             caps,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -53,6 +54,8 @@ type AdminConfig struct {
 // kafka.brokers is FLEETGATE_KAFKA_BROKERS.
 const EnvPrefix = "FLEETGATE"
 
+const keyDelim = "::"
+
 // Default returns the development default configuration (SPEC section 7).
 func Default() *Config {
 	return &Config{
@@ -68,7 +71,9 @@ func Default() *Config {
 // applies FLEETGATE_* environment overrides, loads rules_file, and
 // validates everything. Errors name the key at fault.
 func Load(path string, env func(string) (string, bool)) (*Config, error) {
-	v := viper.New()
+	// Keys are split on "::", not ".", so that map keys such as
+	// kafka.topics.config's retention.ms stay whole.
+	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelim))
 	v.SetConfigType("yaml")
 	if path != "" {
 		f, err := os.Open(path)
@@ -86,7 +91,7 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 	for _, key := range leafKeys(reflect.TypeOf(*cfg), "") {
 		name := EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 		if val, ok := env(name); ok {
-			v.Set(key, val)
+			v.Set(strings.ReplaceAll(key, ".", keyDelim), val)
 		}
 	}
 	err := v.UnmarshalExact(cfg, func(dc *mapstructure.DecoderConfig) {
@@ -192,16 +197,22 @@ func orDefaults(path string) string {
 	return path
 }
 
-// cleanDecodeError turns mapstructure's "has invalid keys" into a sentence
-// that names the keys and says what to do.
+// cleanDecodeError turns mapstructure's "'kafka' has invalid keys: brokrs"
+// into a sentence that names the full keys and says what to do.
 func cleanDecodeError(err error) error {
-	msg := err.Error()
-	if i := strings.Index(msg, "has invalid keys: "); i >= 0 {
-		keys := msg[i+len("has invalid keys: "):]
-		if j := strings.IndexByte(keys, '\n'); j >= 0 {
-			keys = keys[:j]
+	var unknown []string
+	for _, m := range invalidKeys.FindAllStringSubmatch(err.Error(), -1) {
+		for _, k := range strings.Split(m[2], ", ") {
+			if m[1] != "" {
+				k = m[1] + "." + k
+			}
+			unknown = append(unknown, k)
 		}
-		return fmt.Errorf("unknown key(s) %s; check the spelling against docs/configuration.md", strings.TrimSpace(keys))
 	}
-	return err
+	if len(unknown) == 0 {
+		return err
+	}
+	return fmt.Errorf("unknown key(s) %s; check the spelling against docs/configuration.md", strings.Join(unknown, ", "))
 }
+
+var invalidKeys = regexp.MustCompile(`'([^']*)' has invalid keys: ([^\n]*)`)

@@ -75,7 +75,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	// engine; the broker exists before any message can flow.
 	var b *broker.Broker
 	pub := publisherFunc(func(topic string, payload []byte, qos byte) error { return b.Publish(topic, payload, qos) })
-	g.engine = router.NewEngine(rules, g.producer, pub, g.log.Named("router"))
+	g.engine = router.NewEngine(rules, g.producer, router.Options{Publisher: pub, MaxRecordBytes: kcfg.MaxMessageBytes}, g.log.Named("router"))
 	if b, err = broker.New(g.cfg.MQTT, g.engine, g.log.Named("mqtt")); err != nil {
 		return err
 	}
@@ -129,7 +129,9 @@ func (g *Gateway) Engine() *router.Engine { return g.engine }
 
 type publisherFunc func(topic string, payload []byte, qos byte) error
 
-func (f publisherFunc) Publish(topic string, payload []byte, qos byte) error { return f(topic, payload, qos) }
+func (f publisherFunc) Publish(topic string, payload []byte, qos byte) error {
+	return f(topic, payload, qos)
+}
 
 // DrainTimeout is how long Shutdown waits for in-flight messages by default.
 func DrainTimeout(cfg *config.Config) time.Duration { return cfg.Kafka.DeliveryTimeout + 5*time.Second }

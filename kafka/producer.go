@@ -181,6 +181,9 @@ func classify(topic string, err error) error {
 	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge):
 		// The broker's limit is below ours: retrying the same bytes fails again.
 		return &RecordError{Topic: topic, Reason: "record_too_large", Err: err}
+	case errors.Is(err, sarama.ErrInvalidPartition):
+		// A fixed partition the topic does not have.
+		return &RecordError{Topic: topic, Reason: "invalid_partition", Err: err}
 	case errors.Is(err, sarama.ErrInvalidMessage), errors.Is(err, sarama.ErrInvalidRecord), errors.Is(err, sarama.ErrInvalidTopic):
 		return &RecordError{Topic: topic, Reason: "invalid_record", Err: err}
 	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):

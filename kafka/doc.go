@@ -1,0 +1,19 @@
+// Package kafka writes the gateway's records to Kafka, and runs the embedded
+// development broker when no cluster is configured.
+//
+// The producer is IBM/sarama's, set for durability by default: acks=all,
+// idempotent, lz4, a short linger, and retries for as long as an input waits
+// (kafka.delivery_timeout). Keyed records are partitioned as the Java client
+// partitions them, murmur2(key) % partitions (NewPartitioner), so Kafka
+// Streams, Flink and Java producers co-partition with the gateway; a key keeps
+// its partition while that partition has no leader.
+//
+// Topics are never created by writes. At start EnsureTopics checks the topics
+// the configuration names and, with kafka.topics.create, creates the missing
+// ones; TopicCache lets the per-record path refuse an unknown (templated)
+// topic at once instead of waiting out retries.
+//
+// With no kafka.brokers, StartEmbedded runs an in-memory, single-node,
+// Kafka-protocol broker (franz-go's kfake) that any Kafka client can use, for
+// development and demos only: its data is lost when it stops.
+package kafka

@@ -1,0 +1,227 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+var fuzzQuerySeeds = []string{
+	`SELECT *, parse_time("yyyy-MM-dd'T'HH:mm:ssz", timestamp()) AS timestamp FROM 'report'`,
+	`SELECT a.b[1].c, arr[0], topic(2), clientid() FROM 'fleet/+/report' WHERE a > 1 AND NOT b = 'x'`,
+	`SELECT VALUE {'k': [1, 2.5, true, null, "s"]} FROM '#'`,
+	`SELECT CASE a WHEN 1 THEN 'one' ELSE 'many' END AS n, cast(b AS Int) FROM 't'`,
+	`SELECT encode(*, 'base64') AS data, get(*, 'k') FROM 't' WHERE (1 + 2) * 3 % 4 <> 0 OR x || 'y' = 'zy'`,
+	`SELECT time_to_epoch(s, 'yyyyMMddHHmmss') AS ts, substring(s, -1, 3), concat(a, [1]) FROM 't'`,
+	"SELECT `weird key` AS 'out', -a, 1e3, 'é\\u00e9' FROM \"t\"",
+}
+
+func FuzzParseQuery(f *testing.F) {
+	for _, s := range fuzzQuerySeeds {
+		f.Add(s)
+	}
+	payloads := [][]byte{[]byte(`{"a":{"b":[0,{"c":1}]},"arr":[1],"s":"20251122115320","k":"v"}`), []byte("\x00binary"), []byte("[1]")}
+	f.Fuzz(func(t *testing.T, sql string) {
+		q, err := ParseQuery(sql)
+		if err != nil {
+			if _, ok := err.(*SyntaxError); !ok {
+				t.Fatalf("error %T is not a *SyntaxError", err)
+			}
+			return
+		}
+		for _, p := range payloads {
+			env := NewEnv(&Message{Topic: "fleet/D1/report", Payload: p, Received: time.UnixMilli(1763780000000)})
+			out, matched, err := q.Eval(env)
+			if err != nil {
+				if _, ok := err.(*EvalError); !ok {
+					t.Fatalf("error %T is not an *EvalError", err)
+				}
+				continue
+			}
+			if matched && !q.starOnly && (q.value == nil || len(out) > 0) && !json.Valid(out) {
+				t.Fatalf("query %q on %q: invalid JSON output %q", sql, p, out)
+			}
+		}
+	})
+}
+
+func FuzzParseTemplate(f *testing.F) {
+	for _, s := range []string{
+		"message-${type}", "${clientid()}", "${topic(2)}-${upper(device_no)}", "$${a}$", "${",
+		`${parse_time("yyyy/MM/dd", timestamp(), 'Asia/Seoul')}`, "${a.b[0]}${'}'}", "plain text", "${{'k':1}}",
+	} {
+		f.Add(s)
+	}
+	payload := []byte(`{"type":"log","device_no":"D1","a":{"b":["x"]}}`)
+	f.Fuzz(func(t *testing.T, s string) {
+		tp, err := ParseTemplate(s)
+		if err != nil {
+			if _, ok := err.(*SyntaxError); !ok {
+				t.Fatalf("error %T is not a *SyntaxError", err)
+			}
+			return
+		}
+		got, err := tp.Eval(NewEnv(&Message{Topic: "a/b", Payload: payload}))
+		if err != nil {
+			if _, ok := err.(*EvalError); !ok {
+				t.Fatalf("error %T is not an *EvalError", err)
+			}
+			return
+		}
+		if tp.IsLiteral() && got != tp.Literal() {
+			t.Fatalf("literal template %q evaluated to %q, Literal() = %q", s, got, tp.Literal())
+		}
+		if !strings.Contains(s, "${") && got != s {
+			t.Fatalf("template without ${ changed: %q -> %q", s, got)
+		}
+	})
+}
+
+var (
+	fuzzStarPlus = mustQuery(`SELECT *, 1 AS zz_extra FROM '#'`)
+	fuzzDefault  = mustQuery(`SELECT *, parse_time("yyyy-MM-dd'T'HH:mm:ssz", timestamp()) AS timestamp FROM 'report'`)
+	fuzzFields   = mustQuery(`SELECT a, a.b, arr[1], lower(s), cast(n AS Int) AS i, n + 1, s || n, concat(arr, s),
+		substring(s, 1, 3), get(*, 'type'), time_to_epoch(s, 'yyyyMMdd') AS e, parse_time('yyyy', n) AS y
+		FROM '#' WHERE isUndefined(zz) OR zz <> 3`)
+	fuzzTemplate = mustTemplate("message-${type}-${device_no}-${n * 2}")
+)
+
+func mustQuery(sql string) *Query {
+	q, err := ParseQuery(sql)
+	if err != nil {
+		panic(err)
+	}
+	return q
+}
+
+func mustTemplate(s string) *Template {
+	t, err := ParseTemplate(s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func FuzzEval(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"log","device_no":"D1","ts":1763780000123,"v":12.6}`,
+		`{"a":{"b":1},"arr":[1,"x",null],"s":"20251122","n":"42","zz":3}`,
+		` { "a" : "\u00e9\ud83d\ude00\n" , "a" : [ ] } `,
+		`{"big":123456789012345678901234567890,"f":1.5e300,"inf":1e999,"neg":-0.0}`,
+		`[1,2]`, `"str"`, `null`, `{"a":1}{`, "\x00\xff", `{"\u0074ype":"x"}`, `{"a":"\xff"}`, "",
+		"{\"\":\"\xfb\xe1\"}", "{\"\x89\":0}",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		msg := &Message{Topic: "report", ClientID: "D1", Payload: payload, Received: time.UnixMilli(1763780000000)}
+
+		// The validating scanner agrees with encoding/json.
+		valid := validJSON(payload) == nil
+		if valid != json.Valid(payload) {
+			t.Fatalf("validJSON = %v, json.Valid = %v for %q", valid, !valid, payload)
+		}
+
+		// Decoded agrees with encoding/json.
+		env := NewEnv(msg)
+		dec, err := env.Decoded()
+		if (err == nil) != valid {
+			t.Fatalf("Decoded error %v for valid=%v payload %q", err, valid, payload)
+		}
+		if valid {
+			var want any
+			d := json.NewDecoder(bytes.NewReader(payload))
+			d.UseNumber()
+			if err := d.Decode(&want); err != nil {
+				t.Fatal(err)
+			}
+			if got := normalize(dec); !reflect.DeepEqual(got, normalize(want)) {
+				t.Fatalf("Decoded = %#v, encoding/json = %#v", got, want)
+			}
+		}
+
+		// SELECT *, x keeps every member of an object payload and adds x.
+		out, matched, err := fuzzStarPlus.Eval(NewEnv(msg))
+		obj, isObj := dec.(map[string]any)
+		switch {
+		case isObj:
+			if err != nil || !matched {
+				t.Fatalf("SELECT *, 1 on an object: %v %v", matched, err)
+			}
+			var got map[string]any
+			d := json.NewDecoder(bytes.NewReader(out))
+			d.UseNumber()
+			if err := d.Decode(&got); err != nil {
+				t.Fatalf("output %q: %v", out, err)
+			}
+			want := make(map[string]any, len(obj)+1)
+			for k, v := range obj {
+				want[k] = v
+			}
+			want["zz_extra"] = int64(1)
+			if g, w := normalize(got), normalize(want); !reflect.DeepEqual(g, w) {
+				t.Fatalf("SELECT *, 1 AS zz_extra\n got %#v\nwant %#v", g, w)
+			}
+		case err == nil:
+			t.Fatalf("SELECT *, 1 on a non-object payload %q: no error", payload)
+		}
+
+		// The other queries and templates never panic and produce JSON.
+		for _, q := range []*Query{fuzzDefault, fuzzFields} {
+			out, matched, err := q.Eval(NewEnv(msg))
+			if err == nil && matched && !json.Valid(out) {
+				t.Fatalf("query %q: invalid JSON %q", q, out)
+			}
+			if err != nil && isObj {
+				t.Fatalf("query %q on an object payload: %v", q, err)
+			}
+		}
+		if _, err := fuzzTemplate.Eval(NewEnv(msg)); err != nil && valid {
+			t.Fatalf("template on valid JSON: %v", err)
+		}
+	})
+}
+
+// normalize maps decoded JSON to comparable values: numbers become float64.
+func normalize(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, e := range v {
+			m[validUTF8(k)] = normalize(e)
+		}
+		return m
+	case []any:
+		a := make([]any, len(v))
+		for i, e := range v {
+			a[i] = normalize(e)
+		}
+		return a
+	case json.Number:
+		f, _ := v.Float64()
+		return f
+	case int64:
+		return float64(v)
+	case string:
+		return validUTF8(v)
+	}
+	return v
+}
+
+// validUTF8 replaces each invalid byte with U+FFFD, as encoding/json does.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		b.WriteRune(r)
+		i += n
+	}
+	return b.String()
+}
