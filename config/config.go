@@ -18,14 +18,16 @@ import (
 	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/kafka"
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/telematics"
 )
 
 // Config is the whole configuration.
 type Config struct {
-	Log   LogConfig         `mapstructure:"log"`
-	Admin AdminConfig       `mapstructure:"admin"`
-	MQTT  broker.Config     `mapstructure:"mqtt"`
-	Kafka kafka.Config      `mapstructure:"kafka"`
+	Log        LogConfig         `mapstructure:"log"`
+	Admin      AdminConfig       `mapstructure:"admin"`
+	MQTT       broker.Config     `mapstructure:"mqtt"`
+	Telematics telematics.Config `mapstructure:"telematics"`
+	Kafka      kafka.Config      `mapstructure:"kafka"`
 	// RulesFile holds the rules in a YAML file of their own (a top-level
 	// rules: list); it replaces rules: of this file.
 	RulesFile string              `mapstructure:"rules_file"`
@@ -59,11 +61,12 @@ const keyDelim = "::"
 // Default returns the development default configuration (SPEC section 7).
 func Default() *Config {
 	return &Config{
-		Log:   LogConfig{Level: "info", Format: "json"},
-		Admin: AdminConfig{Listen: "127.0.0.1:8080"},
-		MQTT:  broker.DefaultConfig(),
-		Kafka: kafka.DefaultConfig(),
-		Rules: router.DefaultRules(),
+		Log:        LogConfig{Level: "info", Format: "json"},
+		Admin:      AdminConfig{Listen: "127.0.0.1:8080"},
+		MQTT:       broker.DefaultConfig(),
+		Telematics: telematics.DefaultConfig(),
+		Kafka:      kafka.DefaultConfig(),
+		Rules:      router.DefaultRules(),
 	}
 }
 
@@ -160,7 +163,7 @@ func (c *Config) Validate() error {
 	if strings.HasPrefix(c.Kafka.SASL.Password, "${") {
 		errs = append(errs, fmt.Errorf("kafka.sasl.password: %s is not resolved; set the environment variable %s_KAFKA_SASL_PASSWORD", c.Kafka.SASL.Password, EnvPrefix))
 	}
-	errs = append(errs, c.MQTT.Validate(), c.Kafka.Validate())
+	errs = append(errs, c.MQTT.Validate(), c.Telematics.Validate(), c.Kafka.Validate())
 	if _, err := router.Compile(c.Rules); err != nil {
 		errs = append(errs, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/kafka"
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/telematics"
 )
 
 // Gateway is one running fleetgate. Start it once, Shutdown it once.
@@ -28,6 +29,7 @@ type Gateway struct {
 	producer *kafka.Producer
 	engine   *router.Engine
 	broker   *broker.Broker
+	https    *telematics.Server
 }
 
 // New prepares a gateway for cfg, which must be valid (config.Load
@@ -83,6 +85,13 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := b.Start(); err != nil {
 		return err
 	}
+	ing := &ingester{engine: g.engine, timeout: kcfg.DeliveryTimeout}
+	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log.Named("telematics")); err != nil {
+		return err
+	}
+	if err := g.https.Start(); err != nil {
+		return err
+	}
 	g.log.Info("fleetgate started", zap.Strings("kafka_brokers", kcfg.Brokers), zap.Int("rules", rules.Len()),
 		zap.Bool("embedded_kafka", g.embedded != nil))
 	return nil
@@ -97,6 +106,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 func (g *Gateway) stop(ctx context.Context) error {
 	var errs []error
+	if g.https != nil {
+		errs = append(errs, g.https.Shutdown(ctx))
+	}
 	if g.broker != nil {
 		errs = append(errs, g.broker.Shutdown(ctx))
 	}
@@ -111,6 +123,9 @@ func (g *Gateway) stop(ctx context.Context) error {
 
 // MQTTAddr returns the bound address of the plain MQTT listener.
 func (g *Gateway) MQTTAddr() string { return g.broker.Addr("tcp") }
+
+// TelematicsAddr returns the bound address of the legacy HTTPS endpoint.
+func (g *Gateway) TelematicsAddr() string { return g.https.Addr().String() }
 
 // KafkaBrokers returns the bootstrap addresses in use (the embedded
 // broker's when it runs).

@@ -65,7 +65,7 @@ func TestLoadTokensErrors(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 	c := DefaultConfig()
-	c.TokensFile = writeTokens(t, "")
+	c.Auth.TokensFile = writeTokens(t, "")
 	if _, err := New(c, &fakeIngester{}, nil); err == nil {
 		t.Fatal("New accepted an empty tokens file")
 	}

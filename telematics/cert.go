@@ -24,16 +24,16 @@ const selfSignedValidity = 365 * 24 * time.Hour
 // loadCertificate returns the configured key pair or, with none configured,
 // a new self-signed one.
 func loadCertificate(cfg Config) (cert tls.Certificate, selfSigned bool, err error) {
-	if cfg.CertFile == "" {
+	if cfg.TLS.CertFile == "" {
 		cert, err = newSelfSigned(time.Now())
 		if err != nil {
 			return cert, true, fmt.Errorf("telematics: generate self-signed certificate: %w", err)
 		}
 		return cert, true, nil
 	}
-	cert, err = tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+	cert, err = tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
 	if err != nil {
-		return cert, false, fmt.Errorf("telematics.tls.cert_file %s / telematics.tls.key_file %s: %w", cfg.CertFile, cfg.KeyFile, err)
+		return cert, false, fmt.Errorf("telematics.tls.cert_file %s / telematics.tls.key_file %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
 	}
 	return cert, false, nil
 }

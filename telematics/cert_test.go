@@ -79,7 +79,7 @@ func TestConfiguredCertificate(t *testing.T) {
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, func(c *Config) { c.CertFile, c.KeyFile = certFile, keyFile })
+	r := newRig(t, func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = certFile, keyFile })
 	want := fingerprint(cert.Certificate[0])
 	if r.srv.CertFingerprint() != want {
 		t.Fatalf("CertFingerprint %s, want %s", r.srv.CertFingerprint(), want)
@@ -121,7 +121,7 @@ func TestSelfSignedFingerprintLogged(t *testing.T) {
 
 func TestBadCertificateFiles(t *testing.T) {
 	c := DefaultConfig()
-	c.CertFile, c.KeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem"
+	c.TLS.CertFile, c.TLS.KeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem"
 	_, err := New(c, &fakeIngester{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "telematics.tls.cert_file") {
 		t.Fatalf("New with missing certificate files: %v", err)

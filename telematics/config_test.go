@@ -8,7 +8,7 @@ import (
 
 func TestDefaultConfig(t *testing.T) {
 	c := DefaultConfig()
-	if c.Listen != ":8443" || c.Topic != "report" || c.MaxBodyBytes != 1048576 || c.CertFile != "" || c.TokensFile != "" {
+	if c.Listen != ":8443" || c.Topic != "report" || c.MaxBodyBytes != 1048576 || c.TLS.CertFile != "" || c.Auth.TokensFile != "" {
 		t.Fatalf("defaults differ from SPEC section 5: %+v", c)
 	}
 	if err := c.Validate(); err != nil {
@@ -24,8 +24,8 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"empty listen", func(c *Config) { c.Listen = "" }, "telematics.listen must not be empty"},
 		{"listen without port", func(c *Config) { c.Listen = "localhost" }, "telematics.listen"},
-		{"cert without key", func(c *Config) { c.CertFile = "c.pem" }, "telematics.tls.cert_file and telematics.tls.key_file"},
-		{"key without cert", func(c *Config) { c.KeyFile = "k.pem" }, "telematics.tls.cert_file and telematics.tls.key_file"},
+		{"cert without key", func(c *Config) { c.TLS.CertFile = "c.pem" }, "telematics.tls.cert_file and telematics.tls.key_file"},
+		{"key without cert", func(c *Config) { c.TLS.KeyFile = "k.pem" }, "telematics.tls.cert_file and telematics.tls.key_file"},
 		{"empty topic", func(c *Config) { c.Topic = "" }, "telematics.topic must not be empty"},
 		{"wildcard topic", func(c *Config) { c.Topic = "report/#" }, "telematics.topic"},
 		{"zero max body", func(c *Config) { c.MaxBodyBytes = 0 }, "telematics.max_body_bytes must be > 0"},

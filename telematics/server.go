@@ -77,8 +77,8 @@ func New(cfg Config, ing Ingester, log *zap.Logger) (*Server, error) {
 	log = log.Named("telematics")
 	s := &Server{cfg: cfg, ing: ing, log: log}
 
-	if cfg.TokensFile != "" {
-		tokens, err := loadTokens(cfg.TokensFile)
+	if cfg.Auth.TokensFile != "" {
+		tokens, err := loadTokens(cfg.Auth.TokensFile)
 		if err != nil {
 			return nil, err
 		}

@@ -200,7 +200,7 @@ func TestAuthentication(t *testing.T) {
 	if err := os.WriteFile(tokens, []byte("# fleet tokens\nsts-fleet s3cret-sts-token\n\ncsa-fleet   s3cret-csa-token  \n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := newRig(t, func(c *Config) { c.TokensFile = tokens })
+	r := newRig(t, func(c *Config) { c.Auth.TokensFile = tokens })
 	body := sample(t, "csa-boot.form")
 	const form = "application/x-www-form-urlencoded"
 

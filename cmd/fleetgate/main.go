@@ -4,6 +4,9 @@ package main
 
 import (
 	"os"
+	// Asia/Seoul (legacy CSA time stamps, parse_time zones) must resolve
+	// even in an image without /usr/share/zoneinfo.
+	_ "time/tzdata"
 )
 
 func main() {

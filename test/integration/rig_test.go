@@ -25,6 +25,7 @@ func startGateway(t *testing.T, mutate func(*config.Config)) *gateway.Gateway {
 	t.Helper()
 	cfg := config.Default()
 	cfg.MQTT.Listen = "127.0.0.1:0"
+	cfg.Telematics.Listen = "127.0.0.1:0"
 	cfg.Kafka.EmbeddedListen = "127.0.0.1:0"
 	cfg.Admin.Listen = ""
 	cfg.Kafka.DeliveryTimeout = 10 * time.Second

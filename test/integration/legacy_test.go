@@ -1,0 +1,152 @@
+package integration
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fleetgate/fleetgate/config"
+)
+
+func httpsClient() *http.Client {
+	// The development default serves a self-signed certificate.
+	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+}
+
+func post(t *testing.T, c *http.Client, url, contentType string, body []byte) (int, map[string]any, http.Header) {
+	t.Helper()
+	resp, err := c.Post(url, contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("POST %s: %d with a non-JSON body %q", url, resp.StatusCode, b)
+	}
+	return resp.StatusCode, m, resp.Header
+}
+
+func sample(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../legacy/testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestLegacyRequestsReachTheirTopics(t *testing.T) {
+	g := startGateway(t, nil)
+	base := "https://" + g.TelematicsAddr()
+	c := httpsClient()
+	for _, r := range []struct {
+		path, ctype, file string
+		accepted          float64
+	}{
+		{"/log", "application/json", "sts-log.json", 4},
+		{"/boot", "application/json", "sts-boot.json", 1},
+		{"/log", "application/x-www-form-urlencoded", "csa-log.form", 2},
+		{"/boot", "application/x-www-form-urlencoded; charset=utf-8", "csa-boot.form", 1},
+	} {
+		status, body, _ := post(t, c, base+r.path, r.ctype, sample(t, r.file))
+		if status != 200 || body["accepted"] != r.accepted {
+			t.Fatalf("%s %s: %d %v; want 200 accepted %v", r.path, r.file, status, body, r.accepted)
+		}
+	}
+	want := map[string]map[string]int{ // topic -> device -> records
+		"message-gps":       {"STS-00000123": 1, "CSA0000042": 1},
+		"message-kinematic": {"STS-00000123": 1},
+		"message-adas":      {"STS-00000123": 1},
+		"message-log":       {"STS-00000123": 1, "CSA0000042": 1},
+		"message-boot":      {"STS-00000123": 1, "CSA0000042": 1},
+	}
+	for topic, devs := range want {
+		n := 0
+		for _, c := range devs {
+			n += c
+		}
+		got := map[string]int{}
+		for _, rec := range consume(t, g.KafkaBrokers(), topic, n) {
+			m := rec.json(t)
+			if rec.Key != m["device_no"] {
+				t.Errorf("%s: key %q for device %v", topic, rec.Key, m["device_no"])
+			}
+			if _, ok := m["timestamp"].(string); !ok || m["source"] == nil {
+				t.Errorf("%s: record without the rule's timestamp or source: %s", topic, rec.Value)
+			}
+			got[rec.Key]++
+		}
+		for dev, c := range devs {
+			if got[dev] != c {
+				t.Errorf("%s: %d records of %s, want %d", topic, got[dev], dev, c)
+			}
+		}
+	}
+}
+
+func TestLegacyBadRequestProducesNothing(t *testing.T) {
+	g := startGateway(t, nil)
+	c := httpsClient()
+	status, body, _ := post(t, c, "https://"+g.TelematicsAddr()+"/log", "application/json", sample(t, "sts-log-bad-lat.json"))
+	if status != 400 || body["error"] == nil {
+		t.Fatalf("got %d %v; want 400 with an error", status, body)
+	}
+	if n := len(consume(t, g.KafkaBrokers(), "message-gps", 0)); n != 0 {
+		t.Fatalf("a refused request produced %d records", n)
+	}
+}
+
+// TestLegacy503WhileKafkaRefuses: no 200 while Kafka cannot store; a retry
+// after Kafka recovers is accepted.
+func TestLegacy503WhileKafkaRefuses(t *testing.T) {
+	g := startGateway(t, func(c *config.Config) { c.Kafka.DeliveryTimeout = 2 * time.Second })
+	cluster := g.Embedded().Cluster()
+	done := make(chan struct{})
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		select {
+		case <-done:
+			cluster.DropControl()
+			return nil, nil, false
+		default:
+		}
+		cluster.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = 19 // NOT_ENOUGH_REPLICAS: retriable
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	c := httpsClient()
+	url := "https://" + g.TelematicsAddr() + "/log"
+	status, body, hdr := post(t, c, url, "application/x-www-form-urlencoded", sample(t, "csa-log.form"))
+	if status != 503 || hdr.Get("Retry-After") == "" || body["error"] == nil {
+		t.Fatalf("got %d %v Retry-After %q; want 503 with Retry-After", status, body, hdr.Get("Retry-After"))
+	}
+	close(done)
+	time.Sleep(3 * time.Second) // sarama's retries of the refused batch run out
+	status, body, _ = post(t, c, url, "application/x-www-form-urlencoded", sample(t, "csa-log.form"))
+	if status != 200 || body["accepted"] != 2.0 {
+		t.Fatalf("after recovery: %d %v", status, body)
+	}
+	consume(t, g.KafkaBrokers(), "message-gps", 1)
+}
