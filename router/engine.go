@@ -17,14 +17,32 @@ type Publisher interface {
 	Publish(topic string, payload []byte, qos byte) error
 }
 
-// Counters are the engine's running totals; read them with Engine.Counters.
-type Counters struct {
-	Messages       uint64 // messages processed
-	Unmatched      uint64 // messages no rule selected
-	ErrorActions   uint64 // records written by error actions
-	Dropped        uint64 // permanent failures with no error action, or whose error action failed permanently
-	FailedMessages uint64 // messages not stored (transient failure): not acknowledged
+// Observer is told what becomes of messages (the metrics package implements
+// it). Labels are bounded: sources are "mqtt", "sts", "csa"; rules are the
+// configured names; reasons are the short words of the error headers. Its
+// methods must be safe for concurrent use and cheap.
+type Observer interface {
+	// Message: a message entered the engine.
+	Message(source string)
+	// Unmatched: no rule selected the message; it is acknowledged.
+	Unmatched(source string)
+	// ErrorRecord: an error action stored the original payload.
+	ErrorRecord(rule, reason string)
+	// Dropped: a permanent failure that no error action could store; the
+	// message is acknowledged and logged.
+	Dropped(rule, reason string)
+	// Failed: the message was not stored (transient failure) and must not
+	// be acknowledged.
+	Failed(source string)
 }
+
+type nopObserver struct{}
+
+func (nopObserver) Message(string)             {}
+func (nopObserver) Unmatched(string)           {}
+func (nopObserver) ErrorRecord(string, string) {}
+func (nopObserver) Dropped(string, string)     {}
+func (nopObserver) Failed(string)              {}
 
 // Engine runs every message through the current rule table and hands the
 // records to the sink. It is safe for concurrent use; the table can be
@@ -37,8 +55,7 @@ type Engine struct {
 	// maxPayload is the most of an original payload an error record
 	// carries; 0 means all of it.
 	maxPayload int
-
-	messages, unmatched, errorActions, dropped, failed atomic.Uint64
+	obs        Observer
 }
 
 // Options tune an Engine.
@@ -50,6 +67,8 @@ type Options struct {
 	// payload's first MaxRecordBytes-ErrorRecordHeadroom bytes and a
 	// "truncated" header with the original length. 0: no limit.
 	MaxRecordBytes int
+	// Observer counts outcomes; nil: none.
+	Observer Observer
 }
 
 // ErrorRecordHeadroom is the room left for headers when an error record's
@@ -58,7 +77,10 @@ const ErrorRecordHeadroom = 2048
 
 // NewEngine returns an engine over rules writing to sink.
 func NewEngine(rules *Rules, sink Sink, opts Options, log *zap.Logger) *Engine {
-	e := &Engine{sink: sink, pub: opts.Publisher, log: log}
+	e := &Engine{sink: sink, pub: opts.Publisher, log: log, obs: opts.Observer}
+	if e.obs == nil {
+		e.obs = nopObserver{}
+	}
 	if opts.MaxRecordBytes > ErrorRecordHeadroom {
 		e.maxPayload = opts.MaxRecordBytes - ErrorRecordHeadroom
 	}
@@ -73,17 +95,6 @@ func (e *Engine) Swap(r *Rules) { e.rules.Store(r) }
 // Rules returns the current rule table.
 func (e *Engine) Rules() *Rules { return e.rules.Load() }
 
-// Counters returns the running totals.
-func (e *Engine) Counters() Counters {
-	return Counters{
-		Messages:       e.messages.Load(),
-		Unmatched:      e.unmatched.Load(),
-		ErrorActions:   e.errorActions.Load(),
-		Dropped:        e.dropped.Load(),
-		FailedMessages: e.failed.Load(),
-	}
-}
-
 // Process runs msg through the rules. done is called exactly once, possibly
 // before Process returns: with nil when every record the message produced
 // is stored (or, for a record that can never be stored, its error action's
@@ -92,7 +103,7 @@ func (e *Engine) Counters() Counters {
 // Process returns, so messages processed one after the other keep their
 // order per topic and key.
 func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
-	e.messages.Add(1)
+	e.obs.Message(msg.Source)
 	d := &delivery{e: e, ctx: ctx, msg: msg, env: NewEnv(msg), done: done}
 	d.outstanding.Store(1) // held by the dispatch below until it has handed over every record
 	selected := false
@@ -115,7 +126,7 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 		}
 	}
 	if !selected {
-		e.unmatched.Add(1)
+		e.obs.Unmatched(msg.Source)
 		e.log.Warn("message matched no rule",
 			zap.String("source", msg.Source), zap.String("client_id", msg.ClientID), zap.String("mqtt_topic", msg.Topic))
 	}
@@ -176,7 +187,7 @@ func (d *delivery) finish(err error) {
 		return
 	}
 	if err != nil {
-		d.e.failed.Add(1)
+		d.e.obs.Failed(d.msg.Source)
 	}
 	d.done(err)
 }
@@ -250,23 +261,23 @@ func (d *delivery) runErrorActions() {
 		log := d.e.log.With(zap.String("rule", f.rule.name), zap.String("reason", f.reason), zap.Error(f.err),
 			zap.String("source", d.msg.Source), zap.String("client_id", d.msg.ClientID), zap.String("mqtt_topic", d.msg.Topic))
 		if f.rule.errorAction == nil {
-			d.e.dropped.Add(1)
+			d.e.obs.Dropped(f.rule.name, f.reason)
 			log.Warn("message failed a rule that has no error_action; it is acknowledged and not stored")
 			continue
 		}
 		rec, err := d.errorRecord(f)
 		if err != nil {
-			d.e.dropped.Add(1)
+			d.e.obs.Dropped(f.rule.name, f.reason)
 			log.Error("error action failed; the message is acknowledged and not stored", zap.NamedError("error_action_error", err))
 			continue
 		}
 		d.produce(rec, func(err error) {
 			if _, ok := permanentReason(err); ok {
-				d.e.dropped.Add(1)
+				d.e.obs.Dropped(f.rule.name, f.reason)
 				log.Error("error action could not store the message; it is acknowledged and not stored", zap.NamedError("error_action_error", err))
 				err = nil
 			} else if err == nil {
-				d.e.errorActions.Add(1)
+				d.e.obs.ErrorRecord(f.rule.name, f.reason)
 			}
 			d.finish(err)
 		})
@@ -331,11 +342,14 @@ func (k *kafkaAction) record(env *Env, value []byte) (*Record, string, error) {
 		if err != nil {
 			return nil, "template_error", fmt.Errorf("partition template: %w", err)
 		}
-		n, err := strconv.ParseInt(s, 10, 32)
-		if err != nil || n < 0 {
-			return nil, "invalid_partition", fmt.Errorf("partition template gave %q, not a partition number", s)
+		// Undefined (an empty string) leaves the choice to the partitioner.
+		if s != "" {
+			n, err := strconv.ParseInt(s, 10, 32)
+			if err != nil || n < 0 {
+				return nil, "invalid_partition", fmt.Errorf("partition template gave %q, not a partition number", s)
+			}
+			rec.Partition = int32(n)
 		}
-		rec.Partition = int32(n)
 	}
 	for _, h := range k.headers {
 		v, err := h.value.Eval(env)
