@@ -110,6 +110,8 @@ func (b *Broker) Start() error {
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
 	}
+	b.hook.wg.Add(1)
+	go b.hook.sweepResends()
 	return nil
 }
 

@@ -36,13 +36,16 @@ type ingestHook struct {
 	cancel   context.CancelFunc
 	draining atomic.Bool
 	inflight atomic.Int64 // tickets taken and not yet answered, all sessions
+	resent   atomic.Int64 // DUP re-sends answered from their first copy
+	resends  *resendLog
 	sessions sync.Map     // *mqtt.Client -> *session
 	wg       sync.WaitGroup
 }
 
 func newIngestHook(b *Broker, p Pipeline, users map[string]string, log *zap.Logger) *ingestHook {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &ingestHook{b: b, pipeline: p, users: users, log: log, ctx: ctx, cancel: cancel}
+	return &ingestHook{b: b, pipeline: p, users: users, log: log, ctx: ctx, cancel: cancel,
+		resends: newResendLog(b.cfg.MaxInflight, resendTTL)}
 }
 
 // ID implements mqtt.Hook.
@@ -90,7 +93,7 @@ func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
-	s := newSession(h, cl)
+	s := newSession(h, cl, h.resends.client(cl.ID))
 	h.sessions.Store(cl, s)
 	h.wg.Add(1)
 	go s.ackLoop()
@@ -103,6 +106,9 @@ func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if v, ok := h.sessions.LoadAndDelete(cl); ok {
 		v.(*session).close()
+	}
+	if expire && !cl.IsTakenOver() {
+		h.resends.forget(cl.ID) // a clean session starts over: nothing to re-send
 	}
 	h.log.Debug("mqtt client disconnected", zap.String("client_id", cl.ID), zap.Error(err))
 }
@@ -141,15 +147,37 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		retain:   pk.FixedHeader.Retain,
 		topic:    pk.TopicName,
 		payload:  pk.Payload,
+		sum:      messageSum(pk.TopicName, pk.Payload),
 		deadline: msg.Received.Add(h.b.cfg.DeliveryTimeout),
 		done:     make(chan struct{}),
+	}
+	var first *ticket
+	stored := false
+	if pk.FixedHeader.Dup {
+		first, stored = s.log.original(t.id, t.sum)
 	}
 	h.inflight.Add(1)
 	if !s.enqueue(t) {
 		h.inflight.Add(-1)
 		return pk, packets.ErrRejectPacket
 	}
-	h.pipeline.Process(h.ctx, msg, t.complete)
+	switch {
+	case stored:
+		// The first copy is in Kafka; only its PUBACK was lost.
+		h.resent.Add(1)
+		t.complete(nil)
+	case first != nil:
+		// The first copy (from the previous connection) is still on its
+		// way to Kafka: answer with its outcome.
+		h.resent.Add(1)
+		go func() {
+			<-first.done
+			t.complete(first.err)
+		}()
+	default:
+		s.log.record(t)
+		h.pipeline.Process(h.ctx, msg, t.complete)
+	}
 	return pk, packets.ErrRejectPacket
 }
 
@@ -170,6 +198,21 @@ func (h *ingestHook) waitIdle(ctx context.Context) error {
 	return nil
 }
 
+// sweepResends forgets clients gone for resendTTL, until stop.
+func (h *ingestHook) sweepResends() {
+	defer h.wg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			h.resends.sweep(now)
+		case <-h.ctx.Done():
+			return
+		}
+	}
+}
+
 // stop ends every session and waits for their goroutines.
 func (h *ingestHook) stop() {
 	h.cancel()
@@ -188,6 +231,7 @@ type ticket struct {
 	retain   bool
 	topic    string
 	payload  []byte
+	sum      uint64 // messageSum(topic, payload)
 	deadline time.Time
 	err      error
 	done     chan struct{}
@@ -198,6 +242,10 @@ func (t *ticket) complete(err error) {
 	t.err = err
 	close(t.done)
 }
+
+// resendTTL is how long a disconnected client's recent packet ids are kept
+// for recognising its re-sends.
+const resendTTL = 10 * time.Minute
 
 // errDeliveryTimeout fails a message that Kafka did not take in time.
 var errDeliveryTimeout = errors.New("kafka did not store the message within kafka.delivery_timeout")

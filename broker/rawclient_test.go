@@ -25,6 +25,12 @@ type rawClient struct {
 
 func dialRaw(t *testing.T, addr, clientID string, version byte) *rawClient {
 	t.Helper()
+	return dialRawSession(t, addr, clientID, version, true)
+}
+
+// dialRawSession connects with clean session (clean start) as given.
+func dialRawSession(t *testing.T, addr, clientID string, version byte, clean bool) *rawClient {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
@@ -38,7 +44,7 @@ func dialRaw(t *testing.T, addr, clientID string, version byte) *rawClient {
 	c.write(packets.Packet{
 		FixedHeader:     packets.FixedHeader{Type: packets.Connect},
 		ProtocolVersion: version,
-		Connect:         packets.ConnectParams{ProtocolName: name, ClientIdentifier: clientID, Keepalive: 30, Clean: true},
+		Connect:         packets.ConnectParams{ProtocolName: name, ClientIdentifier: clientID, Keepalive: 30, Clean: clean},
 	})
 	ack := c.read(5 * time.Second)
 	if ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
@@ -74,8 +80,14 @@ func (c *rawClient) write(pk packets.Packet) {
 
 func (c *rawClient) publish(id uint16, qos byte, topic string, payload []byte) {
 	c.t.Helper()
+	c.publishDup(id, qos, topic, payload, false)
+}
+
+// publishDup publishes with the DUP flag as given (a re-send).
+func (c *rawClient) publishDup(id uint16, qos byte, topic string, payload []byte, dup bool) {
+	c.t.Helper()
 	c.write(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos, Dup: dup},
 		TopicName:   topic, PacketID: id, Payload: payload,
 	})
 }

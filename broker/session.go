@@ -15,6 +15,7 @@ import (
 type session struct {
 	h      *ingestHook
 	cl     *mqtt.Client
+	log    *clientLog // shared by every connection of this client id
 	queue  chan *ticket
 	closed chan struct{}
 	once   sync.Once
@@ -25,10 +26,10 @@ type session struct {
 	failed bool
 }
 
-func newSession(h *ingestHook, cl *mqtt.Client) *session {
+func newSession(h *ingestHook, cl *mqtt.Client, log *clientLog) *session {
 	// The ack goroutine holds the oldest ticket while it waits, so the
 	// queue holds one fewer: max_inflight tickets in all.
-	return &session{h: h, cl: cl, queue: make(chan *ticket, h.b.cfg.MaxInflight-1), closed: make(chan struct{})}
+	return &session{h: h, cl: cl, log: log, queue: make(chan *ticket, h.b.cfg.MaxInflight-1), closed: make(chan struct{})}
 }
 
 // enqueue adds t, blocking while the window is full. It returns false when
@@ -59,6 +60,14 @@ func (s *session) ackLoop() {
 			return
 		}
 		err := s.wait(t, timer)
+		select {
+		case <-t.done:
+			s.log.settle(t, t.err == nil)
+		default:
+			// Still on its way to Kafka (timeout, or this connection
+			// closed): a re-send from the next connection will wait for
+			// the real outcome.
+		}
 		switch {
 		case errors.Is(err, errSessionClosed):
 			s.h.inflight.Add(-1)
