@@ -38,7 +38,7 @@ type ingestHook struct {
 	inflight atomic.Int64 // tickets taken and not yet answered, all sessions
 	resent   atomic.Int64 // DUP re-sends answered from their first copy
 	resends  *resendLog
-	sessions sync.Map     // *mqtt.Client -> *session
+	sessions sync.Map // *mqtt.Client -> *session
 	wg       sync.WaitGroup
 }
 
