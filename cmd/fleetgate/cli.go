@@ -83,7 +83,10 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	defer log.Sync()
 	// sarama logs through a package variable; set it once, here.
-	sarama.Logger = zap.NewStdLog(log.Named("sarama").WithOptions(zap.IncreaseLevel(zapcore.DebugLevel)))
+	// Its chatter (every metadata refresh) is debug-level for us.
+	if stdlog, err := zap.NewStdLogAt(log.Named("sarama"), zapcore.DebugLevel); err == nil {
+		sarama.Logger = stdlog
+	}
 	if *path == "" {
 		log.Info("no --config given: running the development default (embedded Kafka, default rule)")
 	}
