@@ -9,14 +9,16 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/viper"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/fleetgate/fleetgate/admin"
 	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/kafka"
+	"github.com/fleetgate/fleetgate/limits"
 	"github.com/fleetgate/fleetgate/router"
 	"github.com/fleetgate/fleetgate/telematics"
 )
@@ -24,14 +26,17 @@ import (
 // Config is the whole configuration.
 type Config struct {
 	Log        LogConfig         `mapstructure:"log"`
-	Admin      AdminConfig       `mapstructure:"admin"`
+	Admin      admin.Config      `mapstructure:"admin"`
+	Limits     limits.Config     `mapstructure:"limits"`
 	MQTT       broker.Config     `mapstructure:"mqtt"`
 	Telematics telematics.Config `mapstructure:"telematics"`
 	Kafka      kafka.Config      `mapstructure:"kafka"`
 	// RulesFile holds the rules in a YAML file of their own (a top-level
-	// rules: list); it replaces rules: of this file.
-	RulesFile string              `mapstructure:"rules_file"`
-	Rules     []router.RuleConfig `mapstructure:"rules"`
+	// rules: list); it replaces rules: of this file. A relative path is
+	// relative to this file's directory; Load stores the resolved path.
+	RulesFile string `mapstructure:"rules_file"`
+	// Rules are decoded from the YAML by rules.go, not by viper.
+	Rules []router.RuleConfig `mapstructure:"-"`
 
 	// Source is the file the configuration came from, "" for the defaults.
 	Source string `mapstructure:"-"`
@@ -45,13 +50,6 @@ type LogConfig struct {
 	Format string `mapstructure:"format"`
 }
 
-// AdminConfig is admin:.
-type AdminConfig struct {
-	// Listen is the admin HTTP listener (/healthz, /readyz, /metrics).
-	// Default "127.0.0.1:8080"; empty disables it.
-	Listen string `mapstructure:"listen"`
-}
-
 // EnvPrefix prefixes the environment variables that override keys:
 // kafka.brokers is FLEETGATE_KAFKA_BROKERS.
 const EnvPrefix = "FLEETGATE"
@@ -62,7 +60,8 @@ const keyDelim = "::"
 func Default() *Config {
 	return &Config{
 		Log:        LogConfig{Level: "info", Format: "json"},
-		Admin:      AdminConfig{Listen: "127.0.0.1:8080"},
+		Admin:      admin.DefaultConfig(),
+		Limits:     limits.DefaultConfig(),
 		MQTT:       broker.DefaultConfig(),
 		Telematics: telematics.DefaultConfig(),
 		Kafka:      kafka.DefaultConfig(),
@@ -72,21 +71,31 @@ func Default() *Config {
 
 // Load reads the configuration from path ("" for the defaults only),
 // applies FLEETGATE_* environment overrides, loads rules_file, and
-// validates everything. Errors name the key at fault.
+// validates everything. Errors name the key at fault; they are an *Error
+// listing every problem with its file and line ("file:line: message").
 func Load(path string, env func(string) (string, bool)) (*Config, error) {
 	// Keys are split on "::", not ".", so that map keys such as
 	// kafka.topics.config's retention.ms stay whole.
 	v := viper.NewWithOptions(viper.KeyDelimiter(keyDelim))
-	v.SetConfigType("yaml")
+	file := &yamlFile{path: orDefaults(path)}
 	if path != "" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+		var err error
+		if file, err = readYAML(path); err != nil {
+			return nil, err
 		}
-		err = v.ReadConfig(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("config %s: %w", path, err)
+		settings := map[string]any{}
+		if file.root != nil {
+			if err := file.root.Decode(&settings); err != nil {
+				return nil, &Error{Problems: []Problem{file.problem(err.Error())}}
+			}
+		}
+		for k := range settings {
+			if strings.EqualFold(k, "rules") {
+				delete(settings, k) // decoded by rulesOf
+			}
+		}
+		if err := v.MergeConfigMap(settings); err != nil {
+			return nil, &Error{Problems: []Problem{file.problem(err.Error())}}
 		}
 	}
 	cfg := Default()
@@ -107,41 +116,47 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 		)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", orDefaults(path), cleanDecodeError(err))
+		return nil, &Error{Problems: decodeProblems(file, err)}
 	}
 	cfg.Source = path
 	cfg.MQTT.DeliveryTimeout = cfg.Kafka.DeliveryTimeout
+	var src rulesSource
+	var problems []Problem
+	cfg.RulesFile = resolveRulesFile(cfg.RulesFile, path)
 	switch {
-	case cfg.RulesFile != "" && v.IsSet("rules"):
-		return nil, fmt.Errorf("config %s: rules and rules_file are both set; keep one", orDefaults(path))
+	case cfg.RulesFile != "" && file.get("rules") != nil:
+		k, _ := file.entry("rules")
+		return nil, &Error{Problems: []Problem{{File: file.path, Line: k.Line,
+			Msg: "rules and rules_file are both set; keep one"}}}
 	case cfg.RulesFile != "":
-		if cfg.Rules, err = LoadRulesFile(cfg.RulesFile); err != nil {
+		if _, err := os.Stat(cfg.RulesFile); err != nil {
+			p := file.problem("rules_file: " + err.Error())
+			if k, _ := file.entry("rules_file"); k != nil {
+				p.Line = k.Line
+			}
+			return nil, &Error{Problems: []Problem{p}}
+		}
+		rf, err := readYAML(cfg.RulesFile)
+		if err != nil {
 			return nil, err
 		}
-	case !v.IsSet("rules"):
-		cfg.Rules = router.DefaultRules()
+		cfg.Rules, src, problems = rulesOf(rf, true)
+	default:
+		cfg.Rules, src, problems = rulesOf(file, false)
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", orDefaults(path), err)
+	// Rules with unknown keys still compile: report both kinds at once.
+	for _, err := range joinedErrors(cfg.Validate()) {
+		var re *router.RuleError
+		if errors.As(err, &re) {
+			problems = append(problems, src.problem(err))
+		} else {
+			problems = append(problems, file.problem(err.Error()))
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
 	}
 	return cfg, nil
-}
-
-// LoadRulesFile reads a rules file: a YAML document with a rules: list.
-func LoadRulesFile(path string) ([]router.RuleConfig, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("rules_file: %w", err)
-	}
-	var doc struct {
-		Rules []router.RuleConfig `yaml:"rules"`
-	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("rules_file %s: %w", path, err)
-	}
-	return doc.Rules, nil
 }
 
 // Validate checks every section.
@@ -157,8 +172,12 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log.format: %q is not json or console", c.Log.Format))
 	}
-	if c.Admin.Listen != "" && !strings.Contains(c.Admin.Listen, ":") {
-		errs = append(errs, fmt.Errorf("admin.listen: %q is not [host]:port", c.Admin.Listen))
+	errs = append(errs, c.Admin.Validate(), c.Limits.Validate())
+	// The largest single message or request must fit the budget, or it
+	// would hold all of it alone.
+	if b := c.Limits.MaxInflightBytes; b < int64(c.MQTT.MaxPacketBytes) || b < c.Telematics.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("limits.max_inflight_bytes: %d is below mqtt.max_packet_bytes (%d) or telematics.max_body_bytes (%d)",
+			b, c.MQTT.MaxPacketBytes, c.Telematics.MaxBodyBytes))
 	}
 	if strings.HasPrefix(c.Kafka.SASL.Password, "${") {
 		errs = append(errs, fmt.Errorf("kafka.sasl.password: %s is not resolved; set the environment variable %s_KAFKA_SASL_PASSWORD", c.Kafka.SASL.Password, EnvPrefix))
@@ -200,22 +219,29 @@ func orDefaults(path string) string {
 	return path
 }
 
-// cleanDecodeError turns mapstructure's "'kafka' has invalid keys: brokrs"
-// into a sentence that names the full keys and says what to do.
-func cleanDecodeError(err error) error {
-	var unknown []string
+// decodeProblems turns mapstructure's "'kafka' has invalid keys: brokrs"
+// into one problem per unknown key, at its line, saying what to do.
+func decodeProblems(file *yamlFile, err error) []Problem {
+	var problems []Problem
 	for _, m := range invalidKeys.FindAllStringSubmatch(err.Error(), -1) {
 		for _, k := range strings.Split(m[2], ", ") {
 			if m[1] != "" {
 				k = m[1] + "." + k
 			}
-			unknown = append(unknown, k)
+			p := file.problem(fmt.Sprintf("unknown key %s; check the spelling against docs/configuration.md", k))
+			if file.root != nil {
+				if n, key, whole := walk(file.root, k); whole {
+					p.Line = line(n, key)
+				}
+			}
+			problems = append(problems, p)
 		}
 	}
-	if len(unknown) == 0 {
-		return err
+	if len(problems) == 0 {
+		problems = append(problems, file.problem(err.Error()))
 	}
-	return fmt.Errorf("unknown key(s) %s; check the spelling against docs/configuration.md", strings.Join(unknown, ", "))
+	slices.SortStableFunc(problems, func(a, b Problem) int { return a.Line - b.Line })
+	return problems
 }
 
 var invalidKeys = regexp.MustCompile(`'([^']*)' has invalid keys: ([^\n]*)`)

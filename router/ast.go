@@ -39,6 +39,12 @@ type indexExpr struct {
 	x, index expr
 }
 
+// elemExpr is the current element of a rule's foreach (its alias, e.g. "s");
+// Undefined outside foreach.
+type elemExpr struct {
+	name string
+}
+
 // starExpr is "*" used as a function argument: the whole payload.
 type starExpr struct{}
 

@@ -56,6 +56,7 @@ type Engine struct {
 	// carries; 0 means all of it.
 	maxPayload int
 	obs        Observer
+	trace      func(Trace)
 }
 
 // Options tune an Engine.
@@ -69,6 +70,31 @@ type Options struct {
 	MaxRecordBytes int
 	// Observer counts outcomes; nil: none.
 	Observer Observer
+	// Trace, when set, is told every output as it completes (fleetgate rules
+	// test prints them). It is called from any goroutine, possibly before
+	// Process returns, and must be safe for concurrent use. nil: none.
+	Trace func(Trace)
+}
+
+// Trace is one output of the engine for a message: a record a kafka action
+// stored, a message a republish action published, or what became of a
+// failure (the error action's record, or nothing when there was none).
+type Trace struct {
+	// Rule is the rule's name; Action the action that made the output,
+	// "actions[N]" or "error_action".
+	Rule, Action string
+	// Record is the Kafka record stored; nil for a republish, and for a
+	// failure that no error action stored.
+	Record *Record
+	// MQTTTopic, QoS and Payload describe a republished message.
+	MQTTTopic string
+	QoS       byte
+	Payload   []byte
+	// For the error action: Failed is what failed ("sql", "foreach" or
+	// "actions[N]"), Reason the short reason of the error header and Err
+	// the failure.
+	Failed, Reason string
+	Err            error
 }
 
 // ErrorRecordHeadroom is the room left for headers when an error record's
@@ -77,7 +103,7 @@ const ErrorRecordHeadroom = 2048
 
 // NewEngine returns an engine over rules writing to sink.
 func NewEngine(rules *Rules, sink Sink, opts Options, log *zap.Logger) *Engine {
-	e := &Engine{sink: sink, pub: opts.Publisher, log: log, obs: opts.Observer}
+	e := &Engine{sink: sink, pub: opts.Publisher, log: log, obs: opts.Observer, trace: opts.Trace}
 	if e.obs == nil {
 		e.obs = nopObserver{}
 	}
@@ -101,7 +127,8 @@ func (e *Engine) Rules() *Rules { return e.rules.Load() }
 // record is), or with the reason the message was not stored, in which case
 // it must not be acknowledged. Records are handed to the sink before
 // Process returns, so messages processed one after the other keep their
-// order per topic and key.
+// order per topic and key; a foreach rule hands over its elements' records
+// in array order.
 func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 	e.obs.Message(msg.Source)
 	d := &delivery{e: e, ctx: ctx, msg: msg, env: NewEnv(msg), done: done}
@@ -111,19 +138,21 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 		if !MatchTopic(r.query.Filter(), msg.Topic) {
 			continue
 		}
-		value, ok, err := r.query.Eval(d.env)
+		if r.each == nil {
+			selected = d.apply(r, -1) || selected
+			continue
+		}
+		elems, err := r.each.Elements(d.env)
 		if err != nil {
 			selected = true
-			d.permanent(r, "eval_error", err)
+			d.permanent(r, "foreach", "eval_error", err)
 			continue
 		}
-		if !ok {
-			continue
+		for i, el := range elems {
+			d.env.SetElement(i, el)
+			selected = d.apply(r, i) || selected
 		}
-		selected = true
-		for i := range r.actions {
-			d.run(r, &r.actions[i], value)
-		}
+		d.env.ClearElement()
 	}
 	if !selected {
 		e.obs.Unmatched(msg.Source)
@@ -133,9 +162,35 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 	d.finish(nil)
 }
 
+// apply evaluates rule r's SELECT (for foreach element elem, or -1) and
+// starts its actions. It reports whether the rule selected the message.
+func (d *delivery) apply(r *rule, elem int) bool {
+	value, ok, err := r.query.Eval(d.env)
+	if err != nil {
+		d.permanent(r, "sql", "eval_error", inElement(elem, err))
+		return true
+	}
+	if !ok {
+		return false
+	}
+	for i := range r.actions {
+		d.run(r, &r.actions[i], elem, value)
+	}
+	return true
+}
+
+// inElement says which foreach element err happened for.
+func inElement(elem int, err error) error {
+	if elem < 0 {
+		return err
+	}
+	return fmt.Errorf("foreach element %d: %w", elem, err)
+}
+
 // failure is an action that can never succeed for this message.
 type failure struct {
 	rule   *rule
+	failed string // "sql", "foreach" or the action's name
 	reason string
 	err    error
 }
@@ -157,9 +212,9 @@ type delivery struct {
 	errorPhase bool
 }
 
-func (d *delivery) permanent(r *rule, reason string, err error) {
+func (d *delivery) permanent(r *rule, failed, reason string, err error) {
 	d.mu.Lock()
-	d.failures = append(d.failures, failure{rule: r, reason: reason, err: err})
+	d.failures = append(d.failures, failure{rule: r, failed: failed, reason: reason, err: err})
 	d.mu.Unlock()
 }
 
@@ -192,25 +247,31 @@ func (d *delivery) finish(err error) {
 	d.done(err)
 }
 
-// run starts one action for the SELECT output value.
-func (d *delivery) run(r *rule, a *action, value []byte) {
+// run starts one action for the SELECT output value (of foreach element
+// elem, or -1).
+func (d *delivery) run(r *rule, a *action, elem int, value []byte) {
 	switch {
 	case a.kafka != nil:
 		rec, reason, err := a.kafka.record(d.env, value)
 		if err != nil {
-			d.permanent(r, reason, err)
+			d.permanent(r, a.name, reason, inElement(elem, err))
 			return
 		}
 		d.produce(rec, func(err error) {
 			if reason, ok := permanentReason(err); ok {
-				d.permanent(r, reason, err)
+				d.permanent(r, a.name, reason, inElement(elem, err))
 				err = nil
+			} else if err == nil && d.e.trace != nil {
+				d.e.trace(Trace{Rule: r.name, Action: a.name, Record: rec})
 			}
 			d.finish(err)
 		})
 	case a.republish != nil:
-		if err := d.republish(a.republish, value); err != nil {
-			d.permanent(r, "republish_failed", err)
+		topic, err := d.republish(a.republish, value)
+		if err != nil {
+			d.permanent(r, a.name, "republish_failed", inElement(elem, err))
+		} else if d.e.trace != nil {
+			d.e.trace(Trace{Rule: r.name, Action: a.name, MQTTTopic: topic, QoS: a.republish.qos, Payload: value})
 		}
 	}
 }
@@ -222,18 +283,19 @@ func (d *delivery) produce(rec *Record, done func(error)) {
 	}
 }
 
-func (d *delivery) republish(a *republishAction, value []byte) error {
+// republish publishes value and returns the MQTT topic it went to.
+func (d *delivery) republish(a *republishAction, value []byte) (string, error) {
 	if d.e.pub == nil {
-		return errors.New("republish is not available: no MQTT broker")
+		return "", errors.New("republish is not available: no MQTT broker")
 	}
 	topic, err := a.topic.Eval(d.env)
 	if err != nil {
-		return fmt.Errorf("republish topic template: %w", err)
+		return "", fmt.Errorf("republish topic template: %w", err)
 	}
 	if err := ValidTopicName(topic); err != nil {
-		return fmt.Errorf("republish topic template: %w", err)
+		return "", fmt.Errorf("republish topic template: %w", err)
 	}
-	return d.e.pub.Publish(topic, value, a.qos)
+	return topic, d.e.pub.Publish(topic, value, a.qos)
 }
 
 // ValidTopicName reports why topic cannot be published to over MQTT.
@@ -250,34 +312,39 @@ func ValidTopicName(topic string) error {
 }
 
 // runErrorActions writes the original payload to each failed rule's error
-// action, then completes the message.
+// action, then completes the message. A rule whose action failed the same
+// way several times (a foreach over many elements) stores the payload once.
 func (d *delivery) runErrorActions() {
 	d.outstanding.Store(1)
 	d.mu.Lock()
-	failures := d.failures
+	failures := dedupe(d.failures)
 	d.failures = nil
 	d.mu.Unlock()
 	for _, f := range failures {
-		log := d.e.log.With(zap.String("rule", f.rule.name), zap.String("reason", f.reason), zap.Error(f.err),
+		log := d.e.log.With(zap.String("rule", f.rule.name), zap.String("failed", f.failed), zap.String("reason", f.reason), zap.Error(f.err),
 			zap.String("source", d.msg.Source), zap.String("client_id", d.msg.ClientID), zap.String("mqtt_topic", d.msg.Topic))
 		if f.rule.errorAction == nil {
 			d.e.obs.Dropped(f.rule.name, f.reason)
+			d.traceError(f, nil)
 			log.Warn("message failed a rule that has no error_action; it is acknowledged and not stored")
 			continue
 		}
 		rec, err := d.errorRecord(f)
 		if err != nil {
 			d.e.obs.Dropped(f.rule.name, f.reason)
+			d.traceError(f, nil)
 			log.Error("error action failed; the message is acknowledged and not stored", zap.NamedError("error_action_error", err))
 			continue
 		}
 		d.produce(rec, func(err error) {
 			if _, ok := permanentReason(err); ok {
 				d.e.obs.Dropped(f.rule.name, f.reason)
+				d.traceError(f, nil)
 				log.Error("error action could not store the message; it is acknowledged and not stored", zap.NamedError("error_action_error", err))
 				err = nil
 			} else if err == nil {
 				d.e.obs.ErrorRecord(f.rule.name, f.reason)
+				d.traceError(f, rec)
 			}
 			d.finish(err)
 		})
@@ -285,8 +352,35 @@ func (d *delivery) runErrorActions() {
 	d.finish(nil)
 }
 
+func (d *delivery) traceError(f failure, rec *Record) {
+	if d.e.trace != nil {
+		d.e.trace(Trace{Rule: f.rule.name, Action: "error_action", Record: rec, Failed: f.failed, Reason: f.reason, Err: f.err})
+	}
+}
+
+// dedupe keeps the first failure of each rule, failed step and reason.
+func dedupe(fs []failure) []failure {
+	out := fs[:0:0]
+	for _, f := range fs {
+		dup := false
+		for _, o := range out {
+			if o.rule == f.rule && o.failed == f.failed && o.reason == f.reason {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // errorRecord builds the error action's record: the original payload with
-// headers that say why.
+// headers that say why: error ("reason: message"), rule, action (what
+// failed: "sql", "foreach" or "actions[N]"), source, client_id, mqtt_topic,
+// then the error action's own headers; "truncated" first when the payload
+// was cut.
 func (d *delivery) errorRecord(f failure) (*Record, error) {
 	k := f.rule.errorAction.kafka
 	topic, err := k.topic.Eval(d.env)
@@ -308,6 +402,7 @@ func (d *delivery) errorRecord(f failure) (*Record, error) {
 	rec.Headers = append(rec.Headers,
 		Header{Key: "error", Value: []byte(f.reason + ": " + f.err.Error())},
 		Header{Key: "rule", Value: []byte(f.rule.name)},
+		Header{Key: "action", Value: []byte(f.failed)},
 		Header{Key: "source", Value: []byte(d.msg.Source)},
 		Header{Key: "client_id", Value: []byte(d.msg.ClientID)},
 		Header{Key: "mqtt_topic", Value: []byte(d.msg.Topic)},

@@ -267,6 +267,8 @@ func TestCompileErrors(t *testing.T) {
 		{"bad template", `[{name: a, sql: "SELECT * FROM 'x'", actions: [{kafka: {topic: "m-${type"}}]}]`, "rules[0] (a) actions[0].kafka.topic:"},
 		{"bad partition", `[{name: a, sql: "SELECT * FROM 'x'", actions: [{kafka: {topic: t, partition: "-1"}}]}]`, "actions[0].kafka.partition"},
 		{"republish qos 2", `[{name: a, sql: "SELECT * FROM 'x'", actions: [{republish: {topic: t, qos: 2}}]}]`, "actions[0].republish.qos"},
+		{"foreach without AS", `[{name: a, foreach: samples, sql: "SELECT * FROM 'x'", actions: [{kafka: {topic: t}}]}]`, "rules[0] (a) foreach: line 1, column 8: expected AS"},
+		{"foreach alias in a bad template", `[{name: a, foreach: samples AS s, sql: "SELECT s.ax FROM 'x'", actions: [{kafka: {topic: "t-${s.}"}}]}]`, "rules[0] (a) actions[0].kafka.topic: line 1, column 7"},
 		{"error action republish", `[{name: a, sql: "SELECT * FROM 'x'", actions: [{kafka: {topic: t}}], error_action: {republish: {topic: t}}}]`, "error_action: the error action must be a kafka action"},
 	}
 	for _, c := range cases {

@@ -24,6 +24,11 @@ type Env struct {
 	root    any      // decoded payload (non-object JSON, or object once Decoded ran)
 	rootOK  bool
 
+	// The current element under a rule's foreach (see SetElement).
+	elem    any
+	elemIdx int
+	inElem  bool
+
 	// Inline storage, so that common payloads and queries need no more allocations.
 	// The pointer-free arrays come last so that the GC scans only the fields above.
 	valBuf [8]any
@@ -87,6 +92,17 @@ func NewEnv(msg *Message) *Env {
 		now = time.Now()
 	}
 	return &Env{msg: msg, now: now}
+}
+
+// SetElement makes v, at 0-based position i of a foreach array, the element
+// that the rule's alias and index() refer to, until ClearElement.
+func (e *Env) SetElement(i int, v any) {
+	e.elem, e.elemIdx, e.inElem = v, i, true
+}
+
+// ClearElement ends a foreach: the alias and index() are Undefined again.
+func (e *Env) ClearElement() {
+	e.elem, e.elemIdx, e.inElem = nil, 0, false
 }
 
 // Decoded returns the decoded JSON payload (see value.go for the Go types used:
@@ -459,6 +475,13 @@ func (x *indexExpr) eval(env *Env) (any, error) {
 }
 
 func (starExpr) eval(env *Env) (any, error) { return env.Decoded() }
+
+func (*elemExpr) eval(env *Env) (any, error) {
+	if !env.inElem {
+		return undef, nil
+	}
+	return env.elem, nil
+}
 
 func (x *negExpr) eval(env *Env) (any, error) {
 	v, err := x.x.eval(env)

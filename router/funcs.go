@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -50,6 +51,11 @@ var funcs = map[string]*funcDef{
 	"lower":         {name: "lower", minArgs: 1, maxArgs: 1, call: stringFunc(strings.ToLower)},
 	"upper":         {name: "upper", minArgs: 1, maxArgs: 1, call: stringFunc(strings.ToUpper)},
 	"trim":          {name: "trim", minArgs: 1, maxArgs: 1, call: stringFunc(strings.TrimSpace)},
+	"ltrim":         {name: "ltrim", minArgs: 1, maxArgs: 1, call: stringFunc(func(s string) string { return strings.TrimLeftFunc(s, unicode.IsSpace) })},
+	"rtrim":         {name: "rtrim", minArgs: 1, maxArgs: 1, call: stringFunc(func(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) })},
+	"indexof":       {name: "indexof", minArgs: 2, maxArgs: 2, call: fnIndexOf},
+	"replace":       {name: "replace", minArgs: 3, maxArgs: 3, call: fnReplace},
+	"index":         {name: "index", call: fnIndex},
 	"length":        {name: "length", minArgs: 1, maxArgs: 1, call: fnLength},
 	"concat":        funcConcat,
 	"substring":     {name: "substring", minArgs: 2, maxArgs: 3, call: fnSubstring},
@@ -366,6 +372,64 @@ func fnConcat(env *Env, c *callExpr) (any, error) {
 		sb.WriteString(s)
 	}
 	return sb.String(), nil
+}
+
+// indexof(s, sub) is the 0-based character position of the first sub in s,
+// or -1; both are converted to Strings, Null or Undefined give Undefined.
+func fnIndexOf(env *Env, c *callExpr) (any, error) {
+	s, sub, ok, err := twoStrings(env, c)
+	if err != nil || !ok {
+		return undef, err
+	}
+	i := strings.Index(s, sub)
+	if i < 0 {
+		return int64(-1), nil
+	}
+	return int64(utf8.RuneCountInString(s[:i])), nil
+}
+
+// replace(s, old, new) replaces every old in s with new; all three are
+// converted to Strings, Null or Undefined give Undefined.
+func fnReplace(env *Env, c *callExpr) (any, error) {
+	s, old, ok, err := twoStrings(env, c)
+	if err != nil || !ok {
+		return undef, err
+	}
+	v, err := c.args[2].eval(env)
+	if err != nil {
+		return nil, err
+	}
+	repl, ok := toStr(v)
+	if !ok {
+		return undef, nil
+	}
+	return strings.ReplaceAll(s, old, repl), nil
+}
+
+// twoStrings evaluates a call's first two arguments as Strings.
+func twoStrings(env *Env, c *callExpr) (a, b string, ok bool, err error) {
+	av, err := c.args[0].eval(env)
+	if err != nil {
+		return "", "", false, err
+	}
+	bv, err := c.args[1].eval(env)
+	if err != nil {
+		return "", "", false, err
+	}
+	if a, ok = toStr(av); !ok {
+		return "", "", false, nil
+	}
+	b, ok = toStr(bv)
+	return a, b, ok, nil
+}
+
+// index() is the 0-based position of the current element under a rule's
+// foreach; Undefined elsewhere (fleetgate's own, IoT Core has no foreach).
+func fnIndex(env *Env, _ *callExpr) (any, error) {
+	if !env.inElem {
+		return undef, nil
+	}
+	return int64(env.elemIdx), nil
 }
 
 // substring(s, start[, end]) with 0-based character indexes, end exclusive;

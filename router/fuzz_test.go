@@ -18,6 +18,7 @@ var fuzzQuerySeeds = []string{
 	`SELECT encode(*, 'base64') AS data, get(*, 'k') FROM 't' WHERE (1 + 2) * 3 % 4 <> 0 OR x || 'y' = 'zy'`,
 	`SELECT time_to_epoch(s, 'yyyyMMddHHmmss') AS ts, substring(s, -1, 3), concat(a, [1]) FROM 't'`,
 	"SELECT `weird key` AS 'out', -a, 1e3, 'é\\u00e9' FROM \"t\"",
+	`SELECT indexof(s, 'x'), replace(s, 'a', 'b'), ltrim(s), rtrim(s), index() FROM 't'`,
 }
 
 func FuzzParseQuery(f *testing.F) {
@@ -224,4 +225,51 @@ func validUTF8(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// FuzzForeach compiles a foreach clause with a query and a template that use
+// its alias, and runs them over every element of a payload: nothing
+// panics, errors have the documented types, output is JSON.
+func FuzzForeach(f *testing.F) {
+	for _, s := range []string{"samples AS s", "a.b[0] AS x", "concat(a, [1]) AS s", "samples", "AS s", "s AS select", "[1, {'k': 2}] AS e"} {
+		f.Add(s)
+	}
+	payload := []byte(`{"samples":[{"ax":1},{"ax":2.5},3,null,"s"],"a":{"b":[[1,2]]},"s":"field"}`)
+	f.Fuzz(func(t *testing.T, src string) {
+		fe, err := ParseForeach(src)
+		if err != nil {
+			if _, ok := err.(*SyntaxError); !ok {
+				t.Fatalf("error %T is not a *SyntaxError", err)
+			}
+			return
+		}
+		alias := fe.Alias()
+		q, err := parseQuery("SELECT "+alias+", "+alias+".ax AS ax, index() AS i FROM '#'", alias)
+		if err != nil {
+			return // an alias that cannot be an expression, e.g. a keyword
+		}
+		tmpl, err := parseTemplate("${"+alias+"}-${index()}", alias)
+		if err != nil {
+			t.Fatalf("template with alias %q: %v", alias, err)
+		}
+		env := NewEnv(&Message{Topic: "t", Payload: payload, Received: time.UnixMilli(1763780000000)})
+		elems, err := fe.Elements(env)
+		if err != nil {
+			if _, ok := err.(*EvalError); !ok {
+				t.Fatalf("error %T is not an *EvalError", err)
+			}
+			return
+		}
+		for i, el := range elems {
+			env.SetElement(i, el)
+			out, ok, err := q.Eval(env)
+			if err == nil && ok && !json.Valid(out) {
+				t.Fatalf("element %d: invalid JSON %q", i, out)
+			}
+			if _, err := tmpl.Eval(env); err != nil {
+				t.Fatalf("template: %v", err)
+			}
+		}
+		env.ClearElement()
+	})
 }

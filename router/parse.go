@@ -22,6 +22,7 @@ import (
 //	        | cast "(" expr AS type ")" | "(" expr ")" | "[" [exprs] "]"
 //	        | "{" [key ":" expr {"," key ":" expr}] "}" | CASE ... END
 //	args    = arg {"," arg};  arg = "*" | expr
+//	foreach = expr AS name     (a rule's foreach: key; see ParseForeach)
 //
 // A name is letters, digits and "_" not starting with a digit, or any text in
 // backquotes; reserved words need backquotes to be used as field names.
@@ -42,6 +43,9 @@ type parser struct {
 	lx    lexer
 	tok   token
 	depth int
+	// elem is the foreach alias: a bare name equal to it (not backquoted,
+	// not called) is the current array element, not a payload field.
+	elem string
 }
 
 type bail struct{ err *SyntaxError }
@@ -104,7 +108,13 @@ func (p *parser) expectKeyword(kw string) {
 // time_to_epoch patterns, unknown time zones and invalid FROM topic filters are
 // reported as a *SyntaxError with the position of the culprit.
 func ParseQuery(sql string) (q *Query, err error) {
+	return parseQuery(sql, "")
+}
+
+// parseQuery is ParseQuery for a rule with a foreach alias elem ("" for none).
+func parseQuery(sql, elem string) (q *Query, err error) {
 	p := newParser(sql, 0)
+	p.elem = elem
 	defer func() {
 		if r := recover(); r != nil {
 			b, ok := r.(bail)
@@ -209,6 +219,8 @@ func defaultName(x expr, n int) string {
 		return x.fn.name
 	case *castExpr:
 		return "cast"
+	case *elemExpr:
+		return x.name
 	}
 	return "_" + strconv.Itoa(n)
 }
@@ -442,6 +454,9 @@ func (p *parser) parsePrimary() expr {
 		if p.tok.kind == tLParen {
 			return p.parseCall(t, lower)
 		}
+		if p.elem != "" && t.text == p.elem {
+			return &elemExpr{name: t.text}
+		}
 		return &pathExpr{steps: []pathStep{{name: t.text}}}
 	}
 	p.fail(t.pos, "expected an expression, found %s", p.found())
@@ -550,4 +565,63 @@ func (p *parser) parseCast() expr {
 	p.advance()
 	p.expect(tRParen)
 	return &castExpr{x: x, to: to}
+}
+
+// Foreach is a compiled foreach clause, "samples AS s": an expression that
+// yields an array and the name its elements take in the rule. It is
+// immutable and safe for concurrent use.
+type Foreach struct {
+	src   string
+	x     expr
+	alias string
+}
+
+// ParseForeach compiles a rule's foreach clause: an expression (evaluated
+// against the payload like a SELECT item), the keyword AS and a name. Errors
+// are *SyntaxError with the position in src.
+func ParseForeach(src string) (f *Foreach, err error) {
+	p := newParser(src, 0)
+	defer func() {
+		if r := recover(); r != nil {
+			b, ok := r.(bail)
+			if !ok {
+				panic(r)
+			}
+			f, err = nil, b.err
+		}
+	}()
+	p.advance()
+	x := p.parseExpr()
+	if !p.isKeyword("AS") {
+		p.fail(p.tok.pos, "expected AS and a name for the element (e.g. samples AS s), found %s", p.found())
+	}
+	p.advance()
+	if p.tok.kind != tIdent || reserved[strings.ToLower(p.tok.text)] {
+		p.fail(p.tok.pos, "expected a name for the element after AS, found %s", p.found())
+	}
+	alias := p.tok.text
+	p.advance()
+	if p.tok.kind != tEOF {
+		p.fail(p.tok.pos, "expected end of foreach, found %s", p.found())
+	}
+	return &Foreach{src: src, x: x, alias: alias}, nil
+}
+
+// Alias returns the name the elements take, e.g. "s".
+func (f *Foreach) Alias() string { return f.alias }
+
+// String returns the clause's source text.
+func (f *Foreach) String() string { return f.src }
+
+// Elements evaluates the array for one message. An array gives its
+// elements; anything else (Undefined, null, an object, a number...) gives
+// none, so the rule selects nothing for that message. The error is an
+// *EvalError, e.g. when the payload is not JSON.
+func (f *Foreach) Elements(env *Env) ([]any, error) {
+	v, err := f.x.eval(env)
+	if err != nil {
+		return nil, err
+	}
+	a, _ := v.([]any)
+	return a, nil
 }

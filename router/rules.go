@@ -10,7 +10,11 @@ import (
 
 // RuleConfig is one rule as operators write it in YAML (SPEC section 3).
 type RuleConfig struct {
-	Name        string         `mapstructure:"name" yaml:"name"`
+	Name string `mapstructure:"name" yaml:"name"`
+	// Foreach, when set ("samples AS s"), runs the rule once per element of
+	// an array of the message, in order; the element is visible under its
+	// alias in the SQL and in the templates, index() is its position.
+	Foreach     string         `mapstructure:"foreach" yaml:"foreach"`
 	SQL         string         `mapstructure:"sql" yaml:"sql"`
 	Actions     []ActionConfig `mapstructure:"actions" yaml:"actions"`
 	ErrorAction *ActionConfig  `mapstructure:"error_action" yaml:"error_action"`
@@ -63,12 +67,14 @@ type Rules struct {
 
 type rule struct {
 	name        string
+	each        *Foreach // nil: once per message
 	query       *Query
 	actions     []action
 	errorAction *action
 }
 
 type action struct {
+	name      string // "actions[0]", "error_action": for traces and error headers
 	kafka     *kafkaAction
 	republish *republishAction
 }
@@ -129,7 +135,16 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 			fail("name", fmt.Errorf("the name is already used by rules[%d]", j))
 		}
 		names[c.Name] = i
-		q, err := ParseQuery(c.SQL)
+		var alias string
+		if strings.TrimSpace(c.Foreach) != "" {
+			f, err := ParseForeach(c.Foreach)
+			if err != nil {
+				fail("foreach", err)
+			} else {
+				r.each, alias = f, f.Alias()
+			}
+		}
+		q, err := parseQuery(c.SQL, alias)
 		if err != nil {
 			fail("sql", err)
 		}
@@ -138,7 +153,7 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 			fail("actions", errors.New("a rule needs at least one action"))
 		}
 		for j, ac := range c.Actions {
-			a, err := compileAction(ac)
+			a, err := compileAction(ac, alias)
 			if err != nil {
 				var fe *fieldError
 				if errors.As(err, &fe) {
@@ -148,10 +163,11 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 				}
 				continue
 			}
+			a.name = "actions[" + strconv.Itoa(j) + "]"
 			r.actions = append(r.actions, a)
 		}
 		if c.ErrorAction != nil {
-			a, err := compileAction(*c.ErrorAction)
+			a, err := compileAction(*c.ErrorAction, alias)
 			if err != nil {
 				var fe *fieldError
 				if errors.As(err, &fe) {
@@ -162,6 +178,7 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 			} else if a.kafka == nil {
 				fail("error_action", errors.New("the error action must be a kafka action"))
 			} else {
+				a.name = "error_action"
 				r.errorAction = &a
 			}
 		}
@@ -175,6 +192,15 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 
 // Len returns the number of rules.
 func (r *Rules) Len() int { return len(r.rules) }
+
+// Names returns the rules' names in order.
+func (r *Rules) Names() []string {
+	out := make([]string, len(r.rules))
+	for i, ru := range r.rules {
+		out[i] = ru.name
+	}
+	return out
+}
 
 // LiteralTopics returns every Kafka topic the rules name without a template,
 // sorted, for the start-up topic check.
@@ -206,36 +232,37 @@ type fieldError struct {
 
 func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
 
-func compileAction(c ActionConfig) (action, error) {
+// compileAction compiles one action; elem is the rule's foreach alias.
+func compileAction(c ActionConfig, elem string) (action, error) {
 	switch {
 	case c.Kafka != nil && c.Republish != nil:
 		return action{}, errors.New("an action is either kafka or republish, not both")
 	case c.Kafka != nil:
-		k, err := compileKafka(*c.Kafka)
+		k, err := compileKafka(*c.Kafka, elem)
 		return action{kafka: k}, err
 	case c.Republish != nil:
-		p, err := compileRepublish(*c.Republish)
+		p, err := compileRepublish(*c.Republish, elem)
 		return action{republish: p}, err
 	}
 	return action{}, errors.New("the action is empty; give kafka: or republish:")
 }
 
-func compileKafka(c KafkaActionConfig) (*kafkaAction, error) {
+func compileKafka(c KafkaActionConfig, elem string) (*kafkaAction, error) {
 	k := &kafkaAction{fixedPart: -1}
 	var err error
 	if strings.TrimSpace(c.Topic) == "" {
 		return nil, &fieldError{"kafka.topic", errors.New("a kafka action needs a topic")}
 	}
-	if k.topic, err = ParseTemplate(c.Topic); err != nil {
+	if k.topic, err = parseTemplate(c.Topic, elem); err != nil {
 		return nil, &fieldError{"kafka.topic", err}
 	}
 	if c.Key != "" {
-		if k.key, err = ParseTemplate(c.Key); err != nil {
+		if k.key, err = parseTemplate(c.Key, elem); err != nil {
 			return nil, &fieldError{"kafka.key", err}
 		}
 	}
 	if c.Partition != "" {
-		if k.partition, err = ParseTemplate(c.Partition); err != nil {
+		if k.partition, err = parseTemplate(c.Partition, elem); err != nil {
 			return nil, &fieldError{"kafka.partition", err}
 		}
 		if k.partition.IsLiteral() {
@@ -256,7 +283,7 @@ func compileKafka(c KafkaActionConfig) (*kafkaAction, error) {
 	}
 	sort.Strings(keys)
 	for _, hk := range keys {
-		t, err := ParseTemplate(c.Headers[hk])
+		t, err := parseTemplate(c.Headers[hk], elem)
 		if err != nil {
 			return nil, &fieldError{"kafka.headers." + hk, err}
 		}
@@ -265,14 +292,14 @@ func compileKafka(c KafkaActionConfig) (*kafkaAction, error) {
 	return k, nil
 }
 
-func compileRepublish(c RepublishActionConfig) (*republishAction, error) {
+func compileRepublish(c RepublishActionConfig, elem string) (*republishAction, error) {
 	if strings.TrimSpace(c.Topic) == "" {
 		return nil, &fieldError{"republish.topic", errors.New("a republish action needs a topic")}
 	}
 	if c.QoS > 1 {
 		return nil, &fieldError{"republish.qos", fmt.Errorf("qos %d; republish supports 0 and 1", c.QoS)}
 	}
-	t, err := ParseTemplate(c.Topic)
+	t, err := parseTemplate(c.Topic, elem)
 	if err != nil {
 		return nil, &fieldError{"republish.topic", err}
 	}

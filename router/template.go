@@ -24,6 +24,12 @@ type templatePart struct {
 // position in s: an expression that does not parse, an empty "${}" or a "${" with
 // no closing "}".
 func ParseTemplate(s string) (t *Template, err error) {
+	return parseTemplate(s, "")
+}
+
+// parseTemplate is ParseTemplate for a rule with a foreach alias elem ("" for
+// none).
+func parseTemplate(s, elem string) (t *Template, err error) {
 	t = &Template{src: s}
 	var p *parser
 	defer func() {
@@ -45,6 +51,7 @@ func ParseTemplate(s string) (t *Template, err error) {
 		lit.WriteString(s[i : i+j])
 		open := i + j
 		p = newParser(s, open+2)
+		p.elem = elem
 		p.advance()
 		if p.tok.kind == tRBrace {
 			p.fail(open, "empty ${}")

@@ -28,6 +28,8 @@ const usage = `fleetgate: MQTT and legacy HTTPS to Kafka gateway for vehicle ter
 Usage:
   fleetgate [serve] [--config FILE]     run the gateway (no config: the development default)
   fleetgate rules check --config FILE   validate the configuration and every rule
+  fleetgate rules test [--config FILE] --topic T [--client-id ID] --payload JSON
+                                        dry-run the rules on one message (no broker)
   fleetgate version                     print version and build information
 `
 
@@ -91,18 +93,24 @@ func serve(args []string, stderr io.Writer) int {
 		log.Info("no --config given: running the development default (embedded Kafka, default rule)")
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	onSignals(ctx, cancel, log)
+	hup, stopHangups := hangups()
+	defer stopHangups()
 	g := gateway.New(cfg, log)
 	if err := g.Start(ctx); err != nil {
 		log.Error("fleetgate could not start", zap.Error(err))
 		return 1
 	}
+	waitReloads := reloadOnHangup(ctx, hup, g, log)
 	<-ctx.Done()
-	stop() // a second signal now ends the process at once
-	log.Info("shutting down: no new connections or messages; waiting for in-flight messages")
-	sctx, cancel := context.WithTimeout(context.Background(), gateway.DrainTimeout(cfg))
-	defer cancel()
+	waitReloads()
+	drain := gateway.DrainTimeout(cfg)
+	log.Info("shutting down: not ready, listeners closed, new messages refused; waiting for in-flight messages",
+		zap.Duration("drain_timeout", drain))
+	sctx, scancel := context.WithTimeout(context.Background(), drain)
+	defer scancel()
 	if err := g.Shutdown(sctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("shutdown was not clean", zap.Error(err))
 	}
@@ -110,24 +118,30 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func rules(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] != "check" {
-		fmt.Fprintf(stderr, "fleetgate rules: want 'check'\n\n%s", usage)
-		return 2
-	}
-	fs := flag.NewFlagSet("rules check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (YAML)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return 2
-	}
-	cfg, err := config.Load(*path, os.LookupEnv)
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%d rules valid\n", len(cfg.Rules))
-	return 0
+// onSignals cancels ctx (start the drain) on the first SIGINT or SIGTERM and
+// exits the process at once on the second. Both are handled here rather
+// than by restoring the default action after the first: as PID 1 in a
+// container, a signal without a handler is ignored by the kernel. After the
+// first signal it listens until the process exits.
+func onSignals(ctx context.Context, cancel context.CancelFunc, log *zap.Logger) {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		var s os.Signal
+		select {
+		case s = <-sigs:
+		case <-ctx.Done(): // serve is returning without a signal
+			signal.Stop(sigs)
+			return
+		}
+		log.Info("signal received: draining; a second signal exits at once", zap.Stringer("signal", s))
+		cancel()
+		s = <-sigs
+		log.Warn("second signal: exiting now; messages still in flight are not acknowledged and will be re-sent by their terminals",
+			zap.Stringer("signal", s))
+		_ = log.Sync()
+		os.Exit(1)
+	}()
 }
 
 func newLogger(c config.LogConfig) (*zap.Logger, error) {
@@ -141,6 +155,9 @@ func newLogger(c config.LogConfig) (*zap.Logger, error) {
 		return nil, fmt.Errorf("log.level: %w", err)
 	}
 	zc.Level = zap.NewAtomicLevelAt(lvl)
+	// Readable by people and parsed by every log pipeline.
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	zc.EncoderConfig.EncodeDuration = zapcore.StringDurationEncoder
 	// Hot error paths (a dead Kafka under load) log through the sampler:
 	// the first 10 lines a second of each message, then one in 100.
 	zc.Sampling = &zap.SamplingConfig{Initial: 10, Thereafter: 100}

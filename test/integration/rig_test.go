@@ -23,6 +23,13 @@ import (
 // configuration, changed by mutate.
 func startGateway(t *testing.T, mutate func(*config.Config)) *gateway.Gateway {
 	t.Helper()
+	return startGatewayWith(t, mutate, nil)
+}
+
+// startGatewayWith is startGateway with a hook that sees the gateway before
+// it starts (to set callbacks such as OnRulesReload).
+func startGatewayWith(t *testing.T, mutate func(*config.Config), before func(*gateway.Gateway)) *gateway.Gateway {
+	t.Helper()
 	cfg := config.Default()
 	cfg.MQTT.Listen = "127.0.0.1:0"
 	cfg.Telematics.Listen = "127.0.0.1:0"
@@ -37,6 +44,9 @@ func startGateway(t *testing.T, mutate func(*config.Config)) *gateway.Gateway {
 		t.Fatal(err)
 	}
 	g := gateway.New(cfg, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if before != nil {
+		before(g)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := g.Start(ctx); err != nil {
