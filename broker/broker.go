@@ -42,7 +42,11 @@ type Broker struct {
 }
 
 // New builds a broker feeding pipeline. cfg must be valid.
-func New(cfg Config, pipeline Pipeline, log *zap.Logger) (*Broker, error) {
+func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broker, error) {
+	op := options{obs: nopObserver{}}
+	for _, o := range opts {
+		o(&op)
+	}
 	users, err := loadUsers(cfg.Auth.UsersFile)
 	if err != nil {
 		return nil, err
@@ -52,6 +56,12 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger) (*Broker, error) {
 	// Advertise our per-connection window so that MQTT 5 clients never
 	// exceed it; 3.1.1 clients that do are simply read more slowly.
 	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
+	// mochi gives every client a queue of this many pending downlink
+	// writes (8192 by default: 64 KiB of pointers per connection, most of
+	// an idle connection's memory). Terminals publish; downlink is only
+	// republish and fan-out. A subscriber that falls this far behind has
+	// messages dropped (counted in $SYS), as it would at 8192.
+	caps.MaximumClientWritesPending = maxPendingWrites
 
 	// mochi logs every client that hangs up as a warning; our hook logs
 	// connection events itself, so only mochi's errors come through.
@@ -65,7 +75,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger) (*Broker, error) {
 		ClientNetReadBufferSize:  2048,
 	})
 	b := &Broker{cfg: cfg, server: server, log: log, addrs: map[string]string{}}
-	b.hook = newIngestHook(b, pipeline, users, log)
+	b.hook = newIngestHook(b, pipeline, users, log, op)
 	if err := server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
 	}
@@ -145,6 +155,10 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		}
 		b.hook.drain()
 		err = b.hook.waitIdle(ctx)
+		if err != nil {
+			b.log.Warn("mqtt drain deadline passed; the messages left are not acknowledged and will be re-sent by their terminals",
+				zap.Int64("inflight", b.hook.inflight.Load()))
+		}
 		for _, cl := range b.server.Clients.GetAll() {
 			if !cl.Net.Inline {
 				b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
@@ -180,6 +194,9 @@ func serverTLS(c TLSConfig) (*tls.Config, error) {
 	}
 	return tc, nil
 }
+
+// maxPendingWrites bounds each client's queue of downlink packets.
+const maxPendingWrites = 1024
 
 // pollInterval is how often Shutdown checks that in-flight messages are done.
 const pollInterval = 10 * time.Millisecond

@@ -64,7 +64,7 @@ func (f *fakePipeline) complete(i int, err error) {
 	done(err)
 }
 
-func startBroker(t *testing.T, p Pipeline, mutate func(*Config)) *Broker {
+func startBroker(t *testing.T, p Pipeline, mutate func(*Config), opts ...Option) *Broker {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -75,7 +75,7 @@ func startBroker(t *testing.T, p Pipeline, mutate func(*Config)) *Broker {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(cfg, p, zap.NewNop())
+	b, err := New(cfg, p, zap.NewNop(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,19 +32,27 @@ type ingestHook struct {
 	users    map[string]string
 	log      *zap.Logger
 
-	ctx      context.Context // cancelled by stop: abandons waits for Kafka
-	cancel   context.CancelFunc
-	draining atomic.Bool
-	inflight atomic.Int64 // tickets taken and not yet answered, all sessions
-	resent   atomic.Int64 // DUP re-sends answered from their first copy
-	resends  *resendLog
-	sessions sync.Map // *mqtt.Client -> *session
-	wg       sync.WaitGroup
+	obs   Observer
+	limit Limiter // nil: no process-wide bound
+
+	ctx    context.Context // cancelled by stop: abandons waits for Kafka
+	cancel context.CancelFunc
+	// drainCtx is cancelled by drain: waits for room give up.
+	drainCtx    context.Context
+	drainCancel context.CancelFunc
+	draining    atomic.Bool
+	inflight    atomic.Int64 // tickets taken and not yet answered, all sessions
+	resent      atomic.Int64 // DUP re-sends answered from their first copy
+	resends     *resendLog
+	sessions    sync.Map // *mqtt.Client -> *session
+	wg          sync.WaitGroup
 }
 
-func newIngestHook(b *Broker, p Pipeline, users map[string]string, log *zap.Logger) *ingestHook {
+func newIngestHook(b *Broker, p Pipeline, users map[string]string, log *zap.Logger, op options) *ingestHook {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &ingestHook{b: b, pipeline: p, users: users, log: log, ctx: ctx, cancel: cancel,
+	drainCtx, drainCancel := context.WithCancel(ctx)
+	return &ingestHook{b: b, pipeline: p, users: users, log: log, obs: op.obs, limit: op.limit,
+		ctx: ctx, cancel: cancel, drainCtx: drainCtx, drainCancel: drainCancel,
 		resends: newResendLog(b.cfg.MaxInflight, resendTTL)}
 }
 
@@ -77,7 +85,10 @@ func (h *ingestHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 		ok = id != "" && id == cl.ID
 	}
 	if !ok {
-		h.log.Info("mqtt connection refused", zap.String("client_id", cl.ID), zap.String("username", user),
+		h.obs.ClientRefused()
+		// Sampled like every log line: a fleet with a wrong password
+		// retrying cannot flood the log.
+		h.log.Info("mqtt connection refused: authentication failed", zap.String("client_id", cl.ID), zap.String("username", user),
 			zap.String("remote", cl.Net.Remote))
 	}
 	return ok
@@ -97,6 +108,7 @@ func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	h.sessions.Store(cl, s)
 	h.wg.Add(1)
 	go s.ackLoop()
+	h.obs.ClientConnected()
 	h.log.Debug("mqtt client connected", zap.String("client_id", cl.ID), zap.String("remote", cl.Net.Remote),
 		zap.Uint8("protocol", cl.Properties.ProtocolVersion))
 }
@@ -106,6 +118,7 @@ func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 func (h *ingestHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 	if v, ok := h.sessions.LoadAndDelete(cl); ok {
 		v.(*session).close()
+		h.obs.ClientDisconnected()
 	}
 	if expire && !cl.IsTakenOver() {
 		h.resends.forget(cl.ID) // a clean session starts over: nothing to re-send
@@ -128,11 +141,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	if pk.FixedHeader.Qos == 0 {
 		if !h.draining.Load() {
-			h.pipeline.Process(h.ctx, msg, func(err error) {
-				if err != nil {
-					h.log.Warn("qos 0 message not stored", zap.String("client_id", cl.ID), zap.Error(err))
-				}
-			})
+			h.processQoS0(cl, msg)
 		}
 		return pk, nil // mochi fans it out to subscribers
 	}
@@ -148,6 +157,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		topic:    pk.TopicName,
 		payload:  pk.Payload,
 		sum:      messageSum(pk.TopicName, pk.Payload),
+		received: msg.Received,
 		deadline: msg.Received.Add(h.b.cfg.DeliveryTimeout),
 		done:     make(chan struct{}),
 	}
@@ -165,24 +175,105 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	case stored:
 		// The first copy is in Kafka; only its PUBACK was lost.
 		h.resent.Add(1)
+		h.obs.Resent()
 		t.complete(nil)
 	case first != nil:
 		// The first copy (from the previous connection) is still on its
 		// way to Kafka: answer with its outcome.
 		h.resent.Add(1)
+		h.obs.Resent()
 		go func() {
 			<-first.done
 			t.complete(first.err)
 		}()
 	default:
 		s.log.record(t)
-		h.pipeline.Process(h.ctx, msg, t.complete)
+		t.awaitingRoom.Store(true)
+		if err := h.admit(cl, msg); err != nil {
+			t.complete(err)
+			t.awaitingRoom.Store(false)
+			break
+		}
+		t.awaitingRoom.Store(false)
+		h.pipeline.Process(h.ctx, msg, func(err error) {
+			h.release(msg)
+			t.complete(err)
+		})
 	}
 	return pk, packets.ErrRejectPacket
 }
 
-// drain makes the hook refuse new messages (no ack) from now on.
-func (h *ingestHook) drain() { h.draining.Store(true) }
+// processQoS0 hands a QoS 0 message to the pipeline. There is no ack to
+// withhold, so one that gets no room in time is dropped, counted and logged.
+func (h *ingestHook) processQoS0(cl *mqtt.Client, msg *router.Message) {
+	if err := h.admit(cl, msg); err != nil {
+		if errors.Is(err, errInflightLimit) {
+			h.obs.Refused(reasonInflightLimit)
+		}
+		h.log.Warn("qos 0 message dropped", zap.String("client_id", cl.ID), zap.String("remote", cl.Net.Remote),
+			zap.String("mqtt_topic", msg.Topic), zap.Int("payload_bytes", len(msg.Payload)), zap.Error(err))
+		return
+	}
+	h.pipeline.Process(h.ctx, msg, func(err error) {
+		h.release(msg)
+		if err != nil {
+			h.log.Warn("qos 0 message not stored", zap.String("client_id", cl.ID), zap.String("mqtt_topic", msg.Topic), zap.Error(err))
+		}
+	})
+}
+
+// admit takes room for msg under limits.*, waiting while there is none
+// until kafka.delivery_timeout after its arrival. It runs on the
+// connection's read goroutine, so the wait pauses reading the socket (the
+// back-pressure), and it holds no lock meanwhile. It returns
+// errInflightLimit when no room came in time, errShuttingDown when the
+// broker began draining during the wait. release gives the room back.
+func (h *ingestHook) admit(cl *mqtt.Client, msg *router.Message) error {
+	if h.limit == nil {
+		return nil
+	}
+	n := int64(len(msg.Payload))
+	if h.limit.TryAcquire(1, n) {
+		return nil
+	}
+	deadline := msg.Received.Add(h.b.cfg.DeliveryTimeout)
+	holdConnection(cl, deadline)
+	ctx, cancel := context.WithDeadline(h.drainCtx, deadline)
+	defer cancel()
+	if err := h.limit.Acquire(ctx, 1, n); err != nil {
+		if h.drainCtx.Err() != nil {
+			return errShuttingDown
+		}
+		return errInflightLimit
+	}
+	return nil
+}
+
+// release gives back the room admit took for msg.
+func (h *ingestHook) release(msg *router.Message) {
+	if h.limit != nil {
+		h.limit.Release(1, int64(len(msg.Payload)))
+	}
+}
+
+// holdConnection moves the connection's deadline, which mochi sets to 1.5
+// keep-alive periods before each read, past until: while the gateway makes
+// a terminal wait, the terminal's silence is not its fault, and the
+// PUBACKs written meanwhile must not fail on an expired deadline.
+func holdConnection(cl *mqtt.Client, until time.Time) {
+	if cl.Net.Conn == nil || cl.State.Keepalive == 0 {
+		return
+	}
+	ka := time.Duration(cl.State.Keepalive) * time.Second
+	_ = cl.Net.Conn.SetDeadline(until.Add(ka + ka/2))
+}
+
+// drain makes the hook refuse new messages (no ack) from now on, and gives
+// up waits for room.
+func (h *ingestHook) drain() {
+	h.draining.Store(true)
+	h.drainCancel()
+}
 
 // waitIdle returns once every taken message has been answered, or ctx ends.
 func (h *ingestHook) waitIdle(ctx context.Context) error {
@@ -232,9 +323,13 @@ type ticket struct {
 	topic    string
 	payload  []byte
 	sum      uint64 // messageSum(topic, payload)
+	received time.Time
 	deadline time.Time
-	err      error
-	done     chan struct{}
+	// awaitingRoom is set while the message waits for room under
+	// limits.*: a ticket that times out then failed for lack of room.
+	awaitingRoom atomic.Bool
+	err          error
+	done         chan struct{}
 }
 
 // complete is the pipeline's done callback.
@@ -249,3 +344,11 @@ const resendTTL = 10 * time.Minute
 
 // errDeliveryTimeout fails a message that Kafka did not take in time.
 var errDeliveryTimeout = errors.New("kafka did not store the message within kafka.delivery_timeout")
+
+// errInflightLimit fails a message that got no room under limits.* within
+// kafka.delivery_timeout.
+var errInflightLimit = errors.New("gateway at its in-flight bound (limits.*) for kafka.delivery_timeout")
+
+// errShuttingDown refuses, without an answer, a message that was waiting
+// for room when the broker began to drain.
+var errShuttingDown = errors.New("broker shutting down")

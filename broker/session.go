@@ -38,6 +38,13 @@ func (s *session) enqueue(t *ticket) bool {
 	select {
 	case s.queue <- t:
 		return true
+	default:
+	}
+	// The wait ends by the oldest ticket's deadline, before t's.
+	holdConnection(s.cl, t.deadline)
+	select {
+	case s.queue <- t:
+		return true
 	case <-s.closed:
 		return false
 	}
@@ -74,6 +81,10 @@ func (s *session) ackLoop() {
 			s.abandon()
 			return
 		case s.failed:
+		case errors.Is(err, errShuttingDown):
+			// Refused without an answer; it was the connection's last
+			// message (its read loop waited on it), so order holds.
+			s.failed = true
 		case err != nil:
 			s.fail(t, err)
 		default:
@@ -98,6 +109,14 @@ func (s *session) wait(t *ticket, timer *time.Timer) error {
 	case <-t.done:
 		return t.err
 	case <-timer.C:
+		select {
+		case <-t.done: // completed at the deadline: its own error tells more
+			return t.err
+		default:
+		}
+		if t.awaitingRoom.Load() {
+			return errInflightLimit
+		}
 		return errDeliveryTimeout
 	case <-s.closed:
 		return errSessionClosed
@@ -126,22 +145,36 @@ func (s *session) ack(t *ticket) {
 	}
 	if err := s.cl.WritePacket(pk); err != nil {
 		s.h.log.Debug("mqtt ack not sent", zap.String("client_id", s.cl.ID), zap.Error(err))
+	} else {
+		s.h.obs.Acked("mqtt", time.Since(t.received))
 	}
 	s.h.b.fanOut(t)
 }
 
 // fail tells the client that t was not stored: an MQTT 5 client gets a
-// PUBACK (PUBREC) with an error reason code; an MQTT 3.1.1 client, which has
-// no such code, is disconnected and re-sends from its session.
+// PUBACK (PUBREC) with an error reason code (0x97 quota exceeded when the
+// gateway had no room for it under limits.*, 0x80 otherwise); an MQTT 3.1.1
+// client, which has no such code, is disconnected and re-sends from its
+// session.
 func (s *session) fail(t *ticket, err error) {
+	code := packets.ErrUnspecifiedError
+	switch {
+	case errors.Is(err, errInflightLimit):
+		code = packets.ErrQuotaExceeded
+		s.h.obs.Refused(reasonInflightLimit)
+	case errors.Is(err, errDeliveryTimeout):
+		s.h.obs.Refused(reasonDeliveryTimeout)
+	}
+	// One line per failure, sampled: under a Kafka outage every in-flight
+	// message fails at once.
 	s.h.log.Warn("mqtt message not stored; not acknowledged", zap.String("client_id", s.cl.ID),
-		zap.Uint16("packet_id", t.id), zap.Error(err))
+		zap.String("remote", s.cl.Net.Remote), zap.Uint8("protocol", s.cl.Properties.ProtocolVersion),
+		zap.Uint16("packet_id", t.id), zap.String("mqtt_topic", t.topic), zap.Error(err))
 	if s.cl.Properties.ProtocolVersion < 5 {
 		s.failed = true
 		s.cl.Stop(err)
 		return
 	}
-	code := packets.ErrUnspecifiedError
 	typ := packets.Puback
 	if t.qos == 2 {
 		typ = packets.Pubrec

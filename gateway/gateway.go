@@ -9,13 +9,18 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/fleetgate/fleetgate/admin"
 	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/kafka"
+	"github.com/fleetgate/fleetgate/limits"
+	"github.com/fleetgate/fleetgate/metrics"
 	"github.com/fleetgate/fleetgate/router"
 	"github.com/fleetgate/fleetgate/telematics"
 )
@@ -30,12 +35,23 @@ type Gateway struct {
 	engine   *router.Engine
 	broker   *broker.Broker
 	https    *telematics.Server
+
+	metrics *metrics.Metrics
+	budget  *limits.Budget // limits.*, shared by both inputs
+	prober  *kafka.Prober
+	admin   *admin.Server
+	serving atomic.Bool // inputs listening and not shutting down: /readyz
+
+	reloader      *config.Reloader // rules file watcher (rules.go)
+	onRulesReload func(ok bool)
 }
 
 // New prepares a gateway for cfg, which must be valid (config.Load
 // validates). Nothing is started.
 func New(cfg *config.Config, log *zap.Logger) *Gateway {
-	return &Gateway{cfg: cfg, log: log}
+	g := &Gateway{cfg: cfg, log: log, metrics: metrics.New(), budget: limits.New(cfg.Limits)}
+	g.metrics.WatchInflight(g.budget)
+	return g
 }
 
 // Start starts every part in order: Kafka side first, then the inputs.
@@ -59,17 +75,20 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 			Listen:     kcfg.EmbeddedListen,
 			Topics:     topics,
 			Partitions: kcfg.Topics.Partitions,
-		}, g.log.Named("kafka-embedded"))
+		}, g.log)
 		if err != nil {
 			return fmt.Errorf("kafka.embedded_listen: %w", err)
 		}
 		kcfg.Brokers = []string{g.embedded.Addr()}
 	}
-	if g.producer, err = kafka.NewProducer(kcfg, g.log.Named("kafka")); err != nil {
+	if g.producer, err = kafka.NewProducer(kcfg, g.log.Named("kafka"), kafka.WithObserver(g.metrics)); err != nil {
 		return err
 	}
 	spec := kafka.TopicSpec{Partitions: kcfg.Topics.Partitions, ReplicationFactor: kcfg.Topics.ReplicationFactor, Config: kcfg.Topics.Config}
 	if err := kafka.EnsureTopics(ctx, g.producer.Client(), topics, kcfg.Topics.Create, spec); err != nil {
+		return err
+	}
+	if err := g.startOperations(topics); err != nil {
 		return err
 	}
 
@@ -77,48 +96,62 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	// engine; the broker exists before any message can flow.
 	var b *broker.Broker
 	pub := publisherFunc(func(topic string, payload []byte, qos byte) error { return b.Publish(topic, payload, qos) })
-	g.engine = router.NewEngine(rules, g.producer, router.Options{Publisher: pub, MaxRecordBytes: kcfg.MaxMessageBytes}, g.log.Named("router"))
-	if b, err = broker.New(g.cfg.MQTT, g.engine, g.log.Named("mqtt")); err != nil {
+	g.engine = router.NewEngine(rules, g.producer, router.Options{Publisher: pub, MaxRecordBytes: kcfg.MaxMessageBytes, Observer: g.metrics}, g.log.Named("router"))
+	if b, err = broker.New(g.cfg.MQTT, g.engine, g.log.Named("mqtt"), broker.WithObserver(g.metrics), broker.WithLimiter(g.budget)); err != nil {
 		return err
 	}
 	g.broker = b
 	if err := b.Start(); err != nil {
 		return err
 	}
-	ing := &ingester{engine: g.engine, timeout: kcfg.DeliveryTimeout}
-	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log.Named("telematics")); err != nil {
+	ing := &ingester{engine: g.engine, timeout: kcfg.DeliveryTimeout, budget: g.budget, obs: g.metrics}
+	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log, telematics.WithObserver(g.metrics)); err != nil {
 		return err
 	}
 	if err := g.https.Start(); err != nil {
 		return err
 	}
+	if err := g.watchRules(); err != nil {
+		return err
+	}
+	g.serving.Store(true)
 	g.log.Info("fleetgate started", zap.Strings("kafka_brokers", kcfg.Brokers), zap.Int("rules", rules.Len()),
 		zap.Bool("embedded_kafka", g.embedded != nil))
 	return nil
 }
 
-// Shutdown stops the inputs first (letting in-flight messages finish until
-// ctx ends), then flushes and closes the producer, then the embedded
-// broker. Nothing is acknowledged that was not stored.
+// Shutdown turns readiness off, then stops both inputs at once: their
+// listeners close, new messages are refused without an answer, and messages
+// in flight finish until ctx ends. It then flushes and closes the producer
+// (cutting it short when ctx has ended), the embedded broker, and last the
+// admin listener. Nothing is acknowledged that was not stored.
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	return g.stop(ctx)
 }
 
 func (g *Gateway) stop(ctx context.Context) error {
-	var errs []error
+	g.serving.Store(false)
+	rulesErr := g.stopWatchingRules()
+	var (
+		wg          sync.WaitGroup
+		httpErr     error
+		brokerErr   error
+		producerErr error
+	)
 	if g.https != nil {
-		errs = append(errs, g.https.Shutdown(ctx))
+		wg.Go(func() { httpErr = g.https.Shutdown(ctx) })
 	}
 	if g.broker != nil {
-		errs = append(errs, g.broker.Shutdown(ctx))
+		wg.Go(func() { brokerErr = g.broker.Shutdown(ctx) })
 	}
+	wg.Wait()
 	if g.producer != nil {
-		errs = append(errs, g.producer.Close())
+		producerErr = g.producer.Shutdown(ctx)
 	}
 	if g.embedded != nil {
 		g.embedded.Close()
 	}
-	return errors.Join(errs...)
+	return errors.Join(rulesErr, httpErr, brokerErr, producerErr, g.stopOperations())
 }
 
 // MQTTAddr returns the bound address of the plain MQTT listener.

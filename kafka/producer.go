@@ -39,6 +39,25 @@ func (e *RecordError) Permanent() bool { return true }
 // ErrorReason returns Reason (for the error action's headers).
 func (e *RecordError) ErrorReason() string { return e.Reason }
 
+// Observer is told about every record Kafka stored (the metrics package
+// implements it). Its methods must be safe for concurrent use and cheap:
+// they run on the producer's completion goroutine.
+type Observer interface {
+	// Produced: Kafka acknowledged a record of topic, latency after
+	// Produce took it. topic is always one the cluster has.
+	Produced(topic string, latency time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Produced(string, time.Duration) {}
+
+// Option tunes NewProducer.
+type Option func(*Producer)
+
+// WithObserver reports stored records to o. Default: none.
+func WithObserver(o Observer) Option { return func(p *Producer) { p.obs = o } }
+
 // Producer writes router records to Kafka with one shared sarama async
 // producer. It implements router.Sink and is safe for concurrent use.
 type Producer struct {
@@ -47,6 +66,7 @@ type Producer struct {
 	topics   *TopicCache
 	maxBytes int
 	log      *zap.Logger
+	obs      Observer
 
 	closing   chan struct{}
 	mu        sync.RWMutex // held for reading while sending to ap.Input
@@ -59,6 +79,7 @@ type Producer struct {
 type pending struct {
 	done      func(error)
 	partition int32
+	start     time.Time // when Produce took the record
 }
 
 // FixedPartition tells our partitioner the configured partition, if any.
@@ -66,7 +87,7 @@ func (p *pending) FixedPartition() (int32, bool) { return p.partition, p.partiti
 
 // NewProducer connects to cfg.Brokers and starts the producer. cfg must be
 // valid (Config.Validate).
-func NewProducer(cfg Config, log *zap.Logger) (*Producer, error) {
+func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error) {
 	sc, err := saramaConfig(cfg)
 	if err != nil {
 		return nil, err
@@ -86,7 +107,11 @@ func NewProducer(cfg Config, log *zap.Logger) (*Producer, error) {
 		topics:   NewTopicCache(client, time.Second),
 		maxBytes: cfg.MaxMessageBytes,
 		log:      log,
+		obs:      nopObserver{},
 		closing:  make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(p)
 	}
 	p.drained.Add(2)
 	go p.drainSuccesses()
@@ -114,7 +139,7 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 	msg := &sarama.ProducerMessage{
 		Topic:    rec.Topic,
 		Value:    sarama.ByteEncoder(rec.Value),
-		Metadata: &pending{done: done, partition: rec.Partition},
+		Metadata: &pending{done: done, partition: rec.Partition, start: time.Now()},
 	}
 	if rec.Key != nil {
 		msg.Key = sarama.ByteEncoder(rec.Key)
@@ -157,7 +182,9 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 func (p *Producer) drainSuccesses() {
 	defer p.drained.Done()
 	for msg := range p.ap.Successes() {
-		msg.Metadata.(*pending).done(nil)
+		pd := msg.Metadata.(*pending)
+		p.obs.Produced(msg.Topic, time.Since(pd.start))
+		pd.done(nil)
 	}
 }
 
@@ -201,19 +228,46 @@ func classify(topic string, err error) error {
 // Close stops accepting records, waits for every record already handed over
 // to complete (stored or failed), and closes the connection to Kafka. Safe
 // to call more than once.
-func (p *Producer) Close() error {
+func (p *Producer) Close() error { return p.Shutdown(context.Background()) }
+
+// Shutdown is Close with a deadline: when ctx ends before every record
+// handed over has completed, it closes the connection to Kafka, which cuts
+// sarama's retries short and fails the records left (none of them was
+// acknowledged to anybody), waits a moment for their results and returns
+// ctx's error. Safe to call more than once; later calls return nil.
+func (p *Producer) Shutdown(ctx context.Context) error {
 	var err error
 	p.closeOnce.Do(func() {
 		close(p.closing)
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
-		// Close flushes what is buffered and returns once sarama has
-		// delivered every result; the drain goroutines then see the
-		// channels close.
+		// AsyncClose flushes what is buffered and, once sarama has
+		// delivered every result, closes the channels the drain goroutines
+		// read.
 		p.ap.AsyncClose()
-		p.drained.Wait()
-		err = p.client.Close()
+		drained := make(chan struct{})
+		go func() {
+			p.drained.Wait()
+			close(drained)
+		}()
+		select {
+		case <-drained:
+			err = p.client.Close()
+			return
+		case <-ctx.Done():
+		}
+		cerr := p.client.Close()
+		select {
+		case <-drained:
+		case <-time.After(abortGrace):
+			p.log.Warn("kafka producer still delivering failures after its client closed")
+		}
+		err = errors.Join(fmt.Errorf("kafka: records still in flight at the shutdown deadline were failed: %w", ctx.Err()), cerr)
 	})
 	return err
 }
+
+// abortGrace is how long Shutdown waits for sarama's failures after it
+// closed the client at the deadline.
+const abortGrace = 2 * time.Second

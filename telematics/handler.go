@@ -122,6 +122,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.accept(w, r, device, len(msgs))
+	latency := time.Since(received)
+	for range msgs {
+		s.obs.Acked(source, latency)
+	}
 }
 
 // pick chooses the decoder by media type, ignoring parameters (charset).
@@ -192,6 +196,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, device string, n
 	writeJSON(w, http.StatusOK, struct {
 		Accepted int `json:"accepted"`
 	}{n})
+	s.obs.Responded(http.StatusOK)
 	if ce := s.log.Check(zap.DebugLevel, "accepted"); ce != nil {
 		ce.Write(zap.String("device", device), zap.String("path", r.URL.Path), zap.Int("status", http.StatusOK), zap.Int("messages", n))
 	}
@@ -217,6 +222,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, device string, s
 		w.Header().Set("Retry-After", retryAfterSeconds)
 	}
 	writeJSON(w, status, body)
+	s.obs.Responded(status)
 
 	level := zapcore.InfoLevel
 	switch {

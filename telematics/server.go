@@ -32,6 +32,7 @@ type Server struct {
 	cfg        Config
 	ing        Ingester
 	log        *zap.Logger
+	obs        Observer
 	tlsConfig  *tls.Config
 	certSHA256 string
 	selfSigned bool
@@ -64,7 +65,7 @@ const (
 // New checks cfg, reads the tokens file and the certificate (or generates a
 // self-signed one) and returns a server that is not listening yet. ing
 // receives the messages of every accepted request; log may be nil.
-func New(cfg Config, ing Ingester, log *zap.Logger) (*Server, error) {
+func New(cfg Config, ing Ingester, log *zap.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -75,7 +76,10 @@ func New(cfg Config, ing Ingester, log *zap.Logger) (*Server, error) {
 		log = zap.NewNop()
 	}
 	log = log.Named("telematics")
-	s := &Server{cfg: cfg, ing: ing, log: log}
+	s := &Server{cfg: cfg, ing: ing, log: log, obs: nopObserver{}}
+	for _, o := range opts {
+		o(s)
+	}
 
 	if cfg.Auth.TokensFile != "" {
 		tokens, err := loadTokens(cfg.Auth.TokensFile)
