@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/fleetgate/fleetgate/config"
 )
 
@@ -111,38 +109,14 @@ func TestLegacyBadRequestProducesNothing(t *testing.T) {
 // after Kafka recovers is accepted.
 func TestLegacy503WhileKafkaRefuses(t *testing.T) {
 	g := startGateway(t, func(c *config.Config) { c.Kafka.DeliveryTimeout = 2 * time.Second })
-	cluster := g.Embedded().Cluster()
-	done := make(chan struct{})
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		select {
-		case <-done:
-			cluster.DropControl()
-			return nil, nil, false
-		default:
-		}
-		cluster.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = 19 // NOT_ENOUGH_REPLICAS: retriable
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	recover := refuseProduce(g.Embedded().Cluster())
 	c := httpsClient()
 	url := "https://" + g.TelematicsAddr() + "/log"
 	status, body, hdr := post(t, c, url, "application/x-www-form-urlencoded", sample(t, "csa-log.form"))
 	if status != 503 || hdr.Get("Retry-After") == "" || body["error"] == nil {
 		t.Fatalf("got %d %v Retry-After %q; want 503 with Retry-After", status, body, hdr.Get("Retry-After"))
 	}
-	close(done)
+	recover()
 	time.Sleep(3 * time.Second) // sarama's retries of the refused batch run out
 	status, body, _ = post(t, c, url, "application/x-www-form-urlencoded", sample(t, "csa-log.form"))
 	if status != 200 || body["accepted"] != 2.0 {

@@ -234,30 +234,7 @@ func TestNoPubackWhenKafkaFails(t *testing.T) {
 	c := connect(t, g.MQTTAddr(), "D1")
 	publish(t, c, "report", report("log", "D1", 1))
 
-	var failing atomic.Bool
-	failing.Store(true)
-	cluster := g.Embedded().Cluster()
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if !failing.Load() {
-			cluster.DropControl()
-			return nil, nil, false
-		}
-		cluster.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = 19 // NOT_ENOUGH_REPLICAS: retriable
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	recover := refuseProduce(g.Embedded().Cluster())
 	tok := c.Publish("report", 1, false, report("log", "D1", 2))
 	if tok.WaitTimeout(5*time.Second) && tok.Error() == nil {
 		t.Fatal("got a PUBACK for a message Kafka refused")
@@ -269,7 +246,7 @@ func TestNoPubackWhenKafkaFails(t *testing.T) {
 	if c.IsConnectionOpen() {
 		t.Fatal("MQTT 3.1.1 client still connected after a failed delivery")
 	}
-	failing.Store(false)
+	recover()
 	time.Sleep(3 * time.Second) // let sarama finish retrying the first copy
 	c2 := connect(t, g.MQTTAddr(), "D1")
 	publish(t, c2, "report", report("log", "D1", 2))

@@ -7,11 +7,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	paho "github.com/eclipse/paho.mqtt.golang"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -165,4 +168,33 @@ func consume(t *testing.T, brokers []string, topic string, want int) []record {
 
 func report(typ, device string, seq int) []byte {
 	return []byte(fmt.Sprintf(`{"type":%q,"device_no":%q,"ts":1763780000000,"seq":%d,"speed_kmh":42.5}`, typ, device, seq))
+}
+
+// refuseProduce makes the embedded broker answer every produce request with
+// NOT_ENOUGH_REPLICAS (retriable: sarama retries, nothing is stored) until
+// the returned function is called.
+func refuseProduce(cluster *kfake.Cluster) (recover func()) {
+	var recovered atomic.Bool
+	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if recovered.Load() {
+			cluster.DropControl()
+			return nil, nil, false
+		}
+		cluster.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic = tp.Topic
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition = p.Partition
+				rp.ErrorCode = 19 // NOT_ENOUGH_REPLICAS
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	return func() { recovered.Store(true) }
 }
