@@ -88,6 +88,10 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := kafka.EnsureTopics(ctx, g.producer.Client(), topics, kcfg.Topics.Create, spec); err != nil {
 		return err
 	}
+	// The producer's topic list was read before EnsureTopics created any.
+	if err := g.producer.RefreshTopics(); err != nil {
+		return err
+	}
 	if err := g.startOperations(topics); err != nil {
 		return err
 	}

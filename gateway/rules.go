@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -12,12 +11,6 @@ import (
 	"github.com/fleetgate/fleetgate/kafka"
 	"github.com/fleetgate/fleetgate/router"
 )
-
-// topicCacheRefresh is the producer's TopicCache refresh interval
-// (kafka.NewProducer): after a reload creates topics, the new rules wait
-// this long so that the cache's next miss re-reads the cluster's topics
-// rather than answering from a list older than the topics.
-const topicCacheRefresh = time.Second
 
 // OnRulesReload sets f to be called after every reload attempt of the
 // rules (file change or ReloadRules) with whether the new rules were
@@ -78,10 +71,10 @@ func (g *Gateway) ensureRuleTopics(ctx context.Context, rules *router.Rules) err
 		return fmt.Errorf("the new rules name kafka topics the gateway cannot use: %w", err)
 	}
 	g.log.Info("kafka topics of the new rules are ready", zap.Strings("topics", fresh), zap.Bool("create", create))
-	select {
-	case <-time.After(topicCacheRefresh):
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("wait for the producer to see topics %v: %w", fresh, ctx.Err())
+	// The producer must see the new topics before the new rules route to
+	// them, or their first records would be refused as unknown.
+	if err := g.producer.RefreshTopics(); err != nil {
+		return fmt.Errorf("the new rules' topics %v were created, but: %w", fresh, err)
 	}
+	return nil
 }

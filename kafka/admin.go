@@ -213,22 +213,20 @@ func NewTopicCache(client sarama.Client, minRefresh time.Duration) *TopicCache {
 }
 
 // Exists reports whether topic exists. A hit costs one atomic load and a map
-// lookup. On a miss, if no refresh is running and the last one is at least
-// minRefresh old, the caller refreshes the topic list from the cluster
-// (blocking for that one request) and answers from it; otherwise it answers
-// false at once. When a refresh fails the previous list stands.
+// lookup. On a miss the caller refreshes the topic list from the cluster
+// (blocking for that one request) unless the last refresh is less than
+// minRefresh old, in which case it answers false at once. Callers that miss
+// while another refreshes wait for that refresh and answer from it: a topic
+// created a moment ago must not be reported missing (its records would go to
+// the error action). When a refresh fails the previous list stands.
 func (c *TopicCache) Exists(topic string) bool {
 	if _, ok := (*c.topics.Load())[topic]; ok {
 		return true
 	}
-	// Callers that miss while another refreshes do not queue behind it:
-	// the answer they would wait for is at most one refresh fresher.
-	if !c.refreshMu.TryLock() {
-		return false
-	}
+	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
 	if _, ok := (*c.topics.Load())[topic]; ok {
-		return true // refreshed while we were getting the lock
+		return true // refreshed while we waited for the lock
 	}
 	now := c.now()
 	if !c.lastRefresh.IsZero() && now.Sub(c.lastRefresh) < c.minRefresh {
@@ -242,4 +240,18 @@ func (c *TopicCache) Exists(topic string) bool {
 	c.topics.Store(&set)
 	_, ok := set[topic]
 	return ok
+}
+
+// Refresh reloads the topic list now, whatever the interval: call it after
+// creating topics.
+func (c *TopicCache) Refresh() error {
+	c.refreshMu.Lock()
+	defer c.refreshMu.Unlock()
+	set, err := listTopics(c.client)
+	if err != nil {
+		return fmt.Errorf("refresh kafka topic list: %w", err)
+	}
+	c.lastRefresh = c.now()
+	c.topics.Store(&set)
+	return nil
 }

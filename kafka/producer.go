@@ -61,7 +61,8 @@ func WithObserver(o Observer) Option { return func(p *Producer) { p.obs = o } }
 // Producer writes router records to Kafka with one shared sarama async
 // producer. It implements router.Sink and is safe for concurrent use.
 type Producer struct {
-	client   sarama.Client
+	client   sarama.Client // admin calls, topic cache: bounded metadata retries
+	pclient  sarama.Client // the async producer's: waits out outages
 	ap       sarama.AsyncProducer
 	topics   *TopicCache
 	maxBytes int
@@ -96,13 +97,20 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 	if err != nil {
 		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
 	}
-	ap, err := sarama.NewAsyncProducerFromClient(client)
+	pclient, err := sarama.NewClient(cfg.Brokers, producerClientConfig(sc))
 	if err != nil {
+		client.Close()
+		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
+	}
+	ap, err := sarama.NewAsyncProducerFromClient(pclient)
+	if err != nil {
+		pclient.Close()
 		client.Close()
 		return nil, fmt.Errorf("start kafka producer: %w", err)
 	}
 	p := &Producer{
 		client:   client,
+		pclient:  pclient,
 		ap:       ap,
 		topics:   NewTopicCache(client, time.Second),
 		maxBytes: cfg.MaxMessageBytes,
@@ -119,9 +127,13 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 	return p, nil
 }
 
-// Client returns the sarama client the producer uses (for admin calls and
-// readiness checks).
+// Client returns a sarama client for admin calls (topic checks and
+// creation); its metadata requests give up within seconds.
 func (p *Producer) Client() sarama.Client { return p.client }
+
+// RefreshTopics reloads the list of existing topics now. Call it after
+// creating topics, so that their first records are not refused as unknown.
+func (p *Producer) RefreshTopics() error { return p.topics.Refresh() }
 
 // Produce implements router.Sink. Records that can never be written (unknown
 // or invalid topic, too large) complete at once with a *RecordError, before
@@ -253,11 +265,11 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 		}()
 		select {
 		case <-drained:
-			err = p.client.Close()
+			err = errors.Join(p.pclient.Close(), p.client.Close())
 			return
 		case <-ctx.Done():
 		}
-		cerr := p.client.Close()
+		cerr := errors.Join(p.pclient.Close(), p.client.Close())
 		select {
 		case <-drained:
 		case <-time.After(abortGrace):

@@ -338,10 +338,13 @@ func (d *delivery) runErrorActions() {
 		}
 		d.produce(rec, func(err error) {
 			if _, ok := permanentReason(err); ok {
-				d.e.obs.Dropped(f.rule.name, f.reason)
+				// The error topic is checked at start, so this is not the
+				// message's fault (e.g. the topic was deleted): not
+				// acknowledging keeps the message with its sender rather
+				// than losing it.
 				d.traceError(f, nil)
-				log.Error("error action could not store the message; it is acknowledged and not stored", zap.NamedError("error_action_error", err))
-				err = nil
+				log.Error("error action could not store the message; it is not acknowledged, its sender will retry", zap.NamedError("error_action_error", err))
+				err = fmt.Errorf("error action: %w", err)
 			} else if err == nil {
 				d.e.obs.ErrorRecord(f.rule.name, f.reason)
 				d.traceError(f, rec)

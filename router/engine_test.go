@@ -201,7 +201,14 @@ func TestEngineTransientFailureFailsTheMessage(t *testing.T) {
 	if err := process(t, e2, "report", `{"type":"x","device_no":"D1"}`); err == nil {
 		t.Fatal("a message whose error record was not stored was reported stored")
 	}
-	if obs.counts["failed:mqtt"] != 2 {
+	// A permanent failure of the error record itself (the error topic was
+	// deleted) is not acknowledged either: nothing may be lost.
+	sink3 := &fakeSink{permanent: map[string]string{"message-x": "unknown_topic", "message-dlq": "unknown_topic"}, async: true}
+	e3 := NewEngine(compileYAML(t, twoRules), sink3, Options{Observer: obs}, zap.NewNop())
+	if err := process(t, e3, "report", `{"type":"x","device_no":"D1"}`); err == nil {
+		t.Fatal("a message stored nowhere was reported stored")
+	}
+	if obs.counts["failed:mqtt"] != 3 {
 		t.Fatalf("observer: %v", obs.counts)
 	}
 }
