@@ -150,6 +150,9 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, packets.ErrRejectPacket // no ack: the client re-sends it
 	}
 	s := v.(*session)
+	if s.refused {
+		return pk, packets.ErrRejectPacket // the connection is being cut: see session.refused
+	}
 	t := &ticket{
 		id:       pk.PacketID,
 		qos:      pk.FixedHeader.Qos,
@@ -190,6 +193,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		s.log.record(t)
 		t.awaitingRoom.Store(true)
 		if err := h.admit(cl, msg); err != nil {
+			s.refused = cl.Properties.ProtocolVersion < 5
 			t.complete(err)
 			t.awaitingRoom.Store(false)
 			break

@@ -213,3 +213,26 @@ func TestDrainEndsTheWaitForRoomWithoutAnswer(t *testing.T) {
 		t.Fatal("the refused message reached the pipeline")
 	}
 }
+
+// TestNothingAfterARefusedMessageV311: once an MQTT 3.1.1 message got no
+// room, later messages of the connection are not taken even when room comes
+// back before the connection is cut; one of them could otherwise be stored
+// before the refused one is re-sent.
+func TestNothingAfterARefusedMessageV311(t *testing.T) {
+	p := newFakePipeline()
+	budget := limits.New(limits.Config{MaxInflightMessages: 1, MaxInflightBytes: 1 << 20})
+	b := startBroker(t, p, func(c *Config) { c.DeliveryTimeout = 400 * time.Millisecond }, WithLimiter(budget))
+	holder := dialRaw(t, b.Addr("tcp"), "HOLDER", 5)
+	holder.publish(1, 1, "report", []byte(`{}`))
+	p.waitFor(t, 1)
+
+	c := dialRaw(t, b.Addr("tcp"), "D3", 4)
+	c.publish(5, 1, "report", []byte(`{"seq":5}`))
+	c.publish(6, 1, "report", []byte(`{"seq":6}`))
+	time.Sleep(600 * time.Millisecond) // 5 has failed; 6 is read now
+	p.complete(0, nil)                 // room again
+	time.Sleep(400 * time.Millisecond)
+	if n := p.count(); n != 1 {
+		t.Fatalf("pipeline got %d messages; seq 6 was taken after seq 5 was refused", n)
+	}
+}

@@ -24,6 +24,11 @@ type session struct {
 	// acknowledged, or the client would re-send the failed one after newer
 	// ones.
 	failed bool
+	// refused is set (by the connection's read goroutine only, in
+	// OnPublish) once an MQTT 3.1.1 message got no room under limits.*:
+	// later messages of the connection are not taken either, or one of them
+	// could be stored before the refused one is re-sent.
+	refused bool
 }
 
 func newSession(h *ingestHook, cl *mqtt.Client, log *clientLog) *session {
