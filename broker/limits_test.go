@@ -220,19 +220,24 @@ func TestDrainEndsTheWaitForRoomWithoutAnswer(t *testing.T) {
 // before the refused one is re-sent.
 func TestNothingAfterARefusedMessageV311(t *testing.T) {
 	p := newFakePipeline()
-	budget := limits.New(limits.Config{MaxInflightMessages: 1, MaxInflightBytes: 1 << 20})
+	budget := limits.New(limits.Config{MaxInflightMessages: 2, MaxInflightBytes: 1 << 20})
 	b := startBroker(t, p, func(c *Config) { c.DeliveryTimeout = 400 * time.Millisecond }, WithLimiter(budget))
 	holder := dialRaw(t, b.Addr("tcp"), "HOLDER", 5)
 	holder.publish(1, 1, "report", []byte(`{}`))
 	p.waitFor(t, 1)
 
 	c := dialRaw(t, b.Addr("tcp"), "D3", 4)
+	// seq 4 takes the last room and stays in flight, so the connection's
+	// ack goroutine is busy with it and does not cut the connection yet.
+	c.publish(4, 1, "report", []byte(`{"seq":4}`))
+	p.waitFor(t, 2)
 	c.publish(5, 1, "report", []byte(`{"seq":5}`))
 	c.publish(6, 1, "report", []byte(`{"seq":6}`))
-	time.Sleep(600 * time.Millisecond) // 5 has failed; 6 is read now
+	time.Sleep(600 * time.Millisecond) // 5 got no room in time; 6 is read
 	p.complete(0, nil)                 // room again
-	time.Sleep(400 * time.Millisecond)
-	if n := p.count(); n != 1 {
+	time.Sleep(800 * time.Millisecond)
+	if n := p.count(); n != 2 {
 		t.Fatalf("pipeline got %d messages; seq 6 was taken after seq 5 was refused", n)
 	}
+	p.complete(1, nil)
 }
