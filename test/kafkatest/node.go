@@ -70,7 +70,9 @@ func (n *node) format(ctx context.Context, h *kafkaHome, clusterID string) error
 		// A short-lived tool: the C1 compiler alone starts it faster.
 		"-XX:TieredStopAtLevel=1",
 		"kafka.tools.StorageTool", "format",
-		"-t", clusterID, "-c", n.propsPath(), "--ignore-formatted")
+		// --cluster-id=ID, not "-t ID": a base64url id may begin with "-",
+		// which the tool would take for an option.
+		"--cluster-id="+clusterID, "-c", n.propsPath(), "--ignore-formatted")
 	cmd := exec.CommandContext(ctx, javaBin(), args...)
 	cmd.Dir = n.dir
 	out, err := cmd.CombinedOutput()
