@@ -164,6 +164,10 @@ func (g *Gateway) MQTTAddr() string { return g.broker.Addr("tcp") }
 // TelematicsAddr returns the bound address of the legacy HTTPS endpoint.
 func (g *Gateway) TelematicsAddr() string { return g.https.Addr().String() }
 
+// TelematicsCertFingerprint returns the SHA-256 fingerprint of the legacy
+// endpoint's certificate (colon-separated hex, as logged at start).
+func (g *Gateway) TelematicsCertFingerprint() string { return g.https.CertFingerprint() }
+
 // KafkaBrokers returns the bootstrap addresses in use (the embedded
 // broker's when it runs).
 func (g *Gateway) KafkaBrokers() []string {

@@ -2,21 +2,49 @@ package integration
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetgate/fleetgate/config"
+	"github.com/fleetgate/fleetgate/gateway"
 )
 
-func httpsClient() *http.Client {
-	// The development default serves a self-signed certificate.
+// httpsClient trusts exactly the gateway's generated self-signed
+// certificate, pinned by the SHA-256 fingerprint the gateway logs at start
+// (what a terminal or an operator with curl --pinnedpubkey would do).
+func httpsClient(g *gateway.Gateway) *http.Client {
+	return pinnedClient(g.TelematicsCertFingerprint())
+}
+
+// pinnedClient trusts only the certificate with this SHA-256 fingerprint.
+func pinnedClient(want string) *http.Client {
 	return &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+		TLSClientConfig: &tls.Config{
+			// The chain cannot verify (self-signed); the pin below replaces it.
+			InsecureSkipVerify: true,
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 {
+					return errors.New("no certificate")
+				}
+				sum := sha256.Sum256(raw[0])
+				got := strings.ToUpper(hex.EncodeToString(sum[:]))
+				if got != strings.ReplaceAll(want, ":", "") {
+					return fmt.Errorf("certificate fingerprint %s, want %s", got, want)
+				}
+				return nil
+			},
+		},
 	}}
 }
 
@@ -47,7 +75,7 @@ func sample(t *testing.T, name string) []byte {
 func TestLegacyRequestsReachTheirTopics(t *testing.T) {
 	g := startGateway(t, nil)
 	base := "https://" + g.TelematicsAddr()
-	c := httpsClient()
+	c := httpsClient(g)
 	for _, r := range []struct {
 		path, ctype, file string
 		accepted          float64
@@ -93,9 +121,17 @@ func TestLegacyRequestsReachTheirTopics(t *testing.T) {
 	}
 }
 
+func TestLegacyCertificateIsPinned(t *testing.T) {
+	g := startGateway(t, nil)
+	other := strings.Repeat("AB:", 31) + "AB"
+	if _, err := pinnedClient(other).Post("https://"+g.TelematicsAddr()+"/log", "application/json", strings.NewReader("{}")); err == nil {
+		t.Fatal("a client pinned to another certificate got through: the pin is not checked")
+	}
+}
+
 func TestLegacyBadRequestProducesNothing(t *testing.T) {
 	g := startGateway(t, nil)
-	c := httpsClient()
+	c := httpsClient(g)
 	status, body, _ := post(t, c, "https://"+g.TelematicsAddr()+"/log", "application/json", sample(t, "sts-log-bad-lat.json"))
 	if status != 400 || body["error"] == nil {
 		t.Fatalf("got %d %v; want 400 with an error", status, body)
@@ -110,7 +146,7 @@ func TestLegacyBadRequestProducesNothing(t *testing.T) {
 func TestLegacy503WhileKafkaRefuses(t *testing.T) {
 	g := startGateway(t, func(c *config.Config) { c.Kafka.DeliveryTimeout = 2 * time.Second })
 	recover := refuseProduce(g.Embedded().Cluster())
-	c := httpsClient()
+	c := httpsClient(g)
 	url := "https://" + g.TelematicsAddr() + "/log"
 	status, body, hdr := post(t, c, url, "application/x-www-form-urlencoded", sample(t, "csa-log.form"))
 	if status != 503 || hdr.Get("Retry-After") == "" || body["error"] == nil {

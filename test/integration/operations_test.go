@@ -139,7 +139,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 	publish(t, c, "report", []byte("still not json"))
 	publish(t, c, "report", []byte(`{"type":"nosuch","device_no":"D1"}`))
 
-	hc := httpsClient()
+	hc := httpsClient(g)
 	base := "https://" + g.TelematicsAddr()
 	for range 2 {
 		if status, body, _ := post(t, hc, base+"/log", "application/json", sample(t, "sts-log.json")); status != 200 {
@@ -328,7 +328,7 @@ func TestHTTPAtTheBoundGets503AtOnce(t *testing.T) {
 	tok2 := c.Publish("report", 1, false, report("log", "D1", 3))
 	waitUntil(t, "two messages in flight", func() bool { n, _ := g.Inflight(); return n == 2 })
 
-	hc := httpsClient()
+	hc := httpsClient(g)
 	url := "https://" + g.TelematicsAddr() + "/boot"
 	began := time.Now()
 	status, body, header := post(t, hc, url, "application/json", sample(t, "sts-boot.json"))
