@@ -9,7 +9,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -113,7 +115,14 @@ func (b *Broker) Start() error {
 		}
 	}
 	if b.cfg.WSListen != "" {
-		if err := add("mqtt.ws_listen", "ws", listeners.NewWebsocket(listeners.Config{ID: "ws", Address: b.cfg.WSListen})); err != nil {
+		// mochi binds its WebSocket listener only once serving, on its own
+		// goroutine, and merely logs a failure: check the address here so a
+		// busy port fails the start, and resolve port 0 to a real one.
+		addr, err := reserveAddr(b.cfg.WSListen)
+		if err != nil {
+			return fmt.Errorf("mqtt.ws_listen: %w", err)
+		}
+		if err := add("mqtt.ws_listen", "ws", listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
 			return err
 		}
 	}
@@ -172,6 +181,22 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.hook.stop()
 	})
 	return err
+}
+
+// reserveAddr binds addr and lets it go again, returning it with port 0
+// replaced by the port the system chose.
+func reserveAddr(addr string) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	bound := ln.Addr().(*net.TCPAddr)
+	ln.Close()
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	return net.JoinHostPort(host, strconv.Itoa(bound.Port)), nil
 }
 
 func serverTLS(c TLSConfig) (*tls.Config, error) {

@@ -1,0 +1,98 @@
+package broker
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+)
+
+// wsConn adapts a WebSocket connection to net.Conn for rawClient: MQTT over
+// WebSocket carries the byte stream in binary messages.
+type wsConn struct {
+	*websocket.Conn
+	r io.Reader
+}
+
+func (c *wsConn) Read(p []byte) (int, error) {
+	for {
+		if c.r != nil {
+			n, err := c.r.Read(p)
+			if err != io.EOF {
+				return n, err
+			}
+			c.r = nil
+			if n > 0 {
+				return n, nil
+			}
+		}
+		_, r, err := c.NextReader()
+		if err != nil {
+			return 0, err
+		}
+		c.r = r
+	}
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	if err := c.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+func TestWebSocketListenerAcksAfterStore(t *testing.T) {
+	p := newFakePipeline()
+	b := startBroker(t, p, func(c *Config) { c.WSListen = "127.0.0.1:0" })
+	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
+	ws, _, err := d.Dial("ws://"+b.Addr("ws")+"/", nil)
+	if err != nil {
+		t.Fatalf("WebSocket handshake with mqtt.ws_listen: %v", err)
+	}
+	defer ws.Close()
+	var conn net.Conn = &wsConn{Conn: ws}
+	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn), version: 4}
+	c.write(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "W1", Keepalive: 30, Clean: true},
+	})
+	if ack := c.read(3 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK over WebSocket: type %d code %#x", ack.FixedHeader.Type, ack.ReasonCode)
+	}
+	c.publish(1, 1, "report", []byte(`{"type":"log"}`))
+	p.waitFor(t, 1)
+	// (No "nothing yet" read here: a WebSocket read that times out breaks
+	// the connection. The ack order is tested over TCP.)
+	p.complete(0, nil)
+	expectAck(t, c, 1)
+}
+
+func TestWebSocketBusyPortFailsTheStart(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := DefaultConfig()
+	cfg.Listen = ""
+	cfg.WSListen = busy.Addr().String()
+	b, err := New(cfg, newFakePipeline(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = b.Start()
+	if err == nil || !strings.Contains(err.Error(), "mqtt.ws_listen") {
+		t.Fatalf("Start on a busy WebSocket port: %v; want an error naming mqtt.ws_listen", err)
+	}
+}
