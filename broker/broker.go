@@ -105,12 +105,22 @@ func (b *Broker) Start() error {
 		}
 	}
 	if b.cfg.Listen != "" {
-		if err := add("mqtt.listen", "tcp", listeners.NewTCP(listeners.Config{ID: "tcp", Address: b.cfg.Listen})); err != nil {
+		ln, err := listenTCP(b.cfg.Listen, b.cfg.ConnectTimeout, nil)
+		if err != nil {
+			return fmt.Errorf("mqtt.listen: %w", err)
+		}
+		if err := add("mqtt.listen", "tcp", listeners.NewNet("tcp", ln)); err != nil {
+			ln.Close()
 			return err
 		}
 	}
 	if b.cfg.TLSListen != "" {
-		if err := add("mqtt.tls_listen", "tls", listeners.NewTCP(listeners.Config{ID: "tls", Address: b.cfg.TLSListen, TLSConfig: tlsCfg})); err != nil {
+		ln, err := listenTCP(b.cfg.TLSListen, b.cfg.ConnectTimeout, tlsCfg)
+		if err != nil {
+			return fmt.Errorf("mqtt.tls_listen: %w", err)
+		}
+		if err := add("mqtt.tls_listen", "tls", listeners.NewNet("tls", ln)); err != nil {
+			ln.Close()
 			return err
 		}
 	}

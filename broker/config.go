@@ -20,6 +20,10 @@ type Config struct {
 	TLS TLSConfig `mapstructure:"tls"`
 	// Auth says who may connect.
 	Auth AuthConfig `mapstructure:"auth"`
+	// ConnectTimeout is how long a new connection may take to complete its
+	// TLS handshake and send CONNECT; after CONNECT the keep-alive rules.
+	// Default 10s.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// MaxPacketBytes is the largest MQTT packet accepted. Default 262144.
 	MaxPacketBytes int `mapstructure:"max_packet_bytes"`
 	// MaxInflight is how many QoS 1/2 messages one connection may have
@@ -57,6 +61,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:          ":1883",
 		Auth:            AuthConfig{AllowAnonymous: true},
+		ConnectTimeout:  10 * time.Second,
 		MaxPacketBytes:  262144,
 		MaxInflight:     64,
 		DeliveryTimeout: 30 * time.Second,
@@ -80,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if !c.Auth.AllowAnonymous && c.Auth.UsersFile == "" && c.TLS.ClientCAFile == "" {
 		bad("mqtt.auth.allow_anonymous is false but neither mqtt.auth.users_file nor mqtt.tls.client_ca_file says who may connect")
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("mqtt.connect_timeout must be positive (e.g. 10s)")
 	}
 	if c.MaxPacketBytes < 1024 || c.MaxPacketBytes > 268435455 {
 		bad("mqtt.max_packet_bytes: %d is out of range 1024..268435455", c.MaxPacketBytes)
