@@ -2,7 +2,6 @@ package broker
 
 import (
 	"bufio"
-	"bytes"
 	"net"
 	"os"
 	"path/filepath"
@@ -29,13 +28,7 @@ func connectCode(t *testing.T, addr, clientID, user, pass string) byte {
 		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: clientID, Keepalive: 30, Clean: true,
 			UsernameFlag: user != "", Username: []byte(user), PasswordFlag: pass != "", Password: []byte(pass)},
 	}
-	var buf bytes.Buffer
-	if err := pk.ConnectEncode(&buf); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Write(buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
+	c.write(pk)
 	ack := c.read(3 * time.Second)
 	if ack.FixedHeader.Type != packets.Connack {
 		return 255

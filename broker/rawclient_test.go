@@ -2,15 +2,14 @@ package broker
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
-	"fmt"
-	"io"
+	"errors"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetgate/fleetgate/test/mqttwire"
 )
 
 // rawClient speaks MQTT packet by packet with mochi's own codec, so tests
@@ -58,22 +57,11 @@ func (c *rawClient) write(pk packets.Packet) {
 	if pk.ProtocolVersion == 0 {
 		pk.ProtocolVersion = c.version
 	}
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Pubrel:
-		err = pk.PubrelEncode(&buf)
-	default:
-		err = fmt.Errorf("rawClient cannot write packet type %d", pk.FixedHeader.Type)
-	}
+	b, err := mqttwire.Encode(pk)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if _, err := c.conn.Write(buf.Bytes()); err != nil {
+	if _, err := c.conn.Write(b); err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
 }
@@ -97,42 +85,15 @@ func (c *rawClient) publishDup(id uint16, qos byte, topic string, payload []byte
 func (c *rawClient) read(d time.Duration) packets.Packet {
 	c.t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(d))
-	hb, err := c.r.ReadByte()
-	if err != nil {
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
-			return packets.Packet{}
-		}
-		return packets.Packet{FixedHeader: packets.FixedHeader{Type: 255}}
-	}
-	var fh packets.FixedHeader
-	if err := fh.Decode(hb); err != nil {
+	pk, err := mqttwire.ReadPacket(c.r, c.version)
+	var ne net.Error
+	switch {
+	case err == nil:
+		return pk
+	case errors.Is(err, mqttwire.ErrDecode):
 		c.t.Fatal(err)
+	case errors.As(err, &ne) && ne.Timeout():
+		return packets.Packet{}
 	}
-	n, err := binary.ReadUvarint(c.r)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	fh.Remaining = int(n)
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		c.t.Fatal(err)
-	}
-	pk := packets.Packet{FixedHeader: fh, ProtocolVersion: c.version}
-	switch fh.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	case packets.Pubrec:
-		err = pk.PubrecDecode(body)
-	case packets.Pubcomp:
-		err = pk.PubcompDecode(body)
-	case packets.Publish:
-		err = pk.PublishDecode(body)
-	case packets.Disconnect:
-	}
-	if err != nil {
-		c.t.Fatalf("decode packet type %d: %v", fh.Type, err)
-	}
-	return pk
+	return packets.Packet{FixedHeader: packets.FixedHeader{Type: 255}}
 }

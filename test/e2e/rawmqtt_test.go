@@ -2,14 +2,13 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/binary"
-	"io"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetgate/fleetgate/test/mqttwire"
 )
 
 // rawMQTT speaks MQTT packet by packet with mochi's codec, so a test can
@@ -53,29 +52,21 @@ func (c *rawMQTT) write(t *testing.T, pk packets.Packet) {
 	if pk.ProtocolVersion == 0 {
 		pk.ProtocolVersion = c.version
 	}
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	}
+	b, err := mqttwire.Encode(pk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.conn.Write(buf.Bytes()); err != nil {
+	if _, err := c.conn.Write(b); err != nil {
 		t.Fatalf("write: %v", err)
 	}
 }
 
 // publish sends a QoS 1 PUBLISH to topic report.
 func (c *rawMQTT) publish(id uint16, payload []byte, dup bool) {
-	var buf bytes.Buffer
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Dup: dup},
 		TopicName: "report", PacketID: id, Payload: payload, ProtocolVersion: c.version}
-	if err := pk.PublishEncode(&buf); err == nil {
-		_, _ = c.conn.Write(buf.Bytes())
+	if b, err := mqttwire.Encode(pk); err == nil {
+		_, _ = c.conn.Write(b)
 	}
 }
 
@@ -97,29 +88,5 @@ func (c *rawMQTT) close() { c.conn.Close() }
 // read returns the next packet.
 func (c *rawMQTT) read(d time.Duration) (packets.Packet, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(d))
-	hb, err := c.r.ReadByte()
-	if err != nil {
-		return packets.Packet{}, err
-	}
-	var fh packets.FixedHeader
-	if err := fh.Decode(hb); err != nil {
-		return packets.Packet{}, err
-	}
-	n, err := binary.ReadUvarint(c.r)
-	if err != nil {
-		return packets.Packet{}, err
-	}
-	fh.Remaining = int(n)
-	body := make([]byte, n)
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return packets.Packet{}, err
-	}
-	pk := packets.Packet{FixedHeader: fh, ProtocolVersion: c.version}
-	switch fh.Type {
-	case packets.Connack:
-		err = pk.ConnackDecode(body)
-	case packets.Puback:
-		err = pk.PubackDecode(body)
-	}
-	return pk, err
+	return mqttwire.ReadPacket(c.r, c.version)
 }

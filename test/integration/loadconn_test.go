@@ -5,13 +5,14 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetgate/fleetgate/test/mqttwire"
 )
 
 // loadConn is a raw MQTT 5 connection for load tests: it publishes QoS 1
@@ -43,13 +44,13 @@ func dialLoad(t *testing.T, addr, clientID string, window int) *loadConn {
 	t.Cleanup(func() { conn.Close() })
 	c := &loadConn{conn: conn, r: bufio.NewReader(conn), window: make(chan struct{}, window),
 		pending: map[uint16]bool{}, failed: map[byte]int{}, readDone: make(chan struct{})}
-	var buf bytes.Buffer
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 5,
 		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: clientID, Keepalive: 60, Clean: true}}
-	if err := pk.ConnectEncode(&buf); err != nil {
+	b, err := mqttwire.Encode(pk)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Write(buf.Bytes()); err != nil {
+	if _, err := conn.Write(b); err != nil {
 		t.Fatal(err)
 	}
 	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -62,21 +63,7 @@ func dialLoad(t *testing.T, addr, clientID string, window int) *loadConn {
 }
 
 func (c *loadConn) readPacket() (packets.FixedHeader, []byte, error) {
-	var fh packets.FixedHeader
-	b, err := c.r.ReadByte()
-	if err != nil {
-		return fh, nil, err
-	}
-	if err := fh.Decode(b); err != nil {
-		return fh, nil, err
-	}
-	n, err := binary.ReadUvarint(c.r)
-	if err != nil {
-		return fh, nil, err
-	}
-	body := make([]byte, n)
-	_, err = io.ReadFull(c.r, body)
-	return fh, body, err
+	return mqttwire.ReadFrame(c.r)
 }
 
 func (c *loadConn) readLoop() {
