@@ -42,7 +42,6 @@ type ingestHook struct {
 	drainCancel context.CancelFunc
 	draining    atomic.Bool
 	inflight    atomic.Int64 // tickets taken and not yet answered, all sessions
-	resent      atomic.Int64 // DUP re-sends answered from their first copy
 	resends     *resendLog
 	sessions    sync.Map // *mqtt.Client -> *session
 	wg          sync.WaitGroup
@@ -177,13 +176,11 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	switch {
 	case stored:
 		// The first copy is in Kafka; only its PUBACK was lost.
-		h.resent.Add(1)
 		h.obs.Resent()
 		t.complete(nil)
 	case first != nil:
 		// The first copy (from the previous connection) is still on its
 		// way to Kafka: answer with its outcome.
-		h.resent.Add(1)
 		h.obs.Resent()
 		go func() {
 			<-first.done

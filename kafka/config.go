@@ -70,7 +70,7 @@ type TopicsConfig struct {
 	Names             []string          `mapstructure:"names"`
 }
 
-// DefaultTopics are the topics of the default rule.
+// defaultTopics are the topics of the default rule.
 var defaultTopics = []string{"message-log", "message-boot", "message-gps", "message-kinematic", "message-adas", "message-dlq"}
 
 // DefaultConfig returns the defaults of SPEC section 5.

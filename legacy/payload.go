@@ -55,12 +55,6 @@ func (p *payload) literal(name string, v []byte) {
 	p.buf = append(p.buf, v...)
 }
 
-// value appends a member whose value is a raw JSON value as sent, compacted.
-func (p *payload) value(name string, v []byte) {
-	p.name(name)
-	p.buf = appendCompact(p.buf, v)
-}
-
 // passThrough appends a member exactly as sent: quoted name and raw value.
 func (p *payload) passThrough(m member) {
 	p.buf = append(p.buf, ',')

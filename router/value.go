@@ -572,16 +572,6 @@ func (n num) float() float64 {
 	return n.f
 }
 
-func (n num) value() any {
-	if n.isInt {
-		return n.i
-	}
-	if math.IsNaN(n.f) || math.IsInf(n.f, 0) {
-		return undef
-	}
-	return n.f
-}
-
 // toNum converts Int, Decimal and numeric Strings (which become Decimal) to a
 // number; anything else does not convert.
 func toNum(v any) (num, bool) {

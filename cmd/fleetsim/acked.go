@@ -98,15 +98,6 @@ func (s spans) count() int64 {
 	return n
 }
 
-// each calls f for every sequence number in order.
-func (s spans) each(f func(seq int64)) {
-	for _, sp := range s {
-		for q := sp[0]; q <= sp[1]; q++ {
-			f(q)
-		}
-	}
-}
-
 // ackedHeader is the first line of an acked file.
 type ackedHeader struct {
 	Format    string `json:"fleetsim"`
