@@ -1,4 +1,6 @@
-package router
+package iotsql
+
+import "github.com/fleetgate/fleetgate/router/timefmt"
 
 // The parser turns source into a tree of expr nodes; Eval walks that tree. Nodes are
 // immutable after parsing, so one tree serves concurrent evaluations. Everything a
@@ -76,16 +78,20 @@ type arithExpr struct {
 	l, r expr
 }
 
-// callExpr calls a built-in function. Fields after args hold what the parser
+// callExpr calls a function. Fields after args hold what the parser
 // precompiled from literal arguments.
 type callExpr struct {
 	fn   *funcDef
 	args []expr
 
-	joda  *jodaPattern // parse_time: pattern, when given as a literal
-	jdk   *jdkPattern  // time_to_epoch: pattern, when given as a literal
-	zone  *zone        // parse_time: time zone, when given as a literal
-	atNow bool         // parse_time: the instant is timestamp()
+	joda  *timefmt.Joda // parse_time: pattern, when given as a literal
+	jdk   *timefmt.JDK  // time_to_epoch: pattern, when given as a literal
+	zone  *timefmt.Zone // parse_time: time zone, when given as a literal
+	atNow bool          // parse_time: the instant is timestamp()
+
+	// A registered Function's evaluator and the arguments it is given.
+	ev    Evaluator
+	xargs []Arg
 }
 
 // castType is the target of cast(x AS type).

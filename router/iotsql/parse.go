@@ -1,6 +1,7 @@
-package router
+package iotsql
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,6 +47,9 @@ type parser struct {
 	// elem is the foreach alias: a bare name equal to it (not backquoted,
 	// not called) is the current array element, not a payload field.
 	elem string
+	// funcs are the functions calls may name; deps what they may take.
+	funcs *Registry
+	deps  *Deps
 }
 
 type bail struct{ err *SyntaxError }
@@ -107,13 +111,18 @@ func (p *parser) expectKeyword(kw string) {
 // happens here: unknown functions, wrong argument counts, invalid parse_time and
 // time_to_epoch patterns, unknown time zones and invalid FROM topic filters are
 // reported as a *SyntaxError with the position of the culprit.
+// ParseQuery knows the built-in functions only; a Compiler knows more.
 func ParseQuery(sql string) (q *Query, err error) {
 	return parseQuery(sql, "")
 }
 
 // parseQuery is ParseQuery for a rule with a foreach alias elem ("" for none).
-func parseQuery(sql, elem string) (q *Query, err error) {
-	p := newParser(sql, 0)
+func parseQuery(sql, elem string) (*Query, error) {
+	return NewCompiler(nil, Deps{}).parseQuery(sql, elem)
+}
+
+func (c *Compiler) parseQuery(sql, elem string) (q *Query, err error) {
+	p := c.parser(sql, 0)
 	p.elem = elem
 	defer func() {
 		if r := recover(); r != nil {
@@ -500,7 +509,7 @@ func (p *parser) parseCall(nameTok token, lower string) expr {
 	if lower == "cast" {
 		return p.parseCast()
 	}
-	fn := funcs[lower]
+	fn := p.funcs.lookup(lower)
 	if fn == nil {
 		p.fail(nameTok.pos, "unknown function %s", quoteShort(nameTok.text))
 	}
@@ -530,14 +539,33 @@ func (p *parser) parseCall(nameTok token, lower string) expr {
 		p.fail(nameTok.pos, "%s() takes %s, got %d", fn.name, fn.arity(), len(args))
 	}
 	c := &callExpr{fn: fn, args: args}
+	at := func(i int, msg string) {
+		pos := nameTok.pos
+		if i >= 0 && i < len(argPos) {
+			pos = argPos[i]
+		}
+		p.fail(pos, "%s", msg)
+	}
 	if fn.check != nil {
 		if i, msg := fn.check(c); msg != "" {
-			pos := nameTok.pos
-			if i >= 0 && i < len(argPos) {
-				pos = argPos[i]
-			}
-			p.fail(pos, "%s", msg)
+			at(i, msg)
 		}
+	}
+	if fn.compile != nil {
+		c.xargs = make([]Arg, len(args))
+		for i, a := range args {
+			c.xargs[i] = Arg{x: a}
+		}
+		ev, err := fn.compile(*p.deps, c.xargs)
+		if err != nil {
+			i := -1
+			var ae *ArgError
+			if errors.As(err, &ae) {
+				i = ae.Index
+			}
+			at(i, fn.name+": "+err.Error())
+		}
+		c.ev = ev
 	}
 	return c
 }
@@ -580,7 +608,11 @@ type Foreach struct {
 // against the payload like a SELECT item), the keyword AS and a name. Errors
 // are *SyntaxError with the position in src.
 func ParseForeach(src string) (f *Foreach, err error) {
-	p := newParser(src, 0)
+	return NewCompiler(nil, Deps{}).parseForeach(src)
+}
+
+func (c *Compiler) parseForeach(src string) (f *Foreach, err error) {
+	p := c.parser(src, 0)
 	defer func() {
 		if r := recover(); r != nil {
 			b, ok := r.(bail)
