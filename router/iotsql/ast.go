@@ -1,6 +1,10 @@
 package iotsql
 
-import "github.com/fleetgate/fleetgate/router/timefmt"
+import (
+	"regexp"
+
+	"github.com/fleetgate/fleetgate/router/timefmt"
+)
 
 // The parser turns source into a tree of expr nodes; Eval walks that tree. Nodes are
 // immutable after parsing, so one tree serves concurrent evaluations. Everything a
@@ -25,9 +29,11 @@ type pathStep struct {
 	isIndex bool
 }
 
-// pathExpr reads a path from the payload root: a, a.b.c, arr[0], a.b[1].c.
+// pathExpr reads a path from the payload root: a, a.b.c, arr[0], a.b[1].c;
+// inside a nested SELECT, from its current element.
 type pathExpr struct {
 	steps []pathStep // steps[0] is always a name
+	scope int        // 0: the payload; n: the element of the n-th nested SELECT
 }
 
 // memberExpr reads .name from the value of x (x is not a payload path, e.g. a call).
@@ -89,6 +95,9 @@ type callExpr struct {
 	zone  *timefmt.Zone // parse_time: time zone, when given as a literal
 	atNow bool          // parse_time: the instant is timestamp()
 
+	re      *regexp.Regexp // regexp_*: pattern, when given as a literal
+	reCache *regexpCache   // regexp_*: patterns computed at run time
+
 	// A registered Function's evaluator and the arguments it is given.
 	ev    Evaluator
 	xargs []Arg
@@ -141,4 +150,16 @@ type selectItem struct {
 	name string
 	key  string // name as a JSON string followed by ':'
 	x    expr
+}
+
+// subqueryExpr is a nested (SELECT ... FROM x [WHERE c]) over the array x
+// (AWS's "nested object queries"): an Array of one output per element for
+// which c holds, each an object of the items (or the VALUE).
+type subqueryExpr struct {
+	from  expr
+	depth int // the scope its items and WHERE read (see pathExpr)
+	items []selectItem
+	star  bool
+	value expr // SELECT VALUE
+	where expr
 }

@@ -46,7 +46,7 @@ var funcConcat = &funcDef{name: "concat", minArgs: 0, maxArgs: -1, call: fnConca
 // funcs maps lower-case function names to their definitions.
 // builtinGroups are the built-in functions, one group per file; NewRegistry
 // puts them in each new registry.
-var builtinGroups = []func() []*funcDef{coreFuncs}
+var builtinGroups = []func() []*funcDef{coreFuncs, mathFuncs, bitFuncs, stringFuncs, cryptoFuncs, regexpFuncs, messageFuncs, encodingFuncs, defaultFuncs}
 
 // coreFuncs are the functions of this file.
 func coreFuncs() []*funcDef {
@@ -293,7 +293,10 @@ func fnPrincipal(env *Env, _ *callExpr) (any, error) {
 }
 
 // newuuid() is a random (version 4) UUID.
-func fnNewUUID(*Env, *callExpr) (any, error) {
+func fnNewUUID(*Env, *callExpr) (any, error) { return newUUID(), nil }
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
 	var u [16]byte
 	_, _ = rand.Read(u[:]) // never fails (crypto/rand crashes the program instead)
 	u[6] = u[6]&0x0f | 0x40
@@ -308,7 +311,7 @@ func fnNewUUID(*Env, *callExpr) (any, error) {
 		b[j], b[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
 		j += 2
 	}
-	return string(b[:]), nil
+	return string(b[:])
 }
 
 // stringFunc applies f to the argument converted to a String.

@@ -47,6 +47,9 @@ type parser struct {
 	// elem is the foreach alias: a bare name equal to it (not backquoted,
 	// not called) is the current array element, not a payload field.
 	elem string
+	// scope is the depth of nested SELECTs being parsed; names at depth n
+	// read the current element of the n-th.
+	scope int
 	// funcs are the functions calls may name; deps what they may take.
 	funcs *Registry
 	deps  *Deps
@@ -142,14 +145,22 @@ func (c *Compiler) parseQuery(sql, elem string) (q *Query, err error) {
 		p.parseFromWhere(q)
 		return q, nil
 	}
+	q.items, q.star = p.parseItems()
+	p.parseFromWhere(q)
+	q.starOnly = q.star && len(q.items) == 1
+	return q, nil
+}
+
+// parseItems parses a SELECT list; star reports whether it has "*".
+func (p *parser) parseItems() (items []selectItem, star bool) {
 	for n := 1; ; n++ {
 		if p.tok.kind == tStar {
-			if q.star {
+			if star {
 				p.fail(p.tok.pos, "'*' may appear only once in SELECT")
 			}
 			p.advance()
-			q.star = true
-			q.items = append(q.items, selectItem{star: true})
+			star = true
+			items = append(items, selectItem{star: true})
 		} else {
 			x := p.parseExpr()
 			var name string
@@ -167,16 +178,45 @@ func (c *Compiler) parseQuery(sql, elem string) (q *Query, err error) {
 			} else {
 				name = defaultName(x, n)
 			}
-			q.items = append(q.items, selectItem{name: name, key: string(appendJSONString(nil, name)) + ":", x: x})
+			items = append(items, selectItem{name: name, key: string(appendJSONString(nil, name)) + ":", x: x})
 		}
 		if p.tok.kind != tComma {
-			break
+			return items, star
 		}
 		p.advance()
 	}
-	p.parseFromWhere(q)
-	q.starOnly = q.star && len(q.items) == 1
-	return q, nil
+}
+
+// parseSubquery parses a nested "(SELECT [VALUE] items FROM x [WHERE c])";
+// the current token is SELECT. Names inside it (but not in its FROM) are
+// members of the element of x being evaluated.
+func (p *parser) parseSubquery() expr {
+	p.enter()
+	defer p.leave()
+	outer := p.scope
+	sq := &subqueryExpr{depth: outer + 1}
+	p.advance() // SELECT
+	p.scope = sq.depth
+	if p.isKeyword("VALUE") && valueIsModifier(p.peek()) {
+		p.advance()
+		sq.value = p.parseExpr()
+	} else {
+		sq.items, sq.star = p.parseItems()
+	}
+	p.scope = outer
+	p.expectKeyword("FROM")
+	if p.tok.kind == tString {
+		p.fail(p.tok.pos, "a nested SELECT reads an array of the message (FROM name), not a topic")
+	}
+	sq.from = p.parseExpr()
+	if p.isKeyword("WHERE") {
+		p.advance()
+		p.scope = sq.depth
+		sq.where = p.parseExpr()
+		p.scope = outer
+	}
+	p.expect(tRParen)
+	return sq
 }
 
 // valueIsModifier tells "SELECT VALUE x" from a field named value ("SELECT value,",
@@ -395,6 +435,9 @@ func (p *parser) parsePrimary() expr {
 		return &litExpr{v: t.text}
 	case tLParen:
 		p.advance()
+		if p.isKeyword("SELECT") {
+			return p.parseSubquery()
+		}
 		x := p.parseExpr()
 		p.expect(tRParen)
 		return x
@@ -440,7 +483,7 @@ func (p *parser) parsePrimary() expr {
 		return o
 	case tQIdent:
 		p.advance()
-		return &pathExpr{steps: []pathStep{{name: t.text}}}
+		return &pathExpr{steps: []pathStep{{name: t.text}}, scope: p.scope}
 	case tIdent:
 		lower := strings.ToLower(t.text)
 		switch lower {
@@ -466,7 +509,7 @@ func (p *parser) parsePrimary() expr {
 		if p.elem != "" && t.text == p.elem {
 			return &elemExpr{name: t.text}
 		}
-		return &pathExpr{steps: []pathStep{{name: t.text}}}
+		return &pathExpr{steps: []pathStep{{name: t.text}}, scope: p.scope}
 	}
 	p.fail(t.pos, "expected an expression, found %s", p.found())
 	return nil
