@@ -130,3 +130,11 @@ func TestRegistryRegisterRefusals(t *testing.T) {
 		t.Error("registered f twice")
 	}
 }
+
+func TestRemoteIP(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1:1883": "127.0.0.1", "[::1]:8443": "::1", "10.0.0.1": "10.0.0.1", "": ""} {
+		if got := RemoteIP(in); got != want {
+			t.Errorf("RemoteIP(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
