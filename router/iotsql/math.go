@@ -2,6 +2,7 @@ package iotsql
 
 import (
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 )
@@ -29,6 +30,11 @@ func mathFuncs() []*funcDef {
 		{name: "acos", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Acos)},
 		{name: "atan", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Atan)},
 		{name: "atan2", minArgs: 2, maxArgs: 2, call: fnAtan2},
+		{name: "sinh", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Sinh)},
+		{name: "cosh", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Cosh)},
+		{name: "tanh", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Tanh)},
+		{name: "remainder", minArgs: 2, maxArgs: 2, call: fnMod},
+		{name: "rand", call: fnRand},
 	}
 }
 
@@ -69,7 +75,10 @@ func decimalFunc(f func(float64) float64) func(*Env, *callExpr) (any, error) {
 	}
 }
 
-// mod(a, b) is a % b: an Int for two Ints (its sign is a's, as in Java),
+// rand() is a random Decimal in [0, 1), a new one at each call.
+func fnRand(*Env, *callExpr) (any, error) { return rand.Float64(), nil }
+
+// mod(a, b), and remainder(a, b) which AWS defines as the same, is a % b: an Int for two Ints (its sign is a's, as in Java),
 // otherwise a Decimal; Undefined when b is zero.
 func fnMod(env *Env, c *callExpr) (any, error) {
 	a, b, ok, err := numArgs(env, c, 2)
