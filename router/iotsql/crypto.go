@@ -27,13 +27,9 @@ func cryptoFuncs() []*funcDef {
 
 func hashFunc(newHash func() hash.Hash) func(*Env, *callExpr) (any, error) {
 	return func(env *Env, c *callExpr) (any, error) {
-		v, err := c.args[0].eval(env)
-		if err != nil {
-			return nil, err
-		}
-		s, ok := toStr(v)
-		if !ok {
-			return undef, nil
+		s, ok, err := strArg(env, c, 0)
+		if err != nil || !ok {
+			return undef, err
 		}
 		h := newHash()
 		h.Write([]byte(s))

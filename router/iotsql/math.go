@@ -15,6 +15,10 @@ import (
 
 func mathFuncs() []*funcDef {
 	return []*funcDef{
+		{name: "abs", minArgs: 1, maxArgs: 1, call: fnAbs},
+		{name: "round", minArgs: 1, maxArgs: 1, call: roundFunc(math.Round)},
+		{name: "ceil", minArgs: 1, maxArgs: 1, call: roundFunc(math.Ceil)},
+		{name: "floor", minArgs: 1, maxArgs: 1, call: roundFunc(math.Floor)},
 		{name: "mod", minArgs: 2, maxArgs: 2, call: fnMod},
 		{name: "power", minArgs: 2, maxArgs: 2, call: fnPower},
 		{name: "sqrt", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Sqrt)},
@@ -173,4 +177,40 @@ func fnTrunc(env *Env, c *callExpr) (any, error) {
 		f = 0 // no negative zero
 	}
 	return f, nil
+}
+
+// abs keeps Ints as Ints; Decimals and numeric Strings give Decimals.
+func fnAbs(env *Env, c *callExpr) (any, error) {
+	n, _, ok, err := numArgs(env, c, 1)
+	if err != nil || !ok {
+		return undef, err
+	}
+	if n.isInt {
+		if n.i >= 0 {
+			return n.i, nil
+		}
+		if n.i != math.MinInt64 {
+			return -n.i, nil
+		}
+	}
+	return math.Abs(n.float()), nil
+}
+
+// roundFunc implements round (half away from zero: round(-1.5) = -2), ceil and
+// floor; the result is an Int.
+func roundFunc(f func(float64) float64) func(*Env, *callExpr) (any, error) {
+	return func(env *Env, c *callExpr) (any, error) {
+		n, _, ok, err := numArgs(env, c, 1)
+		if err != nil || !ok {
+			return undef, err
+		}
+		if n.isInt {
+			return n.i, nil
+		}
+		i, ok := floatToInt(f(n.f))
+		if !ok {
+			return undef, nil
+		}
+		return i, nil
+	}
 }

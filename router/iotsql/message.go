@@ -1,6 +1,7 @@
 package iotsql
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"strings"
 	"time"
@@ -54,11 +55,15 @@ type UserProperty struct {
 	Key, Value string
 }
 
-// Functions of the message's metadata (the older ones, topic(), clientid()
-// and principal(), are in funcs.go).
+// Functions of the message's metadata: where it came from and how.
 
 func messageFuncs() []*funcDef {
 	return []*funcDef{
+		{name: "topic", minArgs: 0, maxArgs: 1, call: fnTopic, check: checkTopic},
+		{name: "clientid", call: fnClientID},
+		{name: "principal", call: fnPrincipal},
+		{name: "newuuid", call: fnNewUUID},
+		{name: "index", call: fnIndex},
 		{name: "sourceip", call: fnSourceIP},
 		{name: "traceid", call: fnTraceID},
 		{name: "get_mqtt_property", minArgs: 1, maxArgs: 1, call: fnGetMQTTProperty, check: checkGetMQTTProperty},
@@ -113,13 +118,9 @@ func checkGetMQTTProperty(c *callExpr) (int, string) {
 // AWS gives binary data). An absent property, an unknown name or a message
 // without MQTT 5 properties gives Undefined.
 func fnGetMQTTProperty(env *Env, c *callExpr) (any, error) {
-	v, err := c.args[0].eval(env)
-	if err != nil {
-		return nil, err
-	}
-	name, ok := v.(string)
-	if !ok {
-		return undef, nil
+	name, ok, err := stringArg(env, c, 0)
+	if err != nil || !ok {
+		return undef, err
 	}
 	p := &env.msg.MQTT
 	switch strings.ToLower(name) {
@@ -150,13 +151,9 @@ func fnGetMQTTProperty(env *Env, c *callExpr) (any, error) {
 // properties named key (AWS's function of that name), Undefined when there
 // is none.
 func fnGetUserProperties(env *Env, c *callExpr) (any, error) {
-	v, err := c.args[0].eval(env)
-	if err != nil {
-		return nil, err
-	}
-	key, ok := v.(string)
-	if !ok {
-		return undef, nil
+	key, ok, err := stringArg(env, c, 0)
+	if err != nil || !ok {
+		return undef, err
 	}
 	var out []any
 	for _, p := range env.msg.MQTT.UserProperties {
@@ -168,4 +165,90 @@ func fnGetUserProperties(env *Env, c *callExpr) (any, error) {
 		return undef, nil
 	}
 	return out, nil
+}
+
+func checkTopic(c *callExpr) (int, string) {
+	if len(c.args) == 1 {
+		if l, ok := c.args[0].(*litExpr); ok {
+			if n, ok := toInt(l.v); !ok || n < 1 {
+				return 0, "topic: the level must be a number >= 1"
+			}
+		}
+	}
+	return 0, ""
+}
+
+// topic() is the message topic; topic(n) its n-th level, 1-based (Undefined when
+// there is no such level).
+func fnTopic(env *Env, c *callExpr) (any, error) {
+	if len(c.args) == 0 {
+		return env.msg.Topic, nil
+	}
+	v, err := c.args[0].eval(env)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := toInt(v)
+	if !ok || n < 1 {
+		return undef, nil
+	}
+	t := env.msg.Topic
+	for ; n > 1; n-- {
+		i := strings.IndexByte(t, '/')
+		if i < 0 {
+			return undef, nil
+		}
+		t = t[i+1:]
+	}
+	if i := strings.IndexByte(t, '/'); i >= 0 {
+		t = t[:i]
+	}
+	return t, nil
+}
+
+// clientid() is the MQTT client id, "n/a" when there is none.
+func fnClientID(env *Env, _ *callExpr) (any, error) {
+	if env.msg.ClientID == "" {
+		return "n/a", nil
+	}
+	return env.msg.ClientID, nil
+}
+
+// principal() is the authenticated identity, Undefined for anonymous clients.
+func fnPrincipal(env *Env, _ *callExpr) (any, error) {
+	if env.msg.Principal == "" {
+		return undef, nil
+	}
+	return env.msg.Principal, nil
+}
+
+// newuuid() is a random (version 4) UUID.
+func fnNewUUID(*Env, *callExpr) (any, error) { return newUUID(), nil }
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // never fails (crypto/rand crashes the program instead)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	j := 0
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		j += 2
+	}
+	return string(b[:])
+}
+
+// index() is the 0-based position of the current element under a rule's
+// foreach; Undefined elsewhere (fleetgate's own, IoT Core has no foreach).
+func fnIndex(env *Env, _ *callExpr) (any, error) {
+	if !env.inElem {
+		return undef, nil
+	}
+	return int64(env.elemIdx), nil
 }

@@ -130,13 +130,9 @@ func fnRegexpReplace(env *Env, c *callExpr) (any, error) {
 	if err != nil || !ok {
 		return undef, err
 	}
-	v, err := c.args[2].eval(env)
-	if err != nil {
-		return nil, err
-	}
-	repl, ok := toStr(v)
-	if !ok {
-		return undef, nil
+	repl, ok, err := strArg(env, c, 2)
+	if err != nil || !ok {
+		return undef, err
 	}
 	matches := re.FindAllStringSubmatchIndex(s, -1)
 	if matches == nil {
