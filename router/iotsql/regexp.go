@@ -73,7 +73,8 @@ func checkRegexp(c *callExpr) (int, string) {
 	return 0, ""
 }
 
-// regexpArgs evaluates the subject (converted to a String) and the pattern.
+// regexpArgs evaluates the subject (a String, number or Boolean, converted
+// to a String; AWS gives Undefined for the other types) and the pattern.
 func regexpArgs(env *Env, c *callExpr) (string, *regexp.Regexp, bool, error) {
 	v, err := c.args[0].eval(env)
 	if err != nil {
@@ -93,7 +94,7 @@ func regexpArgs(env *Env, c *callExpr) (string, *regexp.Regexp, bool, error) {
 			return "", nil, false, nil
 		}
 	}
-	s, ok := toStr(v)
+	s, ok := scalarStr(v)
 	return s, re, ok, nil
 }
 
@@ -130,7 +131,7 @@ func fnRegexpReplace(env *Env, c *callExpr) (any, error) {
 	if err != nil || !ok {
 		return undef, err
 	}
-	repl, ok, err := strArg(env, c, 2)
+	repl, ok, err := scalarArg(env, c, 2)
 	if err != nil || !ok {
 		return undef, err
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRegexpFunctions(t *testing.T) {
-	runDocCases(t, testMessage(`{"s": "hihihello", "p": "h(i)", "bad": "a(", "r": "[$1]", "i": 1234}`), []docCase{
+	runDocCases(t, testMessage(`{"s": "hihihello", "p": "h(i)", "bad": "a(", "r": "[$1]", "i": 1234, "arr": [1]}`), []docCase{
 		{`regexp_matches("aaaa", "a{2,}")`, true, "AWS: regexp_matches example"},
 		{`regexp_matches("aaaa", "b")`, false, "AWS: regexp_matches example"},
 		{`regexp_matches("aaa", "(aaa|bbb)")`, true, "AWS: regexp_matches example"},
@@ -17,6 +17,7 @@ func TestRegexpFunctions(t *testing.T) {
 		{`regexp_matches(s, bad)`, undef, "an invalid computed pattern"},
 		{`regexp_matches(s, i)`, undef, "a pattern that is not a String"},
 		{`regexp_matches(missing, 'a')`, undef, ""},
+		{`regexp_matches(arr, '1')`, undef, "AWS: an Array subject is Undefined"},
 		{`regexp_replace("abcd", "bc", "x")`, "axd", "AWS: regexp_replace example"},
 		{`regexp_replace("abcd", "b(.*)d", "$1")`, "ac", "AWS: regexp_replace example"},
 		{`regexp_replace("abcd", "[ae]", "")`, "bcd", ""},

@@ -21,6 +21,26 @@ func strArg(env *Env, c *callExpr, i int) (s string, ok bool, err error) {
 	return s, ok, nil
 }
 
+// scalarArg is strArg for the functions AWS documents as taking a String,
+// an Int, a Decimal or a Boolean: an Array or Object is Undefined too.
+func scalarArg(env *Env, c *callExpr, i int) (s string, ok bool, err error) {
+	v, err := c.args[i].eval(env)
+	if err != nil {
+		return "", false, err
+	}
+	s, ok = scalarStr(v)
+	return s, ok, nil
+}
+
+// scalarStr is toStr for Strings, numbers and Booleans only.
+func scalarStr(v any) (string, bool) {
+	switch v.(type) {
+	case []any, map[string]any:
+		return "", false
+	}
+	return toStr(v)
+}
+
 // stringArg evaluates argument i of c, which must be a String (ok false
 // otherwise): no conversion.
 func stringArg(env *Env, c *callExpr, i int) (s string, ok bool, err error) {
@@ -53,15 +73,16 @@ func stringFuncs() []*funcDef {
 	}
 }
 
-// chr(n) is the one-character String of Unicode code point n (an Int; a
-// Decimal or numeric String is rounded down); Undefined for a number that is
-// no code point (negative, a surrogate, above U+10FFFF) or another type.
+// chr(n) is the ASCII character n (an Int; a Decimal or numeric String is
+// rounded down); Undefined for a number that is no ASCII value (AWS: "if the
+// argument is not a valid ASCII value, the result is Undefined") or another
+// type.
 func fnChr(env *Env, c *callExpr) (any, error) {
 	n, ok, err := intArg(env, c, 0)
 	if err != nil || !ok {
 		return undef, err
 	}
-	if n < 0 || n > utf8.MaxRune || !utf8.ValidRune(rune(n)) {
+	if n < 0 || n > unicode.MaxASCII {
 		return undef, nil
 	}
 	return string(rune(n)), nil
@@ -71,22 +92,18 @@ func fnChr(env *Env, c *callExpr) (any, error) {
 // 0..1000.
 const maxPad = 1000
 
-// padFunc implements lpad(s, n) and rpad(s, n): s converted to a String
-// with n spaces added on the left (or right). n is an Int (a Decimal or
+// padFunc implements lpad(s, n) and rpad(s, n): s (a String, number or
+// Boolean) converted to a String with n spaces added on the left (or right). n is an Int (a Decimal or
 // numeric String is rounded down) clamped to 0..1000.
 func padFunc(left bool) func(*Env, *callExpr) (any, error) {
 	return func(env *Env, c *callExpr) (any, error) {
-		v, err := c.args[0].eval(env)
-		if err != nil {
-			return nil, err
+		s, ok, err := scalarArg(env, c, 0)
+		if err != nil || !ok {
+			return undef, err
 		}
 		n, ok, err := intArg(env, c, 1)
 		if err != nil || !ok {
 			return undef, err
-		}
-		s, ok := toStr(v)
-		if !ok {
-			return undef, nil
 		}
 		pad := strings.Repeat(" ", int(max(0, min(n, maxPad))))
 		if left {
