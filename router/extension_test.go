@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -136,5 +137,22 @@ func TestRemoteIP(t *testing.T) {
 		if got := RemoteIP(in); got != want {
 			t.Errorf("RemoteIP(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestActionKinds: every field of ActionConfig is a pointer to an action
+// kind's configuration (what kindOf relies on), named by its YAML key.
+func TestActionKinds(t *testing.T) {
+	typ := reflect.TypeFor[ActionConfig]()
+	spec := reflect.TypeFor[actionSpec]()
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		if f.Type.Kind() != reflect.Pointer || !f.Type.Implements(spec) || f.Tag.Get("yaml") == "" {
+			t.Errorf("ActionConfig.%s (%s): want a *Config implementing actionSpec with a yaml key", f.Name, f.Type)
+		}
+	}
+	both := ActionConfig{Kafka: &KafkaActionConfig{Topic: "t"}, Republish: &RepublishActionConfig{Topic: "t"}}
+	if _, err := compileAction(both, actionEnv{sql: iotsql.NewCompiler(nil, iotsql.Deps{})}); err == nil || err.Error() != "an action is either kafka or republish, not both" {
+		t.Errorf("both kinds: %v", err)
 	}
 }
