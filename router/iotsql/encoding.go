@@ -26,10 +26,19 @@ func checkDecode(c *callExpr) (int, string) {
 // array, the result is that value, whose members the statement can address;
 // otherwise it is the bytes as a String. A String that is not base64 gives
 // Null, as AWS documents; any other argument gives Undefined.
+// decode(*, 'base64') decodes the raw payload (blanks around it ignored), so
+// a device can send base64 text as its whole payload.
 func fnDecode(env *Env, c *callExpr) (any, error) {
-	s, ok, err := stringArg(env, c, 0)
-	if err != nil || !ok {
-		return undef, err
+	var s string
+	if _, ok := c.args[0].(starExpr); ok {
+		// The raw payload is the base64 text, whatever else it is.
+		s = strings.TrimSpace(string(env.msg.Payload))
+	} else {
+		var ok bool
+		var err error
+		if s, ok, err = stringArg(env, c, 0); err != nil || !ok {
+			return undef, err
+		}
 	}
 	b, err := base64.RawStdEncoding.DecodeString(trimPadding(s))
 	if err != nil {
