@@ -70,6 +70,20 @@ func checkRegexp(c *callExpr) (int, string) {
 		return 1, c.fn.name + ": " + err.Error()
 	}
 	c.re = re
+	if c.fn.name == "regexp_replace" {
+		if repl, isStr, _ := literalString(c, 2); isStr {
+			// A literal replacement's group references are checked
+			// against the pattern once, here.
+			m := make([]int, 2*(re.NumSubexp()+1))
+			for i := range m {
+				m[i] = -1
+			}
+			var b strings.Builder
+			if !appendJavaReplacement(&b, re, "", m, repl) {
+				return 2, "regexp_replace: the replacement refers to a group the pattern does not have, or ends in $ or \\"
+			}
+		}
+	}
 	return 0, ""
 }
 

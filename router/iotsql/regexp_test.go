@@ -6,7 +6,7 @@ import (
 )
 
 func TestRegexpFunctions(t *testing.T) {
-	runDocCases(t, testMessage(`{"s": "hihihello", "p": "h(i)", "bad": "a(", "r": "[$1]", "i": 1234, "arr": [1]}`), []docCase{
+	runDocCases(t, testMessage(`{"s": "hihihello", "p": "h(i)", "bad": "a(", "r": "[$1]", "i": 1234, "arr": [1], "r2": "$2", "dollar": "$"}`), []docCase{
 		{`regexp_matches("aaaa", "a{2,}")`, true, "AWS: regexp_matches example"},
 		{`regexp_matches("aaaa", "b")`, false, "AWS: regexp_matches example"},
 		{`regexp_matches("aaa", "(aaa|bbb)")`, true, "AWS: regexp_matches example"},
@@ -26,8 +26,8 @@ func TestRegexpFunctions(t *testing.T) {
 		{`regexp_replace("ab", "(a)", "$10")`, "a0b", "Java: $1 then 0, as there is no group 10"},
 		{`regexp_replace("ab", "(?P<x>a)", "${x}${x}")`, "aab", "named groups"},
 		{`regexp_replace("ab", "a", "\\$")`, "$b", "a backslash quotes"},
-		{`regexp_replace("ab", "a", "$2")`, undef, "no group 2"},
-		{`regexp_replace("ab", "a", "$")`, undef, "Java: illegal group reference"},
+		{`regexp_replace("ab", "a", r2)`, undef, "no group 2"},
+		{`regexp_replace("ab", "a", dollar)`, undef, "Java: illegal group reference"},
 		{`regexp_replace(s, p, r)`, "[i][i]hello", ""},
 		{`regexp_replace("ab", "x", "y")`, "ab", "no match"},
 		{`regexp_replace(s, 'h', missing)`, undef, ""},
@@ -43,6 +43,8 @@ func TestRegexpCompileErrors(t *testing.T) {
 		{`SELECT regexp_matches(s, 'a(') FROM 't'`, "line 1, column 26: regexp_matches: error parsing regexp: missing closing ): `a(`"},
 		{`SELECT regexp_substr(s, '(?=a)') FROM 't'`, "column 25: regexp_substr: error parsing regexp: invalid or unsupported Perl syntax"},
 		{`SELECT regexp_replace(s, 1, 'x') FROM 't'`, "column 26: regexp_replace: the pattern must be a string"},
+		{`SELECT regexp_replace(s, 'a', '$2') FROM 't'`, "column 31: regexp_replace: the replacement refers to a group the pattern does not have"},
+		{`SELECT regexp_replace(s, '(a)', 'x$') FROM 't'`, "column 33: regexp_replace: the replacement"},
 	} {
 		_, err := ParseQuery(c.sql)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
