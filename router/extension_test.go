@@ -3,8 +3,10 @@ package router
 import (
 	"errors"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -154,5 +156,36 @@ func TestActionKinds(t *testing.T) {
 	both := ActionConfig{Kafka: &KafkaActionConfig{Topic: "t"}, Republish: &RepublishActionConfig{Topic: "t"}}
 	if _, err := compileAction(both, actionEnv{sql: iotsql.NewCompiler(nil, iotsql.Deps{})}); err == nil || err.Error() != "an action is either kafka or republish, not both" {
 		t.Errorf("both kinds: %v", err)
+	}
+}
+
+// TestCompilerHandsTheClock: a registered function takes the clock of the
+// compiler's Deps when it is compiled; without one it gets time.Now.
+func TestCompilerHandsTheClock(t *testing.T) {
+	fixed := time.UnixMilli(1700000000000)
+	wall := iotsql.Function{Name: "wall_ms", Compile: func(deps iotsql.Deps, _ []iotsql.Arg) (iotsql.Evaluator, error) {
+		now := deps.Clock()
+		return func(*iotsql.Env, []iotsql.Arg) (any, error) { return now().UnixMilli(), nil }, nil
+	}}
+	funcs := iotsql.NewRegistry()
+	if err := funcs.Register(wall); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		now  func() time.Time
+		want func(int64) bool
+	}{
+		{func() time.Time { return fixed }, func(ms int64) bool { return ms == fixed.UnixMilli() }},
+		{nil, func(ms int64) bool { return time.Since(time.UnixMilli(ms)) < time.Minute }},
+	} {
+		q, err := iotsql.NewCompiler(funcs, iotsql.Deps{Now: c.now}).Query("SELECT VALUE wall_ms() FROM 't'", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := q.Eval(iotsql.NewEnv(&Message{Topic: "t", Payload: []byte(`{}`)}))
+		ms, perr := strconv.ParseInt(string(out), 10, 64)
+		if err != nil || perr != nil || !c.want(ms) {
+			t.Errorf("wall_ms() = %s %v", out, err)
+		}
 	}
 }
