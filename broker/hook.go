@@ -357,9 +357,13 @@ var errInflightLimit = errors.New("gateway at its in-flight bound (limits.*) for
 var errShuttingDown = errors.New("broker shutting down")
 
 // mqttProperties are the MQTT 5 PUBLISH properties rules can read
-// (get_mqtt_property, get_user_properties); zero for MQTT 3.1.1.
-func mqttProperties(p *packets.Properties) router.MQTTProperties {
-	out := router.MQTTProperties{
+// (get_mqtt_property, get_user_properties); nil when there are none, as
+// always for MQTT 3.1.1.
+func mqttProperties(p *packets.Properties) *router.MQTTProperties {
+	if !p.PayloadFormatFlag && p.ContentType == "" && p.ResponseTopic == "" && p.CorrelationData == nil && len(p.User) == 0 {
+		return nil
+	}
+	out := &router.MQTTProperties{
 		PayloadFormat:    p.PayloadFormat,
 		HasPayloadFormat: p.PayloadFormatFlag,
 		ContentType:      p.ContentType,

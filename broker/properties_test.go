@@ -82,3 +82,18 @@ func TestRulesReadMQTT5PropertiesAndSourceIP(t *testing.T) {
 		t.Fatalf("records\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestMQTTPropertiesOnlyWhenSent: a PUBLISH without the properties rules
+// read costs the message no properties struct.
+func TestMQTTPropertiesOnlyWhenSent(t *testing.T) {
+	if p := mqttProperties(&packets.Properties{MessageExpiryInterval: 60, TopicAlias: 3}); p != nil {
+		t.Errorf("no readable property: %+v, want nil", p)
+	}
+	p := mqttProperties(&packets.Properties{User: []packets.UserProperty{{Key: "k", Val: "v"}}})
+	if p == nil || len(p.UserProperties) != 1 || p.UserProperties[0] != (router.UserProperty{Key: "k", Value: "v"}) || p.HasPayloadFormat {
+		t.Errorf("user property only: %+v", p)
+	}
+	if p := mqttProperties(&packets.Properties{PayloadFormatFlag: true}); p == nil || !p.HasPayloadFormat || p.PayloadFormat != 0 {
+		t.Errorf("format indicator 0: %+v", p)
+	}
+}

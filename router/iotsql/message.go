@@ -27,12 +27,10 @@ type Message struct {
 	// SourceIP is the sender's IP address without port (sourceip()); empty
 	// when the transport does not say.
 	SourceIP string
-	// TraceID identifies the message (traceid()). When it is empty, an MQTT
-	// message gets a random UUID, the same for the whole evaluation.
-	TraceID string
-	// MQTT holds the MQTT 5 PUBLISH properties (get_mqtt_property); zero
-	// for MQTT 3.1.1 and legacy input.
-	MQTT MQTTProperties
+	// MQTT holds the MQTT 5 PUBLISH properties (get_mqtt_property); nil
+	// when the PUBLISH had none (always for MQTT 3.1.1 and legacy input),
+	// which keeps the Message small on the common path.
+	MQTT *MQTTProperties
 }
 
 // MQTTProperties are the MQTT 5 PUBLISH properties that rules can read.
@@ -80,14 +78,10 @@ func fnSourceIP(env *Env, _ *callExpr) (any, error) {
 	return env.msg.SourceIP, nil
 }
 
-// traceid() is the message's trace id: the transport's, or for an MQTT
-// message without one a random UUID fixed for the evaluation (the SELECT
-// and every template see the same); Undefined for other input, as AWS
-// gives it only for MQTT messages.
+// traceid() is the message's trace id, for an MQTT message a random UUID
+// fixed for the evaluation (the SELECT and every template see the same);
+// Undefined for other input, as AWS gives it only for MQTT messages.
 func fnTraceID(env *Env, _ *callExpr) (any, error) {
-	if env.msg.TraceID != "" {
-		return env.msg.TraceID, nil
-	}
 	if env.msg.Source != "mqtt" {
 		return undef, nil
 	}
@@ -122,7 +116,10 @@ func fnGetMQTTProperty(env *Env, c *callExpr) (any, error) {
 	if err != nil || !ok {
 		return undef, err
 	}
-	p := &env.msg.MQTT
+	p := env.msg.MQTT
+	if p == nil {
+		return undef, nil
+	}
 	switch strings.ToLower(name) {
 	case "format_indicator":
 		if p.HasPayloadFormat {
@@ -154,6 +151,9 @@ func fnGetUserProperties(env *Env, c *callExpr) (any, error) {
 	key, ok, err := stringArg(env, c, 0)
 	if err != nil || !ok {
 		return undef, err
+	}
+	if env.msg.MQTT == nil {
+		return undef, nil
 	}
 	var out []any
 	for _, p := range env.msg.MQTT.UserProperties {
