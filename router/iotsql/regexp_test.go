@@ -77,3 +77,31 @@ func TestRegexpRunTimeCacheIsBounded(t *testing.T) {
 		t.Errorf("a pattern of %d bytes gave %s, want Undefined", len(long), out)
 	}
 }
+
+// TestRegexpConcurrentCache: one call site compiling patterns from many
+// goroutines at once (run with -race).
+func TestRegexpConcurrentCache(t *testing.T) {
+	q, err := ParseQuery(`SELECT VALUE regexp_substr(s, p) FROM 't'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 8)
+	for g := range 8 {
+		go func() {
+			bad := ""
+			for i := range 200 {
+				p := "x" + strings.Repeat("y", (g*200+i)%90)
+				out, _, err := q.Eval(NewEnv(testMessage(`{"s": "a` + p + `b", "p": "` + p + `"}`)))
+				if err != nil || string(out) != `"`+p+`"` {
+					bad = string(out)
+				}
+			}
+			done <- bad
+		}()
+	}
+	for range 8 {
+		if bad := <-done; bad != "" {
+			t.Errorf("got %s", bad)
+		}
+	}
+}
