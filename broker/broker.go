@@ -36,6 +36,7 @@ type Broker struct {
 	cfg    Config
 	server *mqtt.Server
 	hook   *ingestHook
+	auth   *authHook
 	log    *zap.Logger
 
 	mu       sync.Mutex
@@ -77,7 +78,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		ClientNetReadBufferSize:  2048,
 	})
 	b := &Broker{cfg: cfg, server: server, log: log, addrs: map[string]string{}}
-	b.hook = newIngestHook(b, pipeline, users, log, op)
+	b.auth = newAuthHook(cfg, users, op.obs, log)
+	if err := server.AddHook(b.auth, nil); err != nil {
+		return nil, fmt.Errorf("mqtt: add auth hook: %w", err)
+	}
+	b.hook = newIngestHook(b, pipeline, log, op)
 	if err := server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
 	}
