@@ -54,6 +54,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	if err != nil {
 		return nil, err
 	}
+	pol, polFrom, err := cfg.initialPolicy()
+	if err != nil {
+		return nil, err
+	}
+	warnInsecure(cfg, users, pol, log)
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
 	// Advertise our per-connection window so that MQTT 5 clients never
@@ -78,7 +83,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		ClientNetReadBufferSize:  2048,
 	})
 	b := &Broker{cfg: cfg, server: server, log: log, addrs: map[string]string{}}
-	b.auth = newAuthHook(cfg, users, op.obs, log)
+	b.auth = newAuthHook(cfg, users, pol, polFrom, op.obs, log)
 	if err := server.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add auth hook: %w", err)
 	}
@@ -178,6 +183,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.server.Listeners.Close(id, func(string) {})
 		}
 		b.hook.drain()
+		b.auth.stop() // refusals held by the back-off are sent now
 		err = b.hook.waitIdle(ctx)
 		if err != nil {
 			b.log.Warn("mqtt drain deadline passed; the messages left are not acknowledged and will be re-sent by their terminals",
@@ -194,6 +200,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			err = cerr
 		}
 		b.hook.stop()
+		b.auth.stop()
 	})
 	return err
 }

@@ -97,11 +97,14 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if cl.Net.Inline {
 		return pk, nil // our own republish and fan-out
 	}
+	if !h.b.auth.allowPublish(cl, pk) {
+		return pk, packets.ErrRejectPacket // denied by the policy and answered (auth.go)
+	}
 	msg := &router.Message{
 		Source:    "mqtt",
 		Topic:     pk.TopicName,
 		ClientID:  cl.ID,
-		Principal: string(cl.Properties.Username),
+		Principal: h.b.auth.principal(cl),
 		Payload:   pk.Payload,
 		Received:  time.Now(),
 	}

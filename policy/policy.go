@@ -88,6 +88,9 @@ func (p *Policy) Len() int { return len(p.rules) }
 // rule matches when the two share any topic. So "deny alerts/secret"
 // before "allow alerts/#" refuses a subscription to alerts/#.
 func (p *Policy) Decide(r Request) Decision {
+	if len(p.rules) == 0 {
+		return p.fallback()
+	}
 	topic := r.Topic
 	if r.Action == Subscribe {
 		topic = unshare(topic)
@@ -114,6 +117,11 @@ func (p *Policy) Decide(r Request) Decision {
 			}
 		}
 	}
+	return p.fallback()
+}
+
+// fallback is the decision when no rule matches.
+func (p *Policy) fallback() Decision {
 	name := p.defaultName
 	if name == "" {
 		name = DefaultRule
@@ -178,3 +186,6 @@ func (g glob) match(s string) bool {
 	}
 	return len(s) >= len(last) && strings.HasSuffix(s, last)
 }
+
+// AllowsAll tells whether p allows every request (AllowAll).
+func (p *Policy) AllowsAll() bool { return p.defaultAllow && len(p.rules) == 0 }
