@@ -73,9 +73,10 @@ func loadPolicy(path string) (*policy.Policy, error) {
 	return p, nil
 }
 
-// initialPolicy is the policy in force at start: mqtt.acl_file; without
-// one, the built-in default when authentication is on, else allow-all.
-func (c Config) initialPolicy() (*policy.Policy, string, error) {
+// Policy returns the policy the configuration puts in force at start, and
+// where it comes from: mqtt.acl_file; without one, the built-in default
+// when authentication is on (allow_anonymous false), else allow-all.
+func (c Config) Policy() (*policy.Policy, string, error) {
 	switch {
 	case c.ACLFile != "":
 		p, err := loadPolicy(c.ACLFile)

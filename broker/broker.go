@@ -54,7 +54,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	if err != nil {
 		return nil, err
 	}
-	pol, polFrom, err := cfg.initialPolicy()
+	pol, polFrom, err := cfg.Policy()
 	if err != nil {
 		return nil, err
 	}
