@@ -51,3 +51,7 @@ func (g *Gateway) stopWatchingSecurity() error {
 	g.securityWatchers = nil
 	return errors.Join(errs...)
 }
+
+// MQTTTLSAddr returns the bound address of the MQTT over TLS listener, or
+// "" when mqtt.tls_listen is empty.
+func (g *Gateway) MQTTTLSAddr() string { return g.broker.Addr("tls") }
