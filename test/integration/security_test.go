@@ -225,3 +225,69 @@ func TestUsersFileReloads(t *testing.T) {
 		t.Fatalf("after a broken save, D1 must still connect with the last good file: %v", err)
 	}
 }
+
+// pkiCommands returns the shell commands docs/security.md gives for making
+// the CA, the gateway's certificate and a device certificate.
+func pkiCommands(t *testing.T) string {
+	t.Helper()
+	doc, err := os.ReadFile("../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)<!-- begin pki commands -->\\s*```sh\\n(.*?)```\\s*<!-- end pki commands -->").FindSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/security.md: no ```sh block between <!-- begin pki commands --> and <!-- end pki commands -->")
+	}
+	return string(m[1])
+}
+
+// TestDocsOpensslPKI runs the exact openssl commands of docs/security.md,
+// serves mutual TLS with what they made, and connects with mosquitto_pub:
+// the device certificate works for its own device_no, and cannot be used
+// to become another device, even with that device's username and password.
+func TestDocsOpensslPKI(t *testing.T) {
+	dir := t.TempDir()
+	script := pkiCommands(t)
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Fatal("openssl is needed (Debian package openssl)")
+	}
+	cmd := exec.Command("bash", "-euc", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GATEWAY_HOST=localhost", "DEVICE=STS-00000123")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the commands of docs/security.md failed: %v\n%s", err, out)
+	}
+	users := filepath.Join(dir, "users")
+	if out, code := tool(t, dir, "htpasswd", "-cbB", users, "STS-00000999", "pw-999"); code != 0 {
+		t.Fatal(out)
+	}
+	g := startGateway(t, func(c *config.Config) {
+		c.MQTT.TLSListen = "127.0.0.1:0"
+		c.MQTT.TLS.CertFile, c.MQTT.TLS.KeyFile, c.MQTT.TLS.ClientCAFile = filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
+		c.MQTT.Auth.AllowAnonymous, c.MQTT.Auth.UsersFile, c.MQTT.Auth.EnforceDeviceIdentity = false, users, true
+		c.MQTT.Auth.Backoff.Keys = nil
+	})
+	pub := func(clientID string, extra ...string) (string, int) {
+		args := append([]string{"-h", "localhost", "-p", port(g.MQTTTLSAddr()), "--cafile", "ca.pem",
+			"--cert", "STS-00000123.pem", "--key", "STS-00000123.key", "-i", clientID, "-t", "report", "-q", "1",
+			"-m", string(report("log", "STS-00000123", 1))}, extra...)
+		return tool(t, dir, "mosquitto_pub", args...)
+	}
+	if out, code := pub("STS-00000123"); code != 0 {
+		t.Fatalf("mosquitto_pub with the device's own certificate: exit %d: %s", code, out)
+	}
+	if recs := consume(t, g.KafkaBrokers(), "message-log", 1); len(recs) != 1 || recs[0].Key != "STS-00000123" {
+		t.Fatalf("message-log: %+v", recs)
+	}
+	for _, extra := range [][]string{nil, {"-u", "STS-00000999", "-P", "pw-999"}, {"-u", "STS-00000999", "-P", "wrong"}} {
+		if out, code := pub("STS-00000999", extra...); code == 0 || !strings.Contains(out, "not authorised") {
+			t.Errorf("STS-00000123's certificate as client STS-00000999 %v: exit %d: %s; want refused", extra, code, out)
+		}
+	}
+	// Without a client certificate the TLS handshake itself fails.
+	out, code := tool(t, dir, "mosquitto_pub", "-h", "localhost", "-p", port(g.MQTTTLSAddr()), "--cafile", "ca.pem",
+		"-i", "STS-00000999", "-u", "STS-00000999", "-P", "pw-999", "-t", "report", "-m", "{}")
+	if code == 0 {
+		t.Errorf("TLS without a client certificate accepted: %s", out)
+	}
+}
