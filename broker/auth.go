@@ -118,27 +118,36 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 // CONNACK 0x86 (MQTT 5) or 0x05 (3.1.1).
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
-	var keys []string
 	if h.backoff != nil {
-		keys = h.backoff.keysOf(cl.Net.Remote, user)
-		if h.backoff.saturated(keys) {
+		a, ok := h.backoff.admit(h.backoff.keysOf(cl.Net.Remote, user))
+		if !ok {
 			h.refused(cl, "connect", refuseBackoff, user, "", "")
 			return false
 		}
+		defer a.release()
+		id, reason := h.authenticate(cl, pk)
+		if reason != "" {
+			h.refused(cl, "connect", reason, user, "", "")
+			h.hold(cl, a.fail())
+			return false
+		}
+		if id.username != "" {
+			a.release() // its own slot must not keep the key
+			h.backoff.succeed("user:" + id.username)
+		}
+		return h.authorizeConnect(cl, id, user)
 	}
 	id, reason := h.authenticate(cl, pk)
 	if reason != "" {
 		h.refused(cl, "connect", reason, user, "", "")
-		if h.backoff != nil {
-			delay, release := h.backoff.fail(keys)
-			h.hold(cl, delay)
-			release()
-		}
 		return false
 	}
-	if h.backoff != nil && id.username != "" {
-		h.backoff.succeed("user:" + id.username)
-	}
+	return h.authorizeConnect(cl, id, user)
+}
+
+// authorizeConnect checks an authenticated connection's client id and will,
+// and remembers its identity.
+func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string) bool {
 	if h.cfg.Auth.EnforceDeviceIdentity && (id.principal == "" || id.principal != cl.ID) {
 		h.refused(cl, "connect", refuseIdentityMismatch, user, id.principal, "")
 		return false

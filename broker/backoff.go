@@ -11,6 +11,10 @@ import (
 // address, a username) and says how long to hold each refusal
 // (mqtt.auth.backoff). It keeps at most MaxTracked keys, forgetting the one
 // whose last failure is oldest. It is safe for concurrent use.
+//
+// Use: admit before checking the credentials; on failure, fail (and hold
+// the refusal for the delay it returns); in every case release once the
+// answer is sent.
 type backoff struct {
 	cfg BackoffConfig
 	now func() time.Time
@@ -24,7 +28,7 @@ type failures struct {
 	key     string
 	count   int
 	last    time.Time
-	waiting int // refusals of this key being held now
+	waiting int // attempts of this key being checked or held now
 }
 
 func newBackoff(cfg BackoffConfig) *backoff {
@@ -46,58 +50,79 @@ func (b *backoff) keysOf(remote, username string) []string {
 	return keys
 }
 
-// saturated tells whether one of keys already has MaxWaiting refusals
-// held: the attempt is then refused at once, without checking it.
-func (b *backoff) saturated(keys []string) bool {
+// attempt is one authentication attempt's hold on its keys' counts of
+// waiting attempts; release gives it back.
+type attempt struct {
+	b    *backoff
+	keys []string
+	held []*failures
+}
+
+// admit lets an attempt on keys be checked, or refuses it (false) when one
+// of its keys with recent failures already has MaxWaiting attempts being
+// checked or held: that bounds the guesses per key, even in bursts of
+// parallel connections. Keys without failures are not limited, so a fleet
+// reconnecting at once through one address is not held back.
+func (b *backoff) admit(keys []string) (*attempt, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
+	a := &attempt{b: b, keys: keys}
 	for _, k := range keys {
-		if f := b.get(k, now); f != nil && f.waiting >= b.cfg.MaxWaiting {
-			return true
+		if f := b.get(k, now); f != nil {
+			if f.waiting >= b.cfg.MaxWaiting {
+				return nil, false
+			}
+			a.held = append(a.held, f)
 		}
 	}
-	return false
+	for _, f := range a.held {
+		f.waiting++
+	}
+	return a, true
 }
 
-// fail records a failure of keys and returns how long to hold the refusal
-// (the longest of the keys' delays) and the function to call when the
-// refusal has been sent.
-func (b *backoff) fail(keys []string) (time.Duration, func()) {
-	if len(keys) == 0 {
-		return 0, func() {}
-	}
+// fail records the attempt's failure on all its keys and returns how long
+// to hold the refusal: the longest of the keys' delays. The attempt keeps
+// its keys' slots until release.
+func (a *attempt) fail() time.Duration {
+	b := a.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
 	var delay time.Duration
-	held := make([]*failures, 0, len(keys))
-	for _, k := range keys {
-		f := b.get(k, now)
-		if f == nil {
-			f = &failures{key: k}
-			b.keys[k] = b.lru.PushFront(f)
+	for _, k := range a.keys {
+		e, ok := b.keys[k]
+		if !ok {
+			f := &failures{key: k, waiting: 1}
+			e = b.lru.PushFront(f)
+			b.keys[k] = e
+			a.held = append(a.held, f)
 			for b.lru.Len() > b.cfg.MaxTracked {
 				old := b.lru.Back()
 				b.lru.Remove(old)
 				delete(b.keys, old.Value.(*failures).key)
 			}
 		} else {
-			b.lru.MoveToFront(b.keys[k])
+			b.lru.MoveToFront(e)
 		}
+		f := e.Value.(*failures)
 		f.count++
 		f.last = now
-		f.waiting++
-		held = append(held, f)
 		delay = max(delay, b.delay(f.count))
 	}
-	return delay, func() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		for _, f := range held {
-			f.waiting-- // harmless on an entry already forgotten
-		}
+	return delay
+}
+
+// release gives back the attempt's slots (after its answer was sent). It
+// may be called more than once.
+func (a *attempt) release() {
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	for _, f := range a.held {
+		f.waiting-- // harmless on an entry already forgotten
 	}
+	a.held = nil
 }
 
 // succeed forgets the failures of key (a username that authenticated).

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -22,9 +23,7 @@ func TestBackoffDelays(t *testing.T) {
 	}
 	var got []time.Duration
 	for range 6 {
-		d, release := b.fail(keys)
-		release()
-		got = append(got, d)
+		got = append(got, failOnce(t, b, keys))
 	}
 	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
 	for i := range want {
@@ -34,55 +33,73 @@ func TestBackoffDelays(t *testing.T) {
 	}
 	// Another port of the same address shares its failures; another
 	// address with another username starts over.
-	if d, r := b.fail(b.keysOf("10.0.0.1:1", "x")); d != time.Second {
+	if d := failOnce(t, b, b.keysOf("10.0.0.1:1", "x")); d != time.Second {
 		t.Fatalf("same address: %s", d)
-	} else {
-		r()
 	}
-	if d, r := b.fail(b.keysOf("10.0.0.2:1", "y")); d != 100*time.Millisecond {
+	if d := failOnce(t, b, b.keysOf("10.0.0.2:1", "y")); d != 100*time.Millisecond {
 		t.Fatalf("new keys: %s", d)
-	} else {
-		r()
 	}
 	// Forgotten after ForgetAfter without failures.
 	*now = now.Add(2 * time.Minute)
-	if d, r := b.fail(b.keysOf("10.0.0.1:1", "devA")); d != 100*time.Millisecond {
+	if d := failOnce(t, b, b.keysOf("10.0.0.1:1", "devA")); d != 100*time.Millisecond {
 		t.Fatalf("after forget_after: %s", d)
-	} else {
-		r()
 	}
 	// A username that authenticates is forgiven; its address is not.
 	b.succeed("user:devA")
-	if d, r := b.fail(b.keysOf("", "devA")); d != 100*time.Millisecond {
+	if d := failOnce(t, b, b.keysOf("", "devA")); d != 100*time.Millisecond {
 		t.Fatalf("after success: %s", d)
-	} else {
-		r()
 	}
+}
+
+// failOnce is one failed attempt on keys; it returns its delay.
+func failOnce(t *testing.T, b *backoff, keys []string) time.Duration {
+	t.Helper()
+	a, ok := b.admit(keys)
+	if !ok {
+		t.Fatalf("attempt on %v not admitted", keys)
+	}
+	defer a.release()
+	return a.fail()
 }
 
 func TestBackoffBoundedAndSaturated(t *testing.T) {
 	b, _ := testBackoff()
 	for i := range 100 {
-		_, r := b.fail(b.keysOf(fmt.Sprintf("10.0.%d.1:1", i), fmt.Sprintf("u%d", i)))
-		r()
+		failOnce(t, b, b.keysOf(fmt.Sprintf("10.0.%d.1:1", i), fmt.Sprintf("u%d", i)))
 	}
 	if n := b.tracked(); n != 3 {
 		t.Fatalf("%d keys tracked, want max_tracked 3", n)
 	}
+	// A key without failures is not limited: many attempts at once.
 	keys := b.keysOf("", "devA")
-	_, r1 := b.fail(keys)
-	if b.saturated(keys) {
-		t.Fatal("saturated with 1 refusal held")
+	var fresh []*attempt
+	for range 10 {
+		a, ok := b.admit(keys)
+		if !ok {
+			t.Fatal("an attempt on a key without failures refused")
+		}
+		fresh = append(fresh, a)
 	}
-	_, r2 := b.fail(keys)
-	if !b.saturated(keys) {
-		t.Fatal("not saturated with max_waiting refusals held")
+	for _, a := range fresh {
+		a.release()
 	}
-	r1()
-	r2()
-	if b.saturated(keys) {
-		t.Fatal("still saturated after the refusals were sent")
+	// Once it has failed, at most max_waiting (2) attempts are checked or
+	// held at once; the next is refused unchecked until one is released.
+	failOnce(t, b, keys)
+	a1, ok1 := b.admit(keys)
+	a2, ok2 := b.admit(keys)
+	if !ok1 || !ok2 {
+		t.Fatal("attempts within max_waiting refused")
 	}
+	if _, ok := b.admit(keys); ok {
+		t.Fatal("an attempt beyond max_waiting admitted")
+	}
+	a1.fail()
+	a1.release()
+	if _, ok := b.admit(keys); !ok {
+		t.Fatal("refused after a slot was released")
+	}
+	a2.release()
 }
 
 // TestBackoffDelaysRefusals: with the real broker, wrong passwords are
@@ -112,9 +129,19 @@ func TestBackoffDelaysRefusals(t *testing.T) {
 	if code := connectCode(t, b.Addr("tcp"), "y", "D2", "other"); code != 0 || time.Since(start) > 150*time.Millisecond {
 		t.Fatalf("D2: CONNACK %#x after %s", code, time.Since(start))
 	}
+	// A burst of parallel guesses: at most max_waiting (4) are checked,
+	// the others are refused at once, unchecked.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() { connectCode(t, b.Addr("tcp"), "x", "D1", "guess") })
+	}
+	wg.Wait()
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
-	if n := obs.access["connect/bad_password"]; n != 3 {
-		t.Fatalf("bad_password counted %d times", n)
+	if n := obs.access["connect/bad_password"]; n > 3+4 {
+		t.Fatalf("bad_password counted %d times: more than max_waiting guesses of the burst were checked", n)
+	}
+	if n := obs.access["connect/backoff"]; n < 16 {
+		t.Fatalf("backoff refusals %d, want at least 16 of the burst of 20", n)
 	}
 }
