@@ -340,3 +340,49 @@ func TestCertificateIdentity(t *testing.T) {
 		t.Error("san_dns: a certificate without DNS names accepted")
 	}
 }
+
+// TestPersistentSessionIdentity: a persistent session keeps its identity
+// while offline, so the policy lets deliveries queue for it; reconnecting
+// replaces the identity rather than adding one (bounded by the sessions).
+func TestPersistentSessionIdentity(t *testing.T) {
+	b := securedBroker(t, newFakePipeline(), nil)
+	dial := func() (*rawClient, byte) {
+		return connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "D1", user: "D1", pass: "s3cret", noClean: true})
+	}
+	c, code := dial()
+	if code != 0 {
+		t.Fatalf("CONNACK %#x", code)
+	}
+	if codes := c.subscribe(1, "cmd/D1/#"); codes[0] != 1 {
+		t.Fatalf("SUBACK %v", codes)
+	}
+	c.conn.Close()
+	waitFor(t, "D1 offline", func() bool { cl, ok := b.server.Clients.Get("D1"); return ok && cl.Closed() })
+	b.Publish("cmd/D1/reboot", []byte(`{}`), 1)
+	for i := range 5 {
+		c, code = dial()
+		if code != 0 {
+			t.Fatalf("reconnect %d: CONNACK %#x", i, code)
+		}
+		if i == 0 {
+			if pk := c.read(3 * time.Second); pk.FixedHeader.Type != packets.Publish || pk.TopicName != "cmd/D1/reboot" {
+				t.Fatalf("the command queued while offline: got type %d topic %q", pk.FixedHeader.Type, pk.TopicName)
+			}
+		}
+		c.conn.Close()
+	}
+	n := 0
+	b.auth.idents.Range(func(any, any) bool { n++; return true })
+	if n != 1 {
+		t.Fatalf("%d identities remembered for one client id", n)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}

@@ -235,7 +235,10 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write || cl.Net.Inline {
 		return true
 	}
-	d, id := h.decide(cl, policy.Subscribe, topic)
+	d, id, current := h.decide(cl, policy.Subscribe, topic)
+	if !current {
+		return false // being taken over by a newer connection of its client id
+	}
 	if !d.Allow {
 		h.refused(cl, "subscribe", refuseNotAuthorized, id.username, id.principal, topic, zap.String("rule", d.Rule))
 	}
@@ -252,7 +255,13 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Net.Inline {
 		return true
 	}
-	d, id := h.decide(cl, policy.Publish, pk.TopicName)
+	d, id, current := h.decide(cl, policy.Publish, pk.TopicName)
+	if !current {
+		// A newer connection of this client id has authenticated and mochi
+		// is closing this one: leave the message unanswered, so that the
+		// terminal re-sends it on its current connection.
+		return false
+	}
 	if d.Allow {
 		return true
 	}
@@ -277,32 +286,24 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	return false
 }
 
-// decide asks the policy in force about cl's request.
-func (h *authHook) decide(cl *mqtt.Client, a policy.Action, topic string) (policy.Decision, *identity) {
+// decide asks the policy in force about cl's request. current is false
+// when cl is no longer its client id's current connection (a newer one
+// authenticated and is taking its session over): nothing is decided then.
+func (h *authHook) decide(cl *mqtt.Client, a policy.Action, topic string) (d policy.Decision, id *identity, current bool) {
 	v, ok := h.idents.Load(cl.ID)
-	id, _ := v.(*identity)
-	if !ok || id.cl != cl {
-		id = nil // no identity for this very connection: only an allow-all policy lets it
+	if !ok {
+		return policy.Decision{Rule: "(no identity)", Index: -1}, &identity{}, false
 	}
-	return h.decideFor(id, cl.ID, a, topic), orEmpty(id)
+	id = v.(*identity)
+	if id.cl != cl {
+		return policy.Decision{Rule: "(superseded connection)", Index: -1}, id, false
+	}
+	return h.decideFor(id, cl.ID, a, topic), id, true
 }
 
 func (h *authHook) decideFor(id *identity, clientID string, a policy.Action, topic string) policy.Decision {
 	p := h.policy.Load().p
-	if p.AllowsAll() {
-		return p.Decide(policy.Request{Action: a, Topic: topic})
-	}
-	if id == nil {
-		return policy.Decision{Rule: "(no identity)", Index: -1}
-	}
 	return p.Decide(policy.Request{Principal: id.principal, ClientID: clientID, Username: id.username, CertCN: id.certCN, Action: a, Topic: topic})
-}
-
-func orEmpty(id *identity) *identity {
-	if id == nil {
-		return &identity{}
-	}
-	return id
 }
 
 // principal returns cl's authenticated identity ("" when anonymous): the
