@@ -86,6 +86,13 @@ func (h *authHook) Provides(b byte) bool {
 	}, []byte{b})
 }
 
+// Stages of Observer.AccessRefused.
+const (
+	stageConnect   = "connect"
+	stagePublish   = "publish"
+	stageSubscribe = "subscribe"
+)
+
 // Reasons a connection is refused (Observer.AccessRefused, stage connect).
 const (
 	refuseUnknownUser      = "unknown_user"
@@ -109,7 +116,7 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 	if pk.FixedHeader.Type != packets.Connect || pk.ProtocolVersion >= 5 || pk.Connect.Clean || pk.Connect.ClientIdentifier != "" {
 		return pk, nil
 	}
-	h.refused(cl, "connect", refuseClientIDInvalid, string(pk.Connect.Username), "", "")
+	h.refused(cl, stageConnect, refuseClientIDInvalid, string(pk.Connect.Username), "", "")
 	_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: packets.Err3ClientIdentifierNotValid.Code})
 	return pk, packets.ErrClientIdentifierNotValid
 }
@@ -121,13 +128,13 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	if h.backoff != nil {
 		a, ok := h.backoff.admit(h.backoff.keysOf(cl.Net.Remote, user))
 		if !ok {
-			h.refused(cl, "connect", refuseBackoff, user, "", "")
+			h.refused(cl, stageConnect, refuseBackoff, user, "", "")
 			return false
 		}
 		defer a.release()
 		id, reason := h.authenticate(cl, pk)
 		if reason != "" {
-			h.refused(cl, "connect", reason, user, "", "")
+			h.refused(cl, stageConnect, reason, user, "", "")
 			h.hold(cl, a.fail())
 			return false
 		}
@@ -139,7 +146,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	}
 	id, reason := h.authenticate(cl, pk)
 	if reason != "" {
-		h.refused(cl, "connect", reason, user, "", "")
+		h.refused(cl, stageConnect, reason, user, "", "")
 		return false
 	}
 	return h.authorizeConnect(cl, id, user)
@@ -149,12 +156,12 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 // and remembers its identity.
 func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string) bool {
 	if h.cfg.Auth.EnforceDeviceIdentity && (id.principal == "" || id.principal != cl.ID) {
-		h.refused(cl, "connect", refuseIdentityMismatch, user, id.principal, "")
+		h.refused(cl, stageConnect, refuseIdentityMismatch, user, id.principal, "")
 		return false
 	}
 	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
 		if d := h.decideFor(id, cl.ID, policy.Publish, cl.Properties.Will.TopicName); !d.Allow {
-			h.refused(cl, "connect", refuseWillDenied, user, id.principal, cl.Properties.Will.TopicName, zap.String("rule", d.Rule))
+			h.refused(cl, stageConnect, refuseWillDenied, user, id.principal, cl.Properties.Will.TopicName, zap.String("rule", d.Rule))
 			return false
 		}
 	}
@@ -240,7 +247,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		return false // being taken over by a newer connection of its client id
 	}
 	if !d.Allow {
-		h.refused(cl, "subscribe", refuseNotAuthorized, id.username, id.principal, topic, zap.String("rule", d.Rule))
+		h.refused(cl, stageSubscribe, refuseNotAuthorized, id.username, id.principal, topic, zap.String("rule", d.Rule))
 	}
 	return d.Allow
 }
@@ -265,7 +272,7 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if d.Allow {
 		return true
 	}
-	h.refused(cl, "publish", refuseNotAuthorized, id.username, id.principal, pk.TopicName,
+	h.refused(cl, stagePublish, refuseNotAuthorized, id.username, id.principal, pk.TopicName,
 		zap.String("rule", d.Rule), zap.Uint8("qos", pk.FixedHeader.Qos))
 	if pk.FixedHeader.Qos == 0 {
 		return false
@@ -335,7 +342,7 @@ func (h *authHook) forget(cl *mqtt.Client) {
 
 // refused counts and logs (sampled) one refusal.
 func (h *authHook) refused(cl *mqtt.Client, stage, reason, username, principal, topic string, more ...zap.Field) {
-	if stage == "connect" {
+	if stage == stageConnect {
 		h.obs.ClientRefused()
 	}
 	h.obs.AccessRefused(stage, reason)

@@ -163,6 +163,12 @@ func TestDeviceAttacksRefused(t *testing.T) {
 	if !strings.Contains(out, "All subscription requests were denied") {
 		t.Errorf("mosquitto_sub -t '#' as D2: exit %d: %s; want the subscription denied", code, out)
 	}
+	// MQTT 5, as mosquitto_pub -V 5 speaks it: the refusal has its code.
+	out, _ = tool(t, dir, "mosquitto_pub", "-V", "5", "-h", "127.0.0.1", "-p", port(addr), "-i", "D2", "-u", "D2", "-P", "pw-D2",
+		"-t", "alerts/D1", "-q", "1", "-m", `{"fake":1}`)
+	if !strings.Contains(out, "Not authorized") {
+		t.Errorf("mosquitto_pub -V 5 to alerts/D1 as D2: %q; want the PUBACK's 'Not authorized'", out)
+	}
 	// Unknown user, wrong password: refused; the old plaintext form and
 	// mosquitto_passwd's hash work.
 	for _, c := range []struct {
@@ -187,7 +193,7 @@ func TestDeviceAttacksRefused(t *testing.T) {
 		`fleetgate_mqtt_refusals_total{reason="unknown_user",stage="connect"}`:      1,
 		`fleetgate_mqtt_refusals_total{reason="bad_password",stage="connect"}`:      2,
 		`fleetgate_mqtt_refusals_total{reason="identity_mismatch",stage="connect"}`: 1,
-		`fleetgate_mqtt_refusals_total{reason="not_authorized",stage="publish"}`:    3,
+		`fleetgate_mqtt_refusals_total{reason="not_authorized",stage="publish"}`:    4,
 		`fleetgate_mqtt_refusals_total{reason="not_authorized",stage="subscribe"}`:  8,
 		`fleetgate_mqtt_auth_failures_total`:                                        4,
 	})
