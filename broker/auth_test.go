@@ -2,6 +2,7 @@ package broker
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // connectOpts is one CONNECT of a test.
@@ -240,4 +243,41 @@ func FuzzUsersFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRefusalsAreLogged: a refusal is logged with the client id,
+// principal, username and remote address, and the log is sampled so that a
+// flood of refusals cannot flood it.
+func TestRefusalsAreLogged(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	noBackoff(&cfg)
+	cfg.Auth.AllowAnonymous, cfg.Auth.UsersFile = false, writeUsersFile(t)
+	b, err := New(cfg, newFakePipeline(), zap.New(core))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	start := time.Now()
+	for range 100 {
+		connectCode(t, b.Addr("tcp"), "C1", "D9", "wrong") // unknown: refused without a hash to check, fast
+	}
+	// 10 lines a second, then 1 in 100.
+	allowed := 11 * (int(time.Since(start)/time.Second) + 1)
+	refusals := logs.FilterMessage("mqtt refused").All()
+	if len(refusals) == 0 || len(refusals) > min(allowed, 50) {
+		t.Fatalf("%d refusal lines for 100 refusals in %s; want 1 to %d", len(refusals), time.Since(start), min(allowed, 50))
+	}
+	f := refusals[0].ContextMap()
+	if f["client_id"] != "C1" || f["username"] != "D9" || f["reason"] != refuseUnknownUser || f["stage"] != stageConnect ||
+		!strings.HasPrefix(f["remote"].(string), "127.0.0.1:") {
+		t.Fatalf("refusal logged with %v", f)
+	}
+	if _, ok := f["principal"]; !ok {
+		t.Fatalf("refusal logged without a principal field: %v", f)
+	}
 }
