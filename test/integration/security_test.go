@@ -297,3 +297,37 @@ func TestDocsOpensslPKI(t *testing.T) {
 		t.Errorf("TLS without a client certificate accepted: %s", out)
 	}
 }
+
+// TestPolicyFileReloads: the policy file reloads when saved; a broken save
+// keeps the last good policy.
+func TestPolicyFileReloads(t *testing.T) {
+	dir := t.TempDir()
+	users := fleetUsers(t, dir, false)
+	acl := filepath.Join(dir, "acl.yaml")
+	os.WriteFile(acl, []byte(`rules: [{principal: "*", action: subscribe, topics: ["cmd/${clientid}/#"], effect: allow}]`), 0o600)
+	g := startGateway(t, func(c *config.Config) {
+		c.MQTT.Auth.AllowAnonymous, c.MQTT.Auth.UsersFile, c.MQTT.Auth.EnforceDeviceIdentity, c.MQTT.ACLFile = false, users, true, acl
+		c.MQTT.Auth.Backoff.Keys = nil
+	})
+	d1, err := connectAs(t, g.MQTTAddr(), "D1", "D1", "pw-D1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	suback := func(f string) byte {
+		tok := d1.Subscribe(f, 1, func(paho.Client, paho.Message) {})
+		if !tok.WaitTimeout(10 * time.Second) {
+			t.Fatalf("subscribe %s: no SUBACK", f)
+		}
+		return tok.(*paho.SubscribeToken).Result()[f]
+	}
+	if code := suback("alerts/D1"); code != 0x80 {
+		t.Fatalf("alerts/D1 before the reload: SUBACK %#x", code)
+	}
+	os.WriteFile(acl, []byte(`rules: [{principal: "*", action: subscribe, topics: ["alerts/${clientid}"], effect: allow}]`), 0o600)
+	waitUntil(t, "alerts/D1 allowed after the policy file changed", func() bool { return suback("alerts/D1") == 1 })
+	os.WriteFile(acl, []byte(`rules: [{principal: "*", action: subscribe, topics: ["alerts/#/x"], effect: allow}]`), 0o600)
+	time.Sleep(1500 * time.Millisecond) // past the watcher's quiet period
+	if code := suback("alerts/D1"); code != 1 {
+		t.Fatalf("after a broken save the last good policy must hold: SUBACK %#x", code)
+	}
+}
