@@ -125,29 +125,21 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 // CONNACK 0x86 (MQTT 5) or 0x05 (3.1.1).
 func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	user := string(pk.Connect.Username)
-	if h.backoff != nil {
-		a, ok := h.backoff.admit(h.backoff.keysOf(cl.Net.Remote, user))
-		if !ok {
-			h.refused(cl, stageConnect, refuseBackoff, user, "", "")
-			return false
-		}
-		defer a.release()
-		id, reason := h.authenticate(cl, pk)
-		if reason != "" {
-			h.refused(cl, stageConnect, reason, user, "", "")
-			h.hold(cl, a.fail())
-			return false
-		}
-		if id.username != "" {
-			a.release() // its own slot must not keep the key
-			h.backoff.succeed("user:" + id.username)
-		}
-		return h.authorizeConnect(cl, id, user)
+	a, ok := h.backoff.admit(h.backoff.keysOf(cl.Net.Remote, user))
+	if !ok {
+		h.refused(cl, stageConnect, refuseBackoff, user, "", "")
+		return false
 	}
+	defer a.release()
 	id, reason := h.authenticate(cl, pk)
 	if reason != "" {
 		h.refused(cl, stageConnect, reason, user, "", "")
+		h.hold(cl, a.fail())
 		return false
+	}
+	if id.username != "" {
+		a.release() // its own slot must not keep the key
+		h.backoff.succeed("user:" + id.username)
 	}
 	return h.authorizeConnect(cl, id, user)
 }

@@ -14,7 +14,8 @@ import (
 //
 // Use: admit before checking the credentials; on failure, fail (and hold
 // the refusal for the delay it returns); in every case release once the
-// answer is sent.
+// answer is sent. A nil *backoff (mqtt.auth.backoff.keys empty) admits
+// everything and holds nothing.
 type backoff struct {
 	cfg BackoffConfig
 	now func() time.Time
@@ -37,6 +38,9 @@ func newBackoff(cfg BackoffConfig) *backoff {
 
 // keysOf returns the back-off keys of an attempt.
 func (b *backoff) keysOf(remote, username string) []string {
+	if b == nil {
+		return nil
+	}
 	var keys []string
 	if b.cfg.has("remote_addr") && remote != "" {
 		if host, _, err := net.SplitHostPort(remote); err == nil {
@@ -64,6 +68,9 @@ type attempt struct {
 // parallel connections. Keys without failures are not limited, so a fleet
 // reconnecting at once through one address is not held back.
 func (b *backoff) admit(keys []string) (*attempt, bool) {
+	if b == nil {
+		return nil, true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -86,6 +93,9 @@ func (b *backoff) admit(keys []string) (*attempt, bool) {
 // to hold the refusal: the longest of the keys' delays. The attempt keeps
 // its keys' slots until release.
 func (a *attempt) fail() time.Duration {
+	if a == nil {
+		return 0
+	}
 	b := a.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -117,6 +127,9 @@ func (a *attempt) fail() time.Duration {
 // release gives back the attempt's slots (after its answer was sent). It
 // may be called more than once.
 func (a *attempt) release() {
+	if a == nil {
+		return
+	}
 	a.b.mu.Lock()
 	defer a.b.mu.Unlock()
 	for _, f := range a.held {
@@ -127,6 +140,9 @@ func (a *attempt) release() {
 
 // succeed forgets the failures of key (a username that authenticated).
 func (b *backoff) succeed(key string) {
+	if b == nil {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if e, ok := b.keys[key]; ok && e.Value.(*failures).waiting == 0 {
