@@ -9,6 +9,9 @@ import (
 // literal text and ${variables}, or a whole-level wildcard.
 type filter struct {
 	levels []level
+	// static is the filter's levels when it has no variables (resolve
+	// then allocates nothing); nil otherwise.
+	static []string
 }
 
 // level is one level of a filter: "+" or "#" (wild), or parts.
@@ -88,6 +91,9 @@ func parseFilter(s string) (filter, error) {
 		}
 		f.levels = append(f.levels, level{parts: parts})
 	}
+	if !strings.Contains(s, "${") {
+		f.static = raw
+	}
 	return f, nil
 }
 
@@ -125,6 +131,9 @@ func parseLevel(l string) ([]part, error) {
 // would widen or shift the filter, so the filter then matches nothing
 // (ok false).
 func (f filter) resolve(r Request) ([]string, bool) {
+	if f.static != nil {
+		return f.static, true
+	}
 	out := make([]string, len(f.levels))
 	for i, l := range f.levels {
 		if l.wild != "" {
