@@ -234,10 +234,10 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if write || cl.Net.Inline {
 		return true
 	}
-	d, id, current := h.decide(cl, policy.Subscribe, topic)
-	if !current {
-		return false // being taken over by a newer connection of its client id
-	}
+	// A connection being taken over by a newer one of its client id is
+	// decided with the newer one's identity: the session, and the messages
+	// queued for it, are passing to that connection.
+	d, id, _ := h.decide(cl, policy.Subscribe, topic)
 	if !d.Allow {
 		h.refused(cl, stageSubscribe, refuseNotAuthorized, id.username, id.principal, topic, zap.String("rule", d.Rule))
 	}
@@ -285,19 +285,17 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	return false
 }
 
-// decide asks the policy in force about cl's request. current is false
-// when cl is no longer its client id's current connection (a newer one
-// authenticated and is taking its session over): nothing is decided then.
+// decide asks the policy in force about cl's request, with the identity
+// that last authenticated cl's client id. current is false when that was
+// not cl but a newer connection taking cl's session over; without any
+// identity the request is denied.
 func (h *authHook) decide(cl *mqtt.Client, a policy.Action, topic string) (d policy.Decision, id *identity, current bool) {
 	v, ok := h.idents.Load(cl.ID)
 	if !ok {
 		return policy.Decision{Rule: "(no identity)", Index: -1}, &identity{}, false
 	}
 	id = v.(*identity)
-	if id.cl != cl {
-		return policy.Decision{Rule: "(superseded connection)", Index: -1}, id, false
-	}
-	return h.decideFor(id, cl.ID, a, topic), id, true
+	return h.decideFor(id, cl.ID, a, topic), id, id.cl == cl
 }
 
 func (h *authHook) decideFor(id *identity, clientID string, a policy.Action, topic string) policy.Decision {

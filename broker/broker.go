@@ -200,7 +200,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			err = cerr
 		}
 		b.hook.stop()
-		b.auth.stop()
 	})
 	return err
 }
