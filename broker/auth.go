@@ -139,7 +139,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	}
 	if id.username != "" {
 		a.release() // its own slot must not keep the key
-		h.backoff.succeed("user:" + id.username)
+		h.backoff.succeed(userKeyPrefix + id.username)
 	}
 	return h.authorizeConnect(cl, id, user)
 }

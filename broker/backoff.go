@@ -3,6 +3,7 @@ package broker
 import (
 	"container/list"
 	"net"
+	"strings"
 	"sync"
 	"time"
 )
@@ -23,6 +24,12 @@ type backoff struct {
 	mu   sync.Mutex
 	keys map[string]*list.Element // -> *failures
 	lru  *list.List               // front: most recent failure
+	// checking counts the attempts of each username being checked or held
+	// now, failures or not: one device never needs more than one at a
+	// time, so even a first burst of parallel guesses at one username is
+	// bounded. An entry is deleted at zero: its size is bounded by the
+	// connections in their CONNECT.
+	checking map[string]int
 }
 
 type failures struct {
@@ -33,7 +40,7 @@ type failures struct {
 }
 
 func newBackoff(cfg BackoffConfig) *backoff {
-	return &backoff{cfg: cfg, now: time.Now, keys: map[string]*list.Element{}, lru: list.New()}
+	return &backoff{cfg: cfg, now: time.Now, keys: map[string]*list.Element{}, lru: list.New(), checking: map[string]int{}}
 }
 
 // keysOf returns the back-off keys of an attempt.
@@ -49,7 +56,7 @@ func (b *backoff) keysOf(remote, username string) []string {
 		keys = append(keys, "addr:"+remote)
 	}
 	if b.cfg.has("username") && username != "" {
-		keys = append(keys, "user:"+username)
+		keys = append(keys, userKeyPrefix+username)
 	}
 	return keys
 }
@@ -60,13 +67,15 @@ type attempt struct {
 	b    *backoff
 	keys []string
 	held []*failures
+	user string // its username key in checking; "" when none or released
 }
 
-// admit lets an attempt on keys be checked, or refuses it (false) when one
-// of its keys with recent failures already has MaxWaiting attempts being
-// checked or held: that bounds the guesses per key, even in bursts of
-// parallel connections. Keys without failures are not limited, so a fleet
-// reconnecting at once through one address is not held back.
+// admit lets an attempt on keys be checked, or refuses it (false) when its
+// username, or one of its keys with recent failures, already has
+// MaxWaiting attempts being checked or held: that bounds the guesses per
+// key, even in bursts of parallel connections. Addresses without failures
+// are not limited, so a fleet reconnecting at once through one address is
+// not held back.
 func (b *backoff) admit(keys []string) (*attempt, bool) {
 	if b == nil {
 		return nil, true
@@ -82,9 +91,18 @@ func (b *backoff) admit(keys []string) (*attempt, bool) {
 			}
 			a.held = append(a.held, f)
 		}
+		if strings.HasPrefix(k, userKeyPrefix) {
+			if b.checking[k] >= b.cfg.MaxWaiting {
+				return nil, false
+			}
+			a.user = k
+		}
 	}
 	for _, f := range a.held {
 		f.waiting++
+	}
+	if a.user != "" {
+		b.checking[a.user]++
 	}
 	return a, true
 }
@@ -136,6 +154,12 @@ func (a *attempt) release() {
 		f.waiting-- // harmless on an entry already forgotten
 	}
 	a.held = nil
+	if a.user != "" {
+		if a.b.checking[a.user]--; a.b.checking[a.user] <= 0 {
+			delete(a.b.checking, a.user)
+		}
+		a.user = ""
+	}
 }
 
 // succeed forgets the failures of key (a username that authenticated).
@@ -165,6 +189,9 @@ func (b *backoff) get(key string, now time.Time) *failures {
 	}
 	return f
 }
+
+// userKeyPrefix starts the key of a username.
+const userKeyPrefix = "user:"
 
 // delay is InitialDelay doubled for each failure after the first, capped.
 func (b *backoff) delay(count int) time.Duration {

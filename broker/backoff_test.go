@@ -70,18 +70,32 @@ func TestBackoffBoundedAndSaturated(t *testing.T) {
 	if n := b.tracked(); n != 3 {
 		t.Fatalf("%d keys tracked, want max_tracked 3", n)
 	}
-	// A key without failures is not limited: many attempts at once.
-	keys := b.keysOf("", "devA")
+	// An address without failures is not limited: a fleet behind one
+	// address may reconnect at once.
 	var fresh []*attempt
-	for range 10 {
-		a, ok := b.admit(keys)
+	for i := range 10 {
+		a, ok := b.admit(b.keysOf("10.9.9.9:1", fmt.Sprintf("dev%d", i)))
 		if !ok {
-			t.Fatal("an attempt on a key without failures refused")
+			t.Fatal("an attempt from an address without failures refused")
 		}
 		fresh = append(fresh, a)
 	}
 	for _, a := range fresh {
 		a.release()
+	}
+	// A username is: one device needs one attempt at a time, so even a
+	// first burst of guesses gets max_waiting (2) checked at once.
+	keys := b.keysOf("", "devA")
+	first, _ := b.admit(keys)
+	second, _ := b.admit(keys)
+	if _, ok := b.admit(keys); ok {
+		t.Fatal("a third parallel attempt at one username admitted")
+	}
+	first.release()
+	second.release()
+	second.release() // twice: harmless
+	if len(b.checking) != 0 {
+		t.Fatalf("attempts left counted after release: %v", b.checking)
 	}
 	// Once it has failed, at most max_waiting (2) attempts are checked or
 	// held at once; the next is refused unchecked until one is released.
@@ -129,19 +143,22 @@ func TestBackoffDelaysRefusals(t *testing.T) {
 	if code := connectCode(t, b.Addr("tcp"), "y", "D2", "other"); code != 0 || time.Since(start) > 150*time.Millisecond {
 		t.Fatalf("D2: CONNACK %#x after %s", code, time.Since(start))
 	}
-	// A burst of parallel guesses: at most max_waiting (4) are checked,
-	// the others are refused at once, unchecked.
-	var wg sync.WaitGroup
-	for range 20 {
-		wg.Go(func() { connectCode(t, b.Addr("tcp"), "x", "D1", "guess") })
+	// Bursts of parallel guesses, at a username that failed before (D1)
+	// and at a fresh one (D3): at most max_waiting (4) of each are
+	// checked, the others are refused at once, unchecked.
+	for _, user := range []string{"D1", "D3"} {
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() { connectCode(t, b.Addr("tcp"), "x", user, "guess") })
+		}
+		wg.Wait()
 	}
-	wg.Wait()
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
-	if n := obs.access["connect/bad_password"]; n > 3+4 {
-		t.Fatalf("bad_password counted %d times: more than max_waiting guesses of the burst were checked", n)
+	if n := obs.access["connect/bad_password"]; n > 3+4+4 {
+		t.Fatalf("bad_password counted %d times: more than max_waiting guesses of a burst were checked", n)
 	}
-	if n := obs.access["connect/backoff"]; n < 16 {
-		t.Fatalf("backoff refusals %d, want at least 16 of the burst of 20", n)
+	if n := obs.access["connect/backoff"]; n < 32 {
+		t.Fatalf("backoff refusals %d, want at least 32 of the two bursts of 20", n)
 	}
 }

@@ -73,9 +73,9 @@ type AuthConfig struct {
 
 // BackoffConfig is mqtt.auth.backoff. A failed authentication is refused
 // only after a delay that doubles with each recent failure of the same key
-// (InitialDelay, 2×, 4×, … up to MaxDelay); a key with recent failures and
-// MaxWaiting attempts already being checked or held gets the next attempt
-// refused at once, unchecked.
+// (InitialDelay, 2×, 4×, … up to MaxDelay); a username (or an address with
+// recent failures) with MaxWaiting attempts already being checked or held
+// gets the next attempt refused at once, unchecked.
 type BackoffConfig struct {
 	// Keys are what failures are counted by: remote_addr (the client's IP
 	// address) and/or username. Default both; empty disables back-off.
@@ -90,8 +90,8 @@ type BackoffConfig struct {
 	// MaxTracked bounds the keys remembered; beyond it the key whose last
 	// failure is oldest is forgotten. Default 10000.
 	MaxTracked int `mapstructure:"max_tracked"`
-	// MaxWaiting is how many attempts of one key with recent failures
-	// may be checked or held at once. Default 8.
+	// MaxWaiting is how many attempts of one username, or of one address
+	// with recent failures, may be checked or held at once. Default 8.
 	MaxWaiting int `mapstructure:"max_waiting"`
 }
 
