@@ -32,6 +32,9 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/fleetgate /usr/local/bin/fleetgate
 COPY --chown=65532:65532 deploy/config.yaml /etc/fleetgate/config.yaml
+# MQTT users and policy (mqtt.auth.users_file, mqtt.acl_file), relative to
+# the configuration file; mount your own over them.
+COPY --chown=65532:65532 deploy/users deploy/acl.yaml /etc/fleetgate/
 USER 65532:65532
 EXPOSE 1883 8883 8443 8080
 ENTRYPOINT ["/usr/local/bin/fleetgate"]

@@ -36,6 +36,7 @@ type Broker struct {
 	cfg    Config
 	server *mqtt.Server
 	hook   *ingestHook
+	auth   *authHook
 	log    *zap.Logger
 
 	mu       sync.Mutex
@@ -53,6 +54,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	if err != nil {
 		return nil, err
 	}
+	pol, polFrom, err := cfg.Policy()
+	if err != nil {
+		return nil, err
+	}
+	warnInsecure(cfg, users, pol, log)
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
 	// Advertise our per-connection window so that MQTT 5 clients never
@@ -77,7 +83,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		ClientNetReadBufferSize:  2048,
 	})
 	b := &Broker{cfg: cfg, server: server, log: log, addrs: map[string]string{}}
-	b.hook = newIngestHook(b, pipeline, users, log, op)
+	b.auth = newAuthHook(cfg, users, pol, polFrom, op.obs, log)
+	if err := server.AddHook(b.auth, nil); err != nil {
+		return nil, fmt.Errorf("mqtt: add auth hook: %w", err)
+	}
+	b.hook = newIngestHook(b, pipeline, log, op)
 	if err := server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
 	}
@@ -173,6 +183,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 			b.server.Listeners.Close(id, func(string) {})
 		}
 		b.hook.drain()
+		b.auth.stop() // refusals held by the back-off are sent now
 		err = b.hook.waitIdle(ctx)
 		if err != nil {
 			b.log.Warn("mqtt drain deadline passed; the messages left are not acknowledged and will be re-sent by their terminals",

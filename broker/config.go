@@ -20,6 +20,12 @@ type Config struct {
 	TLS TLSConfig `mapstructure:"tls"`
 	// Auth says who may connect.
 	Auth AuthConfig `mapstructure:"auth"`
+	// ACLFile is the policy file: which principal may publish and
+	// subscribe to what (policy.File; docs/security.md). Empty: the
+	// built-in default policy (policy.Default) when authentication is on
+	// (allow_anonymous false), everything allowed otherwise. Reloaded on
+	// change and on SIGHUP, keeping the last good policy.
+	ACLFile string `mapstructure:"acl_file"`
 	// ConnectTimeout is how long a new connection may take to complete its
 	// TLS handshake and send CONNECT; after CONNECT the keep-alive rules.
 	// Default 10s.
@@ -48,19 +54,55 @@ type TLSConfig struct {
 type AuthConfig struct {
 	// AllowAnonymous lets any client connect. Default true.
 	AllowAnonymous bool `mapstructure:"allow_anonymous"`
-	// UsersFile holds "username password" lines (# comments), one user a
-	// line; with allow_anonymous false, only these may connect.
+	// UsersFile holds one user a line: "username:HASH" as htpasswd -B
+	// (bcrypt) or mosquitto_passwd (PBKDF2-SHA512, $7$) write it, or the
+	// deprecated "username password" plaintext form (warned at start).
+	// A username not in it is refused. Reloaded on change and on SIGHUP,
+	// keeping the last good file.
 	UsersFile string `mapstructure:"users_file"`
-	// EnforceDeviceIdentity requires the client id to equal the username
-	// (or, with mutual TLS, the certificate's common name).
+	// EnforceDeviceIdentity requires the client id to equal the principal:
+	// the certificate identity with mutual TLS, otherwise the username.
 	EnforceDeviceIdentity bool `mapstructure:"enforce_device_identity"`
+	// CertIdentity is which part of a verified client certificate is the
+	// principal: cn (default: the subject's common name), san_dns (the
+	// first DNS subject alternative name) or san_uri (the first URI one).
+	CertIdentity string `mapstructure:"cert_identity"`
+	// Backoff slows down repeated authentication failures.
+	Backoff BackoffConfig `mapstructure:"backoff"`
+}
+
+// BackoffConfig is mqtt.auth.backoff. A failed authentication is refused
+// only after a delay that doubles with each recent failure of the same key
+// (InitialDelay, 2×, 4×, … up to MaxDelay); a username (or an address with
+// recent failures) with MaxWaiting attempts already being checked or held
+// gets the next attempt refused at once, unchecked.
+type BackoffConfig struct {
+	// Keys are what failures are counted by: remote_addr (the client's IP
+	// address) and/or username. Default both; empty disables back-off.
+	Keys []string `mapstructure:"keys"`
+	// InitialDelay is the delay of a key's first failure. Default 250ms.
+	InitialDelay time.Duration `mapstructure:"initial_delay"`
+	// MaxDelay caps the delay. Default 10s.
+	MaxDelay time.Duration `mapstructure:"max_delay"`
+	// ForgetAfter is how long a key's failures are remembered after its
+	// last one. Default 10m.
+	ForgetAfter time.Duration `mapstructure:"forget_after"`
+	// MaxTracked bounds the keys remembered; beyond it the key whose last
+	// failure is oldest is forgotten. Default 10000.
+	MaxTracked int `mapstructure:"max_tracked"`
+	// MaxWaiting is how many attempts of one username, or of one address
+	// with recent failures, may be checked or held at once. Default 8.
+	MaxWaiting int `mapstructure:"max_waiting"`
 }
 
 // DefaultConfig returns the defaults of SPEC section 5.
 func DefaultConfig() Config {
 	return Config{
-		Listen:          ":1883",
-		Auth:            AuthConfig{AllowAnonymous: true},
+		Listen: ":1883",
+		Auth: AuthConfig{AllowAnonymous: true, CertIdentity: "cn", Backoff: BackoffConfig{
+			Keys: []string{"remote_addr", "username"}, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second,
+			ForgetAfter: 10 * time.Minute, MaxTracked: 10000, MaxWaiting: 8,
+		}},
 		ConnectTimeout:  10 * time.Second,
 		MaxPacketBytes:  262144,
 		MaxInflight:     64,
@@ -86,6 +128,7 @@ func (c Config) Validate() error {
 	if !c.Auth.AllowAnonymous && c.Auth.UsersFile == "" && c.TLS.ClientCAFile == "" {
 		bad("mqtt.auth.allow_anonymous is false but neither mqtt.auth.users_file nor mqtt.tls.client_ca_file says who may connect")
 	}
+	errs = append(errs, c.Auth.validate(c.TLS), c.validateFiles())
 	if c.ConnectTimeout <= 0 {
 		bad("mqtt.connect_timeout must be positive (e.g. 10s)")
 	}

@@ -29,7 +29,6 @@ type ingestHook struct {
 	mqtt.HookBase
 	b        *Broker
 	pipeline Pipeline
-	users    map[string]string
 	log      *zap.Logger
 
 	obs   Observer
@@ -47,10 +46,10 @@ type ingestHook struct {
 	wg          sync.WaitGroup
 }
 
-func newIngestHook(b *Broker, p Pipeline, users map[string]string, log *zap.Logger, op options) *ingestHook {
+func newIngestHook(b *Broker, p Pipeline, log *zap.Logger, op options) *ingestHook {
 	ctx, cancel := context.WithCancel(context.Background())
 	drainCtx, drainCancel := context.WithCancel(ctx)
-	return &ingestHook{b: b, pipeline: p, users: users, log: log, obs: op.obs, limit: op.limit,
+	return &ingestHook{b: b, pipeline: p, log: log, obs: op.obs, limit: op.limit,
 		ctx: ctx, cancel: cancel, drainCtx: drainCtx, drainCancel: drainCancel,
 		resends: newResendLog(b.cfg.MaxInflight, resendTTL)}
 }
@@ -61,41 +60,9 @@ func (h *ingestHook) ID() string { return "fleetgate-ingest" }
 // Provides implements mqtt.Hook.
 func (h *ingestHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablished,
-		mqtt.OnDisconnect, mqtt.OnPublish,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPublish,
 	}, []byte{b})
 }
-
-// OnConnectAuthenticate implements mqtt.Hook (mqtt.auth).
-func (h *ingestHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
-	auth := h.b.cfg.Auth
-	user := string(pk.Connect.Username)
-	ok := auth.AllowAnonymous
-	if pw, known := h.users[user]; known && user != "" {
-		ok = constantTimeEqual(pw, string(pk.Connect.Password))
-	} else if !auth.AllowAnonymous && h.b.cfg.TLS.ClientCAFile != "" {
-		ok = peerCommonName(cl) != "" // the TLS layer verified the chain
-	}
-	if ok && auth.EnforceDeviceIdentity {
-		id := user
-		if id == "" {
-			id = peerCommonName(cl)
-		}
-		ok = id != "" && id == cl.ID
-	}
-	if !ok {
-		h.obs.ClientRefused()
-		// Sampled like every log line: a fleet with a wrong password
-		// retrying cannot flood the log.
-		h.log.Info("mqtt connection refused: authentication failed", zap.String("client_id", cl.ID), zap.String("username", user),
-			zap.String("remote", cl.Net.Remote))
-	}
-	return ok
-}
-
-// OnACLCheck implements mqtt.Hook: anyone authenticated may publish and
-// subscribe.
-func (h *ingestHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
 
 // OnSessionEstablished implements mqtt.Hook: it starts the connection's
 // session before mochi reads its first packet.
@@ -130,11 +97,14 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if cl.Net.Inline {
 		return pk, nil // our own republish and fan-out
 	}
+	if !h.b.auth.allowPublish(cl, pk) {
+		return pk, packets.ErrRejectPacket // denied by the policy and answered (auth.go)
+	}
 	msg := &router.Message{
 		Source:    "mqtt",
 		Topic:     pk.TopicName,
 		ClientID:  cl.ID,
-		Principal: string(cl.Properties.Username),
+		Principal: h.b.auth.principal(cl),
 		Payload:   pk.Payload,
 		Received:  time.Now(),
 		SourceIP:  router.RemoteIP(cl.Net.Remote),

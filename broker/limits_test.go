@@ -16,6 +16,7 @@ import (
 type countingObserver struct {
 	mu                                  sync.Mutex
 	connected, disconnected, refusedCon int
+	access                              map[string]int // stage/reason -> AccessRefused calls
 	acked                               int
 	refused                             map[string]int
 	resent                              int
@@ -26,7 +27,15 @@ func newCountingObserver() *countingObserver { return &countingObserver{refused:
 func (o *countingObserver) ClientConnected()    { o.mu.Lock(); o.connected++; o.mu.Unlock() }
 func (o *countingObserver) ClientDisconnected() { o.mu.Lock(); o.disconnected++; o.mu.Unlock() }
 func (o *countingObserver) ClientRefused()      { o.mu.Lock(); o.refusedCon++; o.mu.Unlock() }
-func (o *countingObserver) Resent()             { o.mu.Lock(); o.resent++; o.mu.Unlock() }
+func (o *countingObserver) AccessRefused(stage, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.access == nil {
+		o.access = map[string]int{}
+	}
+	o.access[stage+"/"+reason]++
+}
+func (o *countingObserver) Resent() { o.mu.Lock(); o.resent++; o.mu.Unlock() }
 func (o *countingObserver) Acked(source string, latency time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

@@ -15,6 +15,12 @@ type Observer interface {
 	ClientDisconnected()
 	// ClientRefused: a connection failed authentication.
 	ClientRefused()
+	// AccessRefused: authentication or the policy refused something. stage
+	// is connect (reason unknown_user, bad_password, no_credentials,
+	// cert_no_identity, identity_mismatch, will_denied, backoff,
+	// client_id_invalid), publish or subscribe (reason not_authorized;
+	// subscribe also counts messages withheld from a subscriber).
+	AccessRefused(stage, reason string)
 	// Acked: a QoS 1/2 message was acknowledged, latency after it was read.
 	Acked(source string, latency time.Duration)
 	// Refused: a message was not acknowledged for reason: delivery_timeout
@@ -67,9 +73,10 @@ const (
 
 type nopObserver struct{}
 
-func (nopObserver) ClientConnected()            {}
-func (nopObserver) ClientDisconnected()         {}
-func (nopObserver) ClientRefused()              {}
-func (nopObserver) Acked(string, time.Duration) {}
-func (nopObserver) Refused(string)              {}
-func (nopObserver) Resent()                     {}
+func (nopObserver) ClientConnected()             {}
+func (nopObserver) ClientDisconnected()          {}
+func (nopObserver) ClientRefused()               {}
+func (nopObserver) AccessRefused(string, string) {}
+func (nopObserver) Acked(string, time.Duration)  {}
+func (nopObserver) Refused(string)               {}
+func (nopObserver) Resent()                      {}

@@ -56,7 +56,15 @@ func TestWebSocketListenerAcksAfterStore(t *testing.T) {
 	p := newFakePipeline()
 	b := startBroker(t, p, func(c *Config) { c.WSListen = "127.0.0.1:0" })
 	d := websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}
-	ws, _, err := d.Dial("ws://"+b.Addr("ws")+"/", nil)
+	// mochi starts serving WebSocket on a goroutine of its own: poll until
+	// it listens.
+	var ws *websocket.Conn
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if ws, _, err = d.Dial("ws://"+b.Addr("ws")+"/", nil); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("WebSocket handshake with mqtt.ws_listen: %v", err)
 	}

@@ -123,6 +123,9 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 	var src rulesSource
 	var problems []Problem
 	cfg.RulesFile = resolveRulesFile(cfg.RulesFile, path)
+	// The MQTT users and policy files too are relative to this file.
+	cfg.MQTT.Auth.UsersFile = resolveRulesFile(cfg.MQTT.Auth.UsersFile, path)
+	cfg.MQTT.ACLFile = resolveRulesFile(cfg.MQTT.ACLFile, path)
 	switch {
 	case cfg.RulesFile != "" && file.get("rules") != nil:
 		k, _ := file.entry("rules")

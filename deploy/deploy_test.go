@@ -20,6 +20,7 @@ import (
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/gateway"
 	"github.com/fleetgate/fleetgate/metrics"
+	"github.com/fleetgate/fleetgate/policy"
 )
 
 // composeFile is the part of the compose specification compose.yaml uses;
@@ -137,6 +138,19 @@ func TestImageConfigLoads(t *testing.T) {
 	if cfg.Log.Format != "json" || cfg.Admin.PProf {
 		t.Errorf("the image defaults to JSON logs and no pprof: %+v %+v", cfg.Log, cfg.Admin)
 	}
+	// Secure by default: authentication, one identity per client id, and
+	// the shipped policy (docs/security.md).
+	a := cfg.MQTT.Auth
+	if a.AllowAnonymous || !a.EnforceDeviceIdentity || a.UsersFile != "users" || cfg.MQTT.ACLFile != "acl.yaml" {
+		t.Errorf("the image must turn MQTT authentication and the default policy on: auth %+v acl_file %q", a, cfg.MQTT.ACLFile)
+	}
+	acl, err := os.ReadFile("acl.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(acl) != string(policy.DefaultYAML()) {
+		t.Error("deploy/acl.yaml differs from the built-in default policy (policy/default.yaml); keep them the same")
+	}
 }
 
 func TestDockerfile(t *testing.T) {
@@ -151,6 +165,7 @@ func TestDockerfile(t *testing.T) {
 		"USER 65532:65532",              // non-root
 		"EXPOSE 1883 8883 8443 8080",    // MQTT, MQTT/TLS, legacy HTTPS, admin
 		"COPY --chown=65532:65532 deploy/config.yaml /etc/fleetgate/config.yaml",
+		"COPY --chown=65532:65532 deploy/users deploy/acl.yaml /etc/fleetgate/",
 		`CMD ["serve", "--config", "/etc/fleetgate/config.yaml"]`,
 	} {
 		if !strings.Contains(d, want) {
@@ -190,6 +205,7 @@ func knownSeries(t *testing.T) map[string]bool {
 	m.ClientConnected()
 	m.ClientDisconnected()
 	m.ClientRefused()
+	m.AccessRefused("connect", "bad_password")
 	m.Resent()
 	m.Responded(200)
 	m.RulesReloaded(true)

@@ -44,6 +44,8 @@ type Gateway struct {
 
 	reloader      *config.Reloader // rules file watcher (rules.go)
 	onRulesReload func(ok bool)
+
+	securityWatchers []*config.FileWatcher // users and policy files (security.go)
 }
 
 // New prepares a gateway for cfg, which must be valid (config.Load
@@ -108,6 +110,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := b.Start(); err != nil {
 		return err
 	}
+	if err := g.watchSecurity(); err != nil {
+		return err
+	}
 	ing := &ingester{engine: g.engine, timeout: kcfg.DeliveryTimeout, budget: g.budget, obs: g.metrics}
 	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log, telematics.WithObserver(g.metrics)); err != nil {
 		return err
@@ -135,7 +140,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 func (g *Gateway) stop(ctx context.Context) error {
 	g.serving.Store(false)
-	rulesErr := g.stopWatchingRules()
+	rulesErr := errors.Join(g.stopWatchingRules(), g.stopWatchingSecurity())
 	var (
 		wg          sync.WaitGroup
 		httpErr     error

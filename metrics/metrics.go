@@ -67,6 +67,7 @@ type Metrics struct {
 	connects       prometheus.Counter
 	disconnects    prometheus.Counter
 	authFailures   prometheus.Counter
+	refusals       *prometheus.CounterVec
 	resends        prometheus.Counter
 	responses      *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
@@ -127,6 +128,10 @@ func New() *Metrics {
 			Namespace: namespace, Name: "mqtt_auth_failures_total",
 			Help: "MQTT connections refused by authentication.",
 		}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "mqtt_refusals_total",
+			Help: "MQTT refusals by authentication or policy, by stage (connect, publish, subscribe) and reason (docs/security.md).",
+		}, []string{"stage", "reason"}),
 		resends: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: namespace, Name: "mqtt_resends_total",
 			Help: "QoS 1/2 re-sends (DUP) answered from their first copy instead of being stored again.",
@@ -147,6 +152,7 @@ func New() *Metrics {
 		m.produceLatency, m.ackLatency, m.connections, m.connects, m.disconnects,
 		m.authFailures, m.resends, m.responses, m.reloads,
 	)
+	m.reg.MustRegister(m.refusals)
 	for _, s := range sources {
 		m.received.WithLabelValues(s)
 		m.unmatched.WithLabelValues(s)
@@ -268,6 +274,11 @@ func (m *Metrics) ClientDisconnected() {
 
 // ClientRefused implements broker.Observer.
 func (m *Metrics) ClientRefused() { m.authFailures.Inc() }
+
+// AccessRefused implements broker.Observer: fleetgate_mqtt_refusals_total.
+func (m *Metrics) AccessRefused(stage, reason string) {
+	m.refusals.WithLabelValues(stage, reason).Inc()
+}
 
 // Resent implements broker.Observer.
 func (m *Metrics) Resent() { m.resends.Inc() }

@@ -30,6 +30,8 @@ Usage:
   fleetgate rules check --config FILE   validate the configuration and every rule
   fleetgate rules test [--config FILE] --topic T [--client-id ID] --payload JSON
                                         dry-run the rules on one message (no broker)
+  fleetgate acl test [--config FILE] --principal P [--clientid C] --publish|--subscribe TOPIC
+                                        ask the MQTT policy; prints allow/deny and the rule
   fleetgate version                     print version and build information
 `
 
@@ -47,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "rules":
 		return rules(args, stdout, stderr)
+	case "acl":
+		return acl(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

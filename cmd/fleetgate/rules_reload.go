@@ -26,6 +26,8 @@ func hangups() (hup <-chan os.Signal, stop func()) {
 // rulesReloader is what SIGHUP needs of the gateway.
 type rulesReloader interface {
 	ReloadRules(ctx context.Context) error
+	// ReloadSecurity reloads the MQTT users and policy files.
+	ReloadSecurity() error
 }
 
 var _ rulesReloader = (*gateway.Gateway)(nil)
@@ -42,7 +44,8 @@ func reloadOnHangup(ctx context.Context, hup <-chan os.Signal, g rulesReloader, 
 			case <-ctx.Done():
 				return
 			case <-hup:
-				log.Info("SIGHUP: reloading the rules")
+				log.Info("SIGHUP: reloading the rules, the MQTT users file and the MQTT policy")
+				_ = g.ReloadSecurity() // the broker logs the outcome
 				rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				err := g.ReloadRules(rctx)
 				cancel()

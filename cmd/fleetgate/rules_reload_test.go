@@ -14,9 +14,12 @@ import (
 )
 
 type countReloads struct {
-	calls chan struct{}
-	err   error
+	calls    chan struct{}
+	err      error
+	security int
 }
+
+func (c *countReloads) ReloadSecurity() error { c.security++; return nil }
 
 func (c *countReloads) ReloadRules(context.Context) error {
 	c.calls <- struct{}{}
@@ -39,6 +42,9 @@ func TestSIGHUPReloadsTheRules(t *testing.T) {
 	}
 	cancel()
 	wait()
+	if g.security != 2 {
+		t.Fatalf("SIGHUP reloaded the users and policy files %d times, want 2", g.security)
+	}
 	if n := logs.FilterMessage("SIGHUP ignored").Len(); n != 2 {
 		t.Fatalf("%d 'SIGHUP ignored' lines for the built-in rules, want 2: %v", n, logs.All())
 	}

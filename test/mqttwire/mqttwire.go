@@ -19,7 +19,7 @@ import (
 // opposed to a read that failed or timed out).
 var ErrDecode = errors.New("mqttwire: cannot decode packet")
 
-// Encode returns the wire bytes of pk (CONNECT, PUBLISH, PUBREL).
+// Encode returns the wire bytes of pk (CONNECT, PUBLISH, PUBREL, SUBSCRIBE).
 func Encode(pk packets.Packet) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
@@ -30,6 +30,8 @@ func Encode(pk packets.Packet) ([]byte, error) {
 		err = pk.PublishEncode(&buf)
 	case packets.Pubrel:
 		err = pk.PubrelEncode(&buf)
+	case packets.Subscribe:
+		err = pk.SubscribeEncode(&buf)
 	default:
 		err = fmt.Errorf("mqttwire cannot encode packet type %d", pk.FixedHeader.Type)
 	}
@@ -59,7 +61,7 @@ func ReadFrame(r *bufio.Reader) (packets.FixedHeader, []byte, error) {
 
 // ReadPacket reads and decodes one packet of the acknowledgement kinds a
 // broker sends a publishing client (CONNACK, PUBACK, PUBREC, PUBCOMP,
-// PUBLISH); any other type comes back with only its fixed header.
+// PUBLISH, SUBACK); any other type comes back with only its fixed header.
 func ReadPacket(r *bufio.Reader, version byte) (packets.Packet, error) {
 	fh, body, err := ReadFrame(r)
 	if err != nil {
@@ -77,6 +79,8 @@ func ReadPacket(r *bufio.Reader, version byte) (packets.Packet, error) {
 		err = pk.PubcompDecode(body)
 	case packets.Publish:
 		err = pk.PublishDecode(body)
+	case packets.Suback:
+		err = pk.SubackDecode(body)
 	}
 	if err != nil {
 		return pk, fmt.Errorf("%w: type %d: %v", ErrDecode, fh.Type, err)

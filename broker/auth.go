@@ -1,0 +1,348 @@
+package broker
+
+import (
+	"bytes"
+	"crypto/x509"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/fleetgate/fleetgate/policy"
+)
+
+// authHook decides who may connect (mqtt.auth) and what they may publish
+// and subscribe (mqtt.acl_file). It is a mochi hook of its own, apart from
+// the ingest hook, so that identity and delivery stay separate concerns.
+//
+// Each connection has one identity, its principal: the verified client
+// certificate's identity (mqtt.auth.cert_identity) when mutual TLS gave
+// one, which no username can override; otherwise the users-file username
+// whose password matched; "" for an anonymous client.
+//
+// SUBSCRIBE filters and deliveries to subscribers are checked in
+// OnACLCheck. PUBLISH is checked by the ingest hook calling allowPublish at
+// the top of its OnPublish: mochi's own publish check disconnects an MQTT
+// 3.1.1 client on a refusal, and a terminal that reconnects and re-sends
+// the same message forever is worse than one refused message.
+type authHook struct {
+	mqtt.HookBase
+	cfg     Config
+	obs     Observer
+	log     *zap.Logger // sampled: refusals can come in floods
+	backoff *backoff    // nil: no back-off
+
+	users  atomic.Pointer[userTable]
+	policy atomic.Pointer[policySource]
+	idents sync.Map // client id -> *identity, from authentication until the session ends
+
+	done chan struct{} // closed by stop: held refusals give up waiting
+	once sync.Once
+}
+
+// policySource is the policy in force and where it came from.
+type policySource struct {
+	p    *policy.Policy
+	from string
+}
+
+// identity is what authentication established about a connection.
+type identity struct {
+	cl        *mqtt.Client
+	principal string
+	username  string // the users-file username that authenticated; "" otherwise
+	certCN    string
+}
+
+func newAuthHook(cfg Config, users *userTable, pol *policy.Policy, from string, obs Observer, log *zap.Logger) *authHook {
+	h := &authHook{
+		cfg: cfg,
+		obs: obs,
+		log: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			// The first 10 lines a second of each message, then 1 in 100.
+			return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
+		})),
+		done: make(chan struct{}),
+	}
+	if len(cfg.Auth.Backoff.Keys) > 0 {
+		h.backoff = newBackoff(cfg.Auth.Backoff)
+	}
+	h.users.Store(users)
+	h.policy.Store(&policySource{p: pol, from: from})
+	return h
+}
+
+// ID implements mqtt.Hook.
+func (h *authHook) ID() string { return "fleetgate-auth" }
+
+// Provides implements mqtt.Hook.
+func (h *authHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnClientExpired,
+	}, []byte{b})
+}
+
+// Stages of Observer.AccessRefused.
+const (
+	stageConnect   = "connect"
+	stagePublish   = "publish"
+	stageSubscribe = "subscribe"
+)
+
+// Reasons a connection is refused (Observer.AccessRefused, stage connect).
+const (
+	refuseUnknownUser      = "unknown_user"
+	refuseBadPassword      = "bad_password"
+	refuseNoCredentials    = "no_credentials"
+	refuseNoCertIdentity   = "cert_no_identity"
+	refuseIdentityMismatch = "identity_mismatch"
+	refuseWillDenied       = "will_denied"
+	refuseBackoff          = "backoff"
+	refuseClientIDInvalid  = "client_id_invalid"
+	// refuseNotAuthorized is the reason of a PUBLISH or SUBSCRIBE the
+	// policy denies.
+	refuseNotAuthorized = "not_authorized"
+)
+
+// OnPacketRead implements mqtt.Hook. It answers an MQTT 3.1.1 CONNECT with
+// an empty client id and clean session 0 with CONNACK 0x02 (identifier
+// rejected, MQTT-3.1.3-8); mochi would answer 0x80, which 3.1.1 does not
+// have.
+func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Connect || pk.ProtocolVersion >= 5 || pk.Connect.Clean || pk.Connect.ClientIdentifier != "" {
+		return pk, nil
+	}
+	h.refused(cl, stageConnect, refuseClientIDInvalid, string(pk.Connect.Username), "", "")
+	_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connack}, ReasonCode: packets.Err3ClientIdentifierNotValid.Code})
+	return pk, packets.ErrClientIdentifierNotValid
+}
+
+// OnConnectAuthenticate implements mqtt.Hook (mqtt.auth). A refusal gets
+// CONNACK 0x86 (MQTT 5) or 0x05 (3.1.1).
+func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
+	user := string(pk.Connect.Username)
+	a, ok := h.backoff.admit(h.backoff.keysOf(cl.Net.Remote, user))
+	if !ok {
+		h.refused(cl, stageConnect, refuseBackoff, user, "", "")
+		return false
+	}
+	defer a.release()
+	id, reason := h.authenticate(cl, pk)
+	if reason != "" {
+		h.refused(cl, stageConnect, reason, user, "", "")
+		h.hold(cl, a.fail())
+		return false
+	}
+	if id.username != "" {
+		a.release() // its own slot must not keep the key
+		h.backoff.succeed(userKeyPrefix + id.username)
+	}
+	return h.authorizeConnect(cl, id, user)
+}
+
+// authorizeConnect checks an authenticated connection's client id and will,
+// and remembers its identity.
+func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string) bool {
+	if h.cfg.Auth.EnforceDeviceIdentity && (id.principal == "" || id.principal != cl.ID) {
+		h.refused(cl, stageConnect, refuseIdentityMismatch, user, id.principal, "")
+		return false
+	}
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
+		if d := h.decideFor(id, cl.ID, policy.Publish, cl.Properties.Will.TopicName); !d.Allow {
+			h.refused(cl, stageConnect, refuseWillDenied, user, id.principal, cl.Properties.Will.TopicName, zap.String("rule", d.Rule))
+			return false
+		}
+	}
+	h.idents.Store(cl.ID, id)
+	return true
+}
+
+// authenticate establishes the connection's identity, or says why not.
+func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*identity, string) {
+	id := &identity{cl: cl}
+	if cert := peerCertificate(cl); cert != nil {
+		id.certCN = cert.Subject.CommonName
+		id.principal = certIdentity(cert, h.cfg.Auth.CertIdentity)
+		if id.principal == "" {
+			return nil, refuseNoCertIdentity
+		}
+		return id, "" // a username, if any, is not an identity here
+	}
+	user := string(pk.Connect.Username)
+	users := h.users.Load()
+	// Without a users file, the development default ignores usernames:
+	// they are unauthenticated names, not identities.
+	if user != "" && (h.cfg.Auth.UsersFile != "" || !h.cfg.Auth.AllowAnonymous) {
+		cred := users.lookup(user)
+		if cred == nil {
+			return nil, refuseUnknownUser
+		}
+		if !cred.verify(pk.Connect.Password) {
+			return nil, refuseBadPassword
+		}
+		id.principal, id.username = user, user
+		return id, ""
+	}
+	if h.cfg.Auth.AllowAnonymous {
+		return id, ""
+	}
+	return nil, refuseNoCredentials
+}
+
+// certIdentity is the principal a verified certificate gives.
+func certIdentity(cert *x509.Certificate, which string) string {
+	switch which {
+	case "san_dns":
+		if len(cert.DNSNames) > 0 {
+			return cert.DNSNames[0]
+		}
+	case "san_uri":
+		if len(cert.URIs) > 0 {
+			return cert.URIs[0].String()
+		}
+	default:
+		return cert.Subject.CommonName
+	}
+	return ""
+}
+
+// hold delays a refusal by d, unless the broker stops first.
+func (h *authHook) hold(cl *mqtt.Client, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	if cl.Net.Conn != nil {
+		_ = cl.Net.Conn.SetDeadline(time.Now().Add(d + 5*time.Second)) // room to write the CONNACK after
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-h.done:
+	}
+}
+
+// OnACLCheck implements mqtt.Hook. mochi asks it for each SUBSCRIBE filter
+// (a refusal: SUBACK 0x87 for MQTT 5, 0x80 for 3.1.1) and for each message
+// it is about to deliver to a subscriber, retained ones included (a
+// refusal: not delivered). PUBLISH is decided in allowPublish instead.
+func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if write || cl.Net.Inline {
+		return true
+	}
+	// A connection being taken over by a newer one of its client id is
+	// decided with the newer one's identity: the session, and the messages
+	// queued for it, are passing to that connection.
+	d, id, _ := h.decide(cl, policy.Subscribe, topic)
+	if !d.Allow {
+		h.refused(cl, stageSubscribe, refuseNotAuthorized, id.username, id.principal, topic, zap.String("rule", d.Rule))
+	}
+	return d.Allow
+}
+
+// allowPublish decides a PUBLISH (retained or not) before the ingest hook
+// takes it. A denied one is answered here and goes nowhere: not to the
+// rules, subscribers or the retained store. MQTT 5 gets PUBACK (PUBREC)
+// 0x87; MQTT 3.1.1, which has no refusal code, gets a plain PUBACK
+// (PUBREC) so that it does not re-send the message forever, and keeps its
+// connection; QoS 0 is dropped. Every refusal is counted and logged.
+func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
+	if cl.Net.Inline {
+		return true
+	}
+	d, id, current := h.decide(cl, policy.Publish, pk.TopicName)
+	if !current {
+		// A newer connection of this client id has authenticated and mochi
+		// is closing this one: leave the message unanswered, so that the
+		// terminal re-sends it on its current connection.
+		return false
+	}
+	if d.Allow {
+		return true
+	}
+	h.refused(cl, stagePublish, refuseNotAuthorized, id.username, id.principal, pk.TopicName,
+		zap.String("rule", d.Rule), zap.Uint8("qos", pk.FixedHeader.Qos))
+	if pk.FixedHeader.Qos == 0 {
+		return false
+	}
+	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
+	if pk.FixedHeader.Qos == 2 {
+		ack.FixedHeader.Type = packets.Pubrec
+	}
+	if cl.Properties.ProtocolVersion >= 5 {
+		ack.ReasonCode = packets.ErrNotAuthorized.Code
+		ack.Properties.ReasonString = "not authorized by the policy"
+	} else if pk.FixedHeader.Qos == 2 {
+		cl.State.Inflight.Set(ack) // mochi answers the PUBREL from it
+	}
+	if err := cl.WritePacket(ack); err != nil {
+		h.log.Debug("mqtt refusal ack not sent", zap.String("client_id", cl.ID), zap.Error(err))
+	}
+	return false
+}
+
+// decide asks the policy in force about cl's request, with the identity
+// that last authenticated cl's client id. current is false when that was
+// not cl but a newer connection taking cl's session over; without any
+// identity the request is denied.
+func (h *authHook) decide(cl *mqtt.Client, a policy.Action, topic string) (d policy.Decision, id *identity, current bool) {
+	v, ok := h.idents.Load(cl.ID)
+	if !ok {
+		return policy.Decision{Rule: "(no identity)", Index: -1}, &identity{}, false
+	}
+	id = v.(*identity)
+	return h.decideFor(id, cl.ID, a, topic), id, id.cl == cl
+}
+
+func (h *authHook) decideFor(id *identity, clientID string, a policy.Action, topic string) policy.Decision {
+	p := h.policy.Load().p
+	return p.Decide(policy.Request{Principal: id.principal, ClientID: clientID, Username: id.username, CertCN: id.certCN, Action: a, Topic: topic})
+}
+
+// principal returns cl's authenticated identity ("" when anonymous): the
+// ingest hook's router.Message.Principal.
+func (h *authHook) principal(cl *mqtt.Client) string {
+	if v, ok := h.idents.Load(cl.ID); ok && v.(*identity).cl == cl {
+		return v.(*identity).principal
+	}
+	return ""
+}
+
+// OnDisconnect implements mqtt.Hook: a session that ends with its
+// connection forgets its identity; a persistent one keeps it, for
+// deliveries to it while it is offline.
+func (h *authHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	if expire && !cl.IsTakenOver() {
+		h.forget(cl)
+	}
+}
+
+// OnClientExpired implements mqtt.Hook.
+func (h *authHook) OnClientExpired(cl *mqtt.Client) { h.forget(cl) }
+
+func (h *authHook) forget(cl *mqtt.Client) {
+	if v, ok := h.idents.Load(cl.ID); ok && v.(*identity).cl == cl {
+		h.idents.CompareAndDelete(cl.ID, v)
+	}
+}
+
+// refused counts and logs (sampled) one refusal.
+func (h *authHook) refused(cl *mqtt.Client, stage, reason, username, principal, topic string, more ...zap.Field) {
+	if stage == stageConnect {
+		h.obs.ClientRefused()
+	}
+	h.obs.AccessRefused(stage, reason)
+	fields := append([]zap.Field{zap.String("stage", stage), zap.String("reason", reason), zap.String("client_id", cl.ID),
+		zap.String("principal", principal), zap.String("username", username), zap.String("remote", cl.Net.Remote)}, more...)
+	if topic != "" {
+		fields = append(fields, zap.String("mqtt_topic", topic))
+	}
+	h.log.Info("mqtt refused", fields...)
+}
+
+// stop ends the refusals being held.
+func (h *authHook) stop() { h.once.Do(func() { close(h.done) }) }
