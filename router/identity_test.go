@@ -1,0 +1,263 @@
+package router
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// processAs runs one message of client/principal through e and returns its
+// outcome.
+func processAs(t *testing.T, e *Engine, source, principal, payload string) error {
+	t.Helper()
+	return processMessage(t, e, &Message{Source: source, Topic: "report", ClientID: principal, Principal: principal,
+		Payload: []byte(payload), Received: time.UnixMilli(1763780000000)})
+}
+
+func TestIdentityCheck(t *testing.T) {
+	long := strings.Repeat("d", 129)
+	cases := []struct {
+		name, source, principal, payload string
+		reason                           string // "" stored in message-log; else the error record's reason
+		claimed                          string
+	}{
+		{"own device", "mqtt", "devA", `{"type":"log","device_no":"devA"}`, "", ""},
+		{"other device", "mqtt", "devA", `{"type":"log","device_no":"devB"}`, ReasonIdentityMismatch, "devB"},
+		{"other device, escaped", "mqtt", "devA", `{"type":"log","device_no":"dev\u0042"}`, ReasonIdentityMismatch, "devB"},
+		{"other device, escaped key", "mqtt", "devA", `{"type":"log","device\u005fno":"devB"}`, ReasonIdentityMismatch, "devB"},
+		{"case differs", "mqtt", "devA", `{"type":"log","device_no":"DEVA"}`, ReasonIdentityMismatch, "DEVA"},
+		{"duplicate key, own last", "mqtt", "devA", `{"type":"log","device_no":"devB","device_no":"devA"}`, ReasonInvalidDeviceID, `"devA"`},
+		{"duplicate key, escaped", "mqtt", "devA", `{"type":"log","device_no":"devA","devic\u0065_no":"devB"}`, ReasonInvalidDeviceID, `"devB"`},
+		{"name in a value is no duplicate", "mqtt", "devA", `{"type":"log","device_no":"devA","note":"\"device_no\""}`, "", ""},
+		{"nested device_no is not the field", "mqtt", "devA", `{"type":"log","device_no":"devA","peer":{"device_no":"devB"}}`, "", ""},
+		{"number", "mqtt", "devA", `{"type":"log","device_no":12}`, ReasonInvalidDeviceID, "12"},
+		{"null", "mqtt", "devA", `{"type":"log","device_no":null}`, ReasonInvalidDeviceID, "null"},
+		{"empty", "mqtt", "devA", `{"type":"log","device_no":""}`, ReasonInvalidDeviceID, ""},
+		{"too long", "mqtt", long, `{"type":"log","device_no":"` + long + `"}`, ReasonInvalidDeviceID, long},
+		{"control character", "mqtt", "devA", `{"type":"log","device_no":"dev\u0000A"}`, ReasonInvalidDeviceID, "dev\x00A"},
+		{"trailing space", "mqtt", "devA", `{"type":"log","device_no":"devA "}`, ReasonInvalidDeviceID, "devA "},
+		{"absent: stored without a key", "mqtt", "devA", `{"type":"log"}`, "", ""},
+		{"anonymous: not compared", "mqtt", "", `{"type":"log","device_no":"devB"}`, "", ""},
+		{"source not enforced: not compared", "sts", "fleet-token", `{"type":"log","device_no":"devB"}`, "", ""},
+		{"source not enforced: still sane", "sts", "fleet-token", `{"type":"log","device_no":" devB"}`, ReasonInvalidDeviceID, " devB"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			sink := &fakeSink{async: true}
+			obs := &countObserver{}
+			e := NewEngine(compileYAML(t, twoRules), sink, Options{Observer: obs, EnforceIdentity: []string{"mqtt"}}, zap.NewNop())
+			err := processAs(t, e, tc.source, tc.principal, tc.payload)
+			if len(sink.records) != 1 {
+				t.Fatalf("%d records, want 1: %+v", len(sink.records), sink.records)
+			}
+			rec := sink.records[0]
+			if tc.reason == "" {
+				if err != nil || rec.Topic != "message-log" {
+					t.Fatalf("outcome %v, record in %s; want stored in message-log", err, rec.Topic)
+				}
+				return
+			}
+			h := headers(rec)
+			if rec.Topic != "message-dlq" || !strings.HasPrefix(h["error"], tc.reason+": ") || h["action"] != "identity" ||
+				h["principal"] != tc.principal || h["claimed_id"] != string(clip(tc.claimed)) || string(rec.Value) != tc.payload {
+				t.Fatalf("record %s %q headers %q; want the payload in message-dlq with reason %s, claimed %q", rec.Topic, rec.Value, h, tc.reason, tc.claimed)
+			}
+			if obs.counts["error_record:reports:"+tc.reason] != 1 {
+				t.Fatalf("counts %v", obs.counts)
+			}
+			r, refused := Refused(err)
+			switch tc.reason {
+			case ReasonIdentityMismatch:
+				if !refused || r.Reason != tc.reason || r.Principal != tc.principal || r.Claimed != tc.claimed {
+					t.Fatalf("outcome %v (%+v); want a refusal for %q claiming %q", err, r, tc.principal, tc.claimed)
+				}
+			default:
+				if err != nil {
+					t.Fatalf("outcome %v; want nil (stored in the error topic)", err)
+				}
+			}
+		})
+	}
+}
+
+// A refusal is reported only once the error record is stored: when the
+// error topic cannot take it now, the message fails (not acknowledged) and
+// the sender re-sends it.
+func TestIdentityRefusalWaitsForTheErrorRecord(t *testing.T) {
+	sink := &fakeSink{async: true, transient: map[string]bool{"message-dlq": true}}
+	e := NewEngine(compileYAML(t, twoRules), sink, Options{EnforceIdentity: []string{"mqtt"}}, zap.NewNop())
+	err := processAs(t, e, "mqtt", "devA", `{"type":"log","device_no":"devB"}`)
+	if _, refused := Refused(err); err == nil || refused {
+		t.Fatalf("outcome %v; want a transient failure", err)
+	}
+	if len(sink.records) != 0 {
+		t.Fatalf("stored %+v", sink.records)
+	}
+}
+
+// Rules that do not match the topic do not run; a refused message that no
+// rule matches is refused all the same, with nothing stored.
+func TestIdentityRefusalWithoutMatchingRule(t *testing.T) {
+	sink := &fakeSink{}
+	obs := &countObserver{}
+	e := NewEngine(compileYAML(t, twoRules), sink, Options{Observer: obs, EnforceIdentity: []string{"mqtt"}}, zap.NewNop())
+	res := make(chan error, 1)
+	e.Process(context.Background(), &Message{Source: "mqtt", Topic: "other", ClientID: "devA", Principal: "devA",
+		Payload: []byte(`{"device_no":"devB"}`)}, func(err error) { res <- err })
+	if _, refused := Refused(<-res); !refused || len(sink.records) != 0 || obs.counts["unmatched:mqtt"] != 1 {
+		t.Fatalf("refused %v, records %+v, counts %v", refused, sink.records, obs.counts)
+	}
+}
+
+// A message without the device field is keyed by its sender only when a
+// rule says so: key "${principal()}" (and principal() AS device_no to put
+// it in the record).
+func TestIdentityPrincipalAsKeyWhenTheRuleSaysSo(t *testing.T) {
+	rules := compileYAML(t, `
+rules:
+  - name: keyed
+    sql: SELECT *, principal() AS device_no FROM 'report'
+    actions:
+      - kafka: {topic: "message-${type}", key: "${principal()}"}
+`)
+	sink := &fakeSink{}
+	e := NewEngine(rules, sink, Options{EnforceIdentity: []string{"mqtt"}}, zap.NewNop())
+	if err := processAs(t, e, "mqtt", "devA", `{"type":"log","ts":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.records) != 1 || string(sink.records[0].Key) != "devA" || string(sink.records[0].Value) != `{"type":"log","ts":1,"device_no":"devA"}` {
+		t.Fatalf("records %+v", sink.records)
+	}
+	// The default rule's ${device_no} leaves such a message without a key.
+	sink = &fakeSink{}
+	e = NewEngine(compileYAML(t, twoRules), sink, Options{EnforceIdentity: []string{"mqtt"}}, zap.NewNop())
+	if err := processAs(t, e, "mqtt", "devA", `{"type":"log","ts":1}`); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.records) != 1 || sink.records[0].Key != nil {
+		t.Fatalf("records %+v", sink.records)
+	}
+}
+
+func TestIdentityPatternAndLength(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Identity = IdentityConfig{Field: "vin", MaxLength: 17, Pattern: "[A-HJ-NPR-Z0-9]+"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for payload, want := range map[string]string{
+		`{"type":"log","vin":"1HGCM82633A004352"}`:  "message-log",
+		`{"type":"log","vin":"1HGCM82633A00435Q"}`:  "message-dlq", // Q is not in a VIN
+		`{"type":"log","vin":"1HGCM82633A0043520"}`: "message-dlq", // 18 bytes
+		`{"type":"log","device_no":" x"}`:           "message-log", // not the field any more
+	} {
+		sink := &fakeSink{}
+		e := NewEngine(compileYAML(t, twoRules), sink, Options{Config: cfg}, zap.NewNop())
+		if err := processAs(t, e, "mqtt", "", payload); err != nil {
+			t.Fatal(err)
+		}
+		if len(sink.records) != 1 || sink.records[0].Topic != want {
+			t.Errorf("%s: records %+v, want one in %s", payload, sink.records, want)
+		} else if want == "message-dlq" && !strings.HasPrefix(headers(sink.records[0])["error"], ReasonInvalidDeviceID) {
+			t.Errorf("%s: headers %q", payload, headers(sink.records[0]))
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for key, mutate := range map[string]func(*Config){
+		"router.identity.field":       func(c *Config) { c.Identity.Field = "device no" },
+		"router.identity.max_length":  func(c *Config) { c.Identity.MaxLength = 0 },
+		"router.identity.pattern":     func(c *Config) { c.Identity.Pattern = "[" },
+		"router.max_foreach_elements": func(c *Config) { c.MaxForeachElements = 0 },
+	} {
+		c := DefaultConfig()
+		mutate(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+}
+
+func TestForeachTooLarge(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.MaxForeachElements = 3
+	rules := compileYAML(t, `
+rules:
+  - name: each
+    foreach: samples AS s
+    sql: SELECT s.v AS v FROM 'report'
+    actions:
+      - kafka: {topic: samples}
+    error_action:
+      kafka: {topic: message-dlq}
+`)
+	for n, want := range map[int]string{3: "samples", 4: "message-dlq"} {
+		sink := &fakeSink{}
+		e := NewEngine(rules, sink, Options{Config: cfg}, zap.NewNop())
+		payload := `{"samples":[` + strings.TrimSuffix(strings.Repeat(`{"v":1},`, n), ",") + `]}`
+		if err := processAs(t, e, "mqtt", "", payload); err != nil {
+			t.Fatal(err)
+		}
+		switch want {
+		case "samples":
+			if len(sink.records) != n {
+				t.Fatalf("%d elements: %d records", n, len(sink.records))
+			}
+		default:
+			if len(sink.records) != 1 || sink.records[0].Topic != want || !strings.HasPrefix(headers(sink.records[0])["error"], "foreach_too_large: ") {
+				t.Fatalf("%d elements: records %+v", n, sink.records)
+			}
+		}
+	}
+}
+
+func TestErrorHeadersAreClipped(t *testing.T) {
+	longID := strings.Repeat("é", 300) // 600 bytes
+	typ := strings.Repeat("y", 1000)
+	sink := &fakeSink{permanent: map[string]string{"message-" + typ: "invalid_topic"}}
+	rules := compileYAML(t, `
+rules:
+  - name: r
+    sql: SELECT * FROM '#'
+    actions:
+      - kafka: {topic: "message-${type}"}
+    error_action:
+      kafka: {topic: message-dlq, headers: {echo: "${note}"}}
+`)
+	e := NewEngine(rules, sink, Options{}, zap.NewNop())
+	topic := "t/" + strings.Repeat("x", 70000)
+	res := make(chan error, 1)
+	e.Process(context.Background(), &Message{Source: "mqtt", Topic: topic, ClientID: longID,
+		Payload: []byte(`{"type":"` + typ + `","note":"` + strings.Repeat("n", 5000) + `"}`)}, func(err error) { res <- err })
+	if err := <-res; err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.records) != 1 {
+		t.Fatalf("records %+v", sink.records)
+	}
+	for _, h := range sink.records[0].Headers {
+		if len(h.Value) > MaxErrorHeaderBytes {
+			t.Errorf("header %s is %d bytes", h.Key, len(h.Value))
+		}
+	}
+	h := headers(sink.records[0])
+	if !strings.HasSuffix(h["mqtt_topic"], "...(70002 bytes)") || !strings.HasPrefix(h["mqtt_topic"], "t/xxx") {
+		t.Errorf("mqtt_topic %q", h["mqtt_topic"])
+	}
+	if !strings.HasSuffix(h["client_id"], "...(600 bytes)") || !strings.HasPrefix(h["client_id"], "éé") || strings.ContainsRune(h["client_id"], '\uFFFD') {
+		t.Errorf("client_id %q", h["client_id"])
+	}
+	if !strings.HasSuffix(h["echo"], "...(5000 bytes)") || !strings.HasPrefix(h["error"], "invalid_topic: ") {
+		t.Errorf("echo %q error %q", h["echo"], h["error"])
+	}
+	if s := string(clip("short")); s != "short" {
+		t.Errorf("clip(short) = %q", s)
+	}
+}
