@@ -113,7 +113,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		return err
 	}
 	ing := &ingester{engine: g.engine, timeout: kcfg.DeliveryTimeout, budget: g.budget, obs: g.metrics}
-	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log, telematics.WithObserver(g.metrics)); err != nil {
+	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log, telematics.WithObserver(g.metrics), telematics.WithLimiter(g.budget)); err != nil {
 		return err
 	}
 	if err := g.https.Start(); err != nil {
