@@ -110,7 +110,7 @@ func TestSpoofedDeviceGoesToTheDLQ(t *testing.T) {
 		}
 	}
 	waitMetrics(t, g, map[string]float64{
-		`fleetgate_errors_total{reason="identity_mismatch"}`:                               2,
+		`fleetgate_errors_total{reason="identity_mismatch"}`:                              2,
 		`fleetgate_error_records_total{reason="identity_mismatch",rule="device-reports"}`: 2,
 	})
 }
