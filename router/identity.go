@@ -59,7 +59,7 @@ func Refused(err error) (*Refusal, bool) {
 // the engine). Immutable: safe for concurrent use.
 type identity struct {
 	field  string
-	quoted []byte // the field as a JSON key, quotes included
+	quoted []byte        // the field as a JSON key, quotes included
 	value  *iotsql.Query // SELECT VALUE `field`: the same lookup templates do
 	maxLen int
 	// pattern, when set, must match the whole id.
@@ -91,6 +91,8 @@ type identityFailure struct {
 	reason  string
 	err     error
 	claimed string
+	// principal is who the sender is, for the headers.
+	principal string
 }
 
 // check returns what is wrong with msg's device field, or nil when nothing
@@ -116,7 +118,9 @@ func (id *identity) check(env *iotsql.Env, msg *Message) *identityFailure {
 		return invalid("is longer than %d bytes", id.maxLen)
 	}
 	var dev string
-	if err := json.Unmarshal(raw, &dev); err != nil {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		dev = string(raw[1 : len(raw)-1]) // nothing to unescape: the common case, without a decoder
+	} else if err := json.Unmarshal(raw, &dev); err != nil {
 		return invalid("is not a valid JSON string")
 	}
 	if problem := id.invalid(dev); problem != "" {
@@ -124,11 +128,23 @@ func (id *identity) check(env *iotsql.Env, msg *Message) *identityFailure {
 		f.claimed = dev
 		return f
 	}
-	if id.enforce[msg.Source] && msg.Principal != "" && dev != msg.Principal {
-		return &identityFailure{reason: ReasonIdentityMismatch, claimed: dev,
-			err: fmt.Errorf("device field %q is %q but the sender is %q", id.field, dev, msg.Principal)}
+	if who := sender(msg); id.enforce[msg.Source] && who != "" && dev != who {
+		return &identityFailure{reason: ReasonIdentityMismatch, claimed: dev, principal: who,
+			err: fmt.Errorf("device field %q is %q but the sender is %q", id.field, dev, who)}
 	}
 	return nil
+}
+
+// sender is the verified identity of an enforced message: its principal or,
+// when the transport set none, its client id. An enforcing broker accepts a
+// connection only when its client id equals its identity (username, or the
+// certificate's name with mutual TLS and no username), so the client id
+// stands for the principal there.
+func sender(msg *Message) string {
+	if msg.Principal != "" {
+		return msg.Principal
+	}
+	return msg.ClientID
 }
 
 // invalid says what is wrong with a device id, "" when nothing: the rules
@@ -194,8 +210,11 @@ func (d *delivery) refuseInvalidIdentity() bool {
 	if f == nil {
 		return false
 	}
+	if f.principal == "" {
+		f.principal = d.msg.Principal
+	}
 	headers := []Header{
-		{Key: "principal", Value: clip(d.msg.Principal)},
+		{Key: "principal", Value: clip(f.principal)},
 		{Key: "claimed_id", Value: clip(f.claimed)},
 	}
 	matched := false
@@ -208,7 +227,7 @@ func (d *delivery) refuseInvalidIdentity() bool {
 		}
 	}
 	if f.reason == ReasonIdentityMismatch {
-		d.refusal = &Refusal{Reason: f.reason, Principal: d.msg.Principal, Claimed: f.claimed}
+		d.refusal = &Refusal{Reason: f.reason, Principal: f.principal, Claimed: f.claimed}
 	}
 	if !matched {
 		d.e.obs.Unmatched(d.msg.Source)
@@ -216,7 +235,7 @@ func (d *delivery) refuseInvalidIdentity() bool {
 	// Sampled like every log line.
 	d.e.log.Info("message refused: device field",
 		zap.String("reason", f.reason), zap.Error(f.err), zap.String("source", d.msg.Source),
-		zap.String("client_id", d.msg.ClientID), zap.String("principal", d.msg.Principal),
+		zap.String("client_id", d.msg.ClientID), zap.String("principal", f.principal),
 		zap.String("source_ip", d.msg.SourceIP), zap.String("mqtt_topic", d.msg.Topic), zap.Bool("matched_rule", matched))
 	return true
 }

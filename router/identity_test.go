@@ -98,6 +98,19 @@ func TestIdentityRefusalWaitsForTheErrorRecord(t *testing.T) {
 	}
 }
 
+// Without a principal (mutual TLS without a username, before the broker
+// sets one) an enforced message is compared with its client id, which the
+// broker made equal to the certificate's name.
+func TestIdentityFallsBackToTheClientID(t *testing.T) {
+	sink := &fakeSink{}
+	e := NewEngine(compileYAML(t, twoRules), sink, Options{EnforceIdentity: []string{"mqtt"}}, zap.NewNop())
+	err := processMessage(t, e, &Message{Source: "mqtt", Topic: "report", ClientID: "devA", Payload: []byte(`{"type":"log","device_no":"devB"}`)})
+	r, refused := Refused(err)
+	if !refused || r.Principal != "devA" || len(sink.records) != 1 || headers(sink.records[0])["principal"] != "devA" {
+		t.Fatalf("outcome %v, records %+v", err, sink.records)
+	}
+}
+
 // Rules that do not match the topic do not run; a refused message that no
 // rule matches is refused all the same, with nothing stored.
 func TestIdentityRefusalWithoutMatchingRule(t *testing.T) {
