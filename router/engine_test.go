@@ -66,7 +66,7 @@ func (o *countObserver) ErrorRecord(rule, r string) { o.add("error_record:" + ru
 func (o *countObserver) Dropped(rule, r string)     { o.add("dropped:" + rule + ":" + r) }
 func (o *countObserver) Failed(s string)            { o.add("failed:" + s) }
 
-func compileYAML(t *testing.T, src string) *Rules {
+func compileYAML(t testing.TB, src string) *Rules {
 	t.Helper()
 	var doc struct {
 		Rules []RuleConfig `yaml:"rules"`

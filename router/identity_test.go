@@ -1,7 +1,9 @@
 package router
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -273,4 +275,68 @@ rules:
 	if s := string(clip("short")); s != "short" {
 		t.Errorf("clip(short) = %q", s)
 	}
+}
+
+// FuzzIdentityCheck: whatever the payload, a message from devA that reaches
+// a message-* topic is keyed devA (or not keyed) and its record's device_no,
+// read the way any consumer reads JSON (first or last of duplicate keys),
+// is devA or absent.
+func FuzzIdentityCheck(f *testing.F) {
+	for _, seed := range []string{
+		`{"type":"log","device_no":"devA"}`, `{"type":"log","device_no":"devB"}`,
+		`{"type":"log","device_no":"devB","device_no":"devA"}`, `{"type":"log","devic\u0065_no":"devB","device_no":"devA"}`,
+		`{"type":"log","device_no":"dev\u0041"}`, `{"type":"log"}`, `[1,2]`, `not json`, `{"type":"log","device_no":["devB"]}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	rules := compileYAML(f, twoRules)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		sink := &fakeSink{}
+		e := NewEngine(rules, sink, Options{EnforceIdentity: []string{"mqtt"}}, zap.NewNop())
+		res := make(chan error, 1)
+		e.Process(context.Background(), &Message{Source: "mqtt", Topic: "report", ClientID: "devA", Principal: "devA", Payload: payload},
+			func(err error) { res <- err })
+		<-res
+		for _, rec := range sink.records {
+			if !strings.HasPrefix(rec.Topic, "message-") || rec.Topic == "message-dlq" {
+				continue
+			}
+			if len(rec.Key) > 0 && string(rec.Key) != "devA" {
+				t.Fatalf("record in %s keyed %q from devA: %q", rec.Topic, rec.Key, payload)
+			}
+			for _, dev := range deviceFieldValues(rec.Value) {
+				if dev != "devA" {
+					t.Fatalf("record in %s claims device_no %q from devA: %q", rec.Topic, dev, payload)
+				}
+			}
+		}
+	})
+}
+
+// deviceFieldValues returns every top-level device_no of a JSON object as
+// encoding/json decodes it (non-strings as their JSON text).
+func deviceFieldValues(b []byte) []string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil
+	}
+	var out []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return out
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return out
+		}
+		if k, _ := tok.(string); k == "device_no" {
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				s = string(v)
+			}
+			out = append(out, s)
+		}
+	}
+	return out
 }
