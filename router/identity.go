@@ -117,19 +117,23 @@ func (id *identity) check(env *iotsql.Env, msg *Message) *identityFailure {
 	if len(raw) > 6*id.maxLen+2 { // longer than any escaped form of a valid id
 		return invalid("is longer than %d bytes", id.maxLen)
 	}
-	var dev string
-	if bytes.IndexByte(raw, '\\') < 0 {
-		dev = string(raw[1 : len(raw)-1]) // nothing to unescape: the common case, without a decoder
-	} else if err := json.Unmarshal(raw, &dev); err != nil {
-		return invalid("is not a valid JSON string")
+	// The common case has nothing to unescape and needs no decoder, nor a
+	// copy until something is wrong.
+	dev := raw[1 : len(raw)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return invalid("is not a valid JSON string")
+		}
+		dev = []byte(s)
 	}
 	if problem := id.invalid(dev); problem != "" {
 		f := invalid("%s", problem)
-		f.claimed = dev
+		f.claimed = string(dev)
 		return f
 	}
-	if who := sender(msg); id.enforce[msg.Source] && who != "" && dev != who {
-		return &identityFailure{reason: ReasonIdentityMismatch, claimed: dev, principal: who,
+	if who := sender(msg); id.enforce[msg.Source] && who != "" && string(dev) != who {
+		return &identityFailure{reason: ReasonIdentityMismatch, claimed: string(dev), principal: who,
 			err: fmt.Errorf("device field %q is %q but the sender is %q", id.field, dev, who)}
 	}
 	return nil
@@ -150,13 +154,13 @@ func sender(msg *Message) string {
 // invalid says what is wrong with a device id, "" when nothing: the rules
 // of the legacy decoders (1 to max_length bytes of UTF-8, no control
 // characters, no leading or trailing space), then router.identity.pattern.
-func (id *identity) invalid(s string) string {
+func (id *identity) invalid(s []byte) string {
 	switch {
-	case s == "":
+	case len(s) == 0:
 		return "is empty"
 	case len(s) > id.maxLen:
 		return "is longer than " + strconv.Itoa(id.maxLen) + " bytes"
-	case !utf8.ValidString(s):
+	case !utf8.Valid(s):
 		return "is not valid UTF-8"
 	case s[0] == ' ' || s[len(s)-1] == ' ':
 		return "has leading or trailing spaces"
@@ -166,7 +170,7 @@ func (id *identity) invalid(s string) string {
 			return "contains a control character"
 		}
 	}
-	if id.pattern != nil && !id.pattern.MatchString(s) {
+	if id.pattern != nil && !id.pattern.Match(s) {
 		return "does not match router.identity.pattern"
 	}
 	return ""
