@@ -168,3 +168,33 @@ func TestLegacyTokenForOtherDevice(t *testing.T) {
 		`fleetgate_telematics_responses_total{code="403"}`:           1,
 	})
 }
+
+// TestSpoofedDeviceWithMosquittoPub: the same attack as an operator would
+// try it, with mosquitto_pub over MQTT 5: it is told "not authorized", and
+// the report is in the error topic, not in message-log.
+func TestSpoofedDeviceWithMosquittoPub(t *testing.T) {
+	if _, err := exec.LookPath("mosquitto_pub"); err != nil {
+		t.Fatal("this test needs mosquitto_pub (Debian package mosquitto-clients)")
+	}
+	g := startIdentityGateway(t)
+	host, port, _ := net.SplitHostPort(g.MQTTAddr())
+	pub := func(payload string) string {
+		out, _ := exec.Command("mosquitto_pub", "-h", host, "-p", port, "-V", "mqttv5", "-i", "devA", "-u", "devA", "-P", "pw-a",
+			"-t", "report", "-q", "1", "-d", "-m", payload).CombinedOutput()
+		return string(out)
+	}
+	// mosquitto_pub -d prints "received PUBACK (Mid: 1, RC:135)" and
+	// "Publish 1 failed: Not authorized." (0x87 is 135).
+	if out := pub(`{"type":"log","device_no":"devB"}`); !strings.Contains(out, "RC:135") || !strings.Contains(out, "Not authorized") {
+		t.Fatalf("mosquitto_pub of a spoofed report:\n%s\nwant PUBACK reason 135 (0x87, not authorized)", out)
+	}
+	if out := pub(`{"type":"log","device_no":"devA"}`); !strings.Contains(out, "RC:0)") {
+		t.Fatalf("mosquitto_pub of its own report:\n%s", out)
+	}
+	if recs := consume(t, g.KafkaBrokers(), "message-log", 1); len(recs) != 1 || recs[0].Key != "devA" {
+		t.Fatalf("message-log: %+v", recs)
+	}
+	if dlq := consume(t, g.KafkaBrokers(), "message-dlq", 1); len(dlq) != 1 || dlq[0].Headers["claimed_id"] != "devB" {
+		t.Fatalf("message-dlq: %+v", dlq)
+	}
+}
