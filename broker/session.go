@@ -90,6 +90,8 @@ func (s *session) ackLoop() {
 			// Refused without an answer; it was the connection's last
 			// message (its read loop waited on it), so order holds.
 			s.failed = true
+		case isRefusal(err):
+			s.refuse(t, err)
 		case err != nil:
 			s.fail(t, err)
 		default:

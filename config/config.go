@@ -31,6 +31,8 @@ type Config struct {
 	MQTT       broker.Config     `mapstructure:"mqtt"`
 	Telematics telematics.Config `mapstructure:"telematics"`
 	Kafka      kafka.Config      `mapstructure:"kafka"`
+	// Router is router.*: the engine's identity and foreach checks.
+	Router router.Config `mapstructure:"router"`
 	// RulesFile holds the rules in a YAML file of their own (a top-level
 	// rules: list); it replaces rules: of this file. A relative path is
 	// relative to this file's directory; Load stores the resolved path.
@@ -65,6 +67,7 @@ func Default() *Config {
 		MQTT:       broker.DefaultConfig(),
 		Telematics: telematics.DefaultConfig(),
 		Kafka:      kafka.DefaultConfig(),
+		Router:     router.DefaultConfig(),
 		Rules:      router.DefaultRules(),
 	}
 }
@@ -186,6 +189,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("kafka.sasl.password: %s is not resolved; set the environment variable %s_KAFKA_SASL_PASSWORD", c.Kafka.SASL.Password, EnvPrefix))
 	}
 	errs = append(errs, c.MQTT.Validate(), c.Telematics.Validate(), c.Kafka.Validate())
+	errs = append(errs, c.Router.Validate())
 	if _, err := router.Compile(c.Rules); err != nil {
 		errs = append(errs, err)
 	}

@@ -102,7 +102,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	// engine; the broker exists before any message can flow.
 	var b *broker.Broker
 	pub := publisherFunc(func(topic string, payload []byte, qos byte) error { return b.Publish(topic, payload, qos) })
-	g.engine = router.NewEngine(rules, g.producer, router.Options{Publisher: pub, MaxRecordBytes: kcfg.MaxMessageBytes, Observer: g.metrics}, g.log.Named("router"))
+	ropts := router.Options{Publisher: pub, MaxRecordBytes: kcfg.MaxMessageBytes, Observer: g.metrics, Config: g.cfg.Router}
+	if g.cfg.MQTT.Auth.EnforceDeviceIdentity {
+		ropts.EnforceIdentity = []string{"mqtt"}
+	}
+	g.engine = router.NewEngine(rules, g.producer, ropts, g.log.Named("router"))
 	if b, err = broker.New(g.cfg.MQTT, g.engine, g.log.Named("mqtt"), broker.WithObserver(g.metrics), broker.WithLimiter(g.budget)); err != nil {
 		return err
 	}
@@ -114,7 +118,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		return err
 	}
 	ing := &ingester{engine: g.engine, timeout: kcfg.DeliveryTimeout, budget: g.budget, obs: g.metrics}
-	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log, telematics.WithObserver(g.metrics)); err != nil {
+	if g.https, err = telematics.New(g.cfg.Telematics, ing, g.log, telematics.WithObserver(g.metrics), telematics.WithLimiter(g.budget)); err != nil {
 		return err
 	}
 	if err := g.https.Start(); err != nil {

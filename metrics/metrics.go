@@ -41,6 +41,9 @@ var knownReasons = []string{
 	ReasonKafkaUnavailable, ReasonDeliveryTimeout, ReasonInflightLimit,
 	"eval_error", "template_error", "invalid_topic", "unknown_topic", "record_too_large",
 	"invalid_record", "invalid_partition", "not_authorized", "republish_failed",
+	// Anti-spoofing and edge limits (router/identity.go, telematics/auth.go).
+	"identity_mismatch", "invalid_device_id", "foreach_too_large",
+	"legacy_unauthenticated", "legacy_device_not_allowed",
 }
 
 var sources = []string{"mqtt", "sts", "csa"}

@@ -52,6 +52,9 @@ type Engine struct {
 	maxPayload int
 	obs        Observer
 	trace      func(Trace)
+	// identity and maxForeach are router.* (identity.go, config.go).
+	identity   *identity
+	maxForeach int
 }
 
 // Options tune an Engine.
@@ -69,6 +72,14 @@ type Options struct {
 	// test prints them). It is called from any goroutine, possibly before
 	// Process returns, and must be safe for concurrent use. nil: none.
 	Trace func(Trace)
+	// Config is router.* (config.go); it must be valid. Zero: DefaultConfig.
+	Config Config
+	// EnforceIdentity lists the sources whose Message.Principal, when set,
+	// is the sender's verified device id: a message of one of them whose
+	// device field (router.identity.field) names another device is refused
+	// (identity.go). The gateway passes "mqtt" when
+	// mqtt.auth.enforce_device_identity is on. Default none.
+	EnforceIdentity []string
 }
 
 // Trace is one output of the engine for a message: a record a kafka action
@@ -105,6 +116,11 @@ func NewEngine(rules *Rules, sink Sink, opts Options, log *zap.Logger) *Engine {
 	if opts.MaxRecordBytes > ErrorRecordHeadroom {
 		e.maxPayload = opts.MaxRecordBytes - ErrorRecordHeadroom
 	}
+	if opts.Config == (Config{}) {
+		opts.Config = DefaultConfig()
+	}
+	e.identity = newIdentity(opts.Config.Identity, opts.EnforceIdentity)
+	e.maxForeach = opts.Config.MaxForeachElements
 	e.rules.Store(rules)
 	return e
 }
@@ -128,6 +144,10 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 	e.obs.Message(msg.Source)
 	d := &delivery{e: e, ctx: ctx, msg: msg, env: iotsql.NewEnv(msg), done: done}
 	d.outstanding.Store(1) // held by the dispatch below until it has handed over every record
+	if d.refuseInvalidIdentity() {
+		d.finish(nil)
+		return
+	}
 	selected := false
 	for _, r := range e.rules.Load().rules {
 		if !iotsql.MatchTopic(r.query.Filter(), msg.Topic) {
@@ -141,6 +161,11 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 		if err != nil {
 			selected = true
 			d.permanent(r, "foreach", "eval_error", err)
+			continue
+		}
+		if len(elems) > e.maxForeach {
+			selected = true
+			d.permanent(r, "foreach", "foreach_too_large", fmt.Errorf("%d elements; at most %d (router.max_foreach_elements)", len(elems), e.maxForeach))
 			continue
 		}
 		for i, el := range elems {
@@ -197,6 +222,9 @@ type delivery struct {
 	err        error // first transient failure
 	failures   []failure
 	errorPhase bool
+	// refusal, set before the dispatch ends, is the message's outcome
+	// once its error records are stored (identity.go).
+	refusal *Refusal
 }
 
 func (d *delivery) permanent(r *rule, failed, reason string, err error) {
@@ -230,6 +258,8 @@ func (d *delivery) finish(err error) {
 	}
 	if err != nil {
 		d.e.obs.Failed(d.msg.Source)
+	} else if d.refusal != nil {
+		err = d.refusal
 	}
 	d.done(err)
 }

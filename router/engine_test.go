@@ -66,7 +66,7 @@ func (o *countObserver) ErrorRecord(rule, r string) { o.add("error_record:" + ru
 func (o *countObserver) Dropped(rule, r string)     { o.add("dropped:" + rule + ":" + r) }
 func (o *countObserver) Failed(s string)            { o.add("failed:" + s) }
 
-func compileYAML(t *testing.T, src string) *Rules {
+func compileYAML(t testing.TB, src string) *Rules {
 	t.Helper()
 	var doc struct {
 		Rules []RuleConfig `yaml:"rules"`
@@ -83,9 +83,14 @@ func compileYAML(t *testing.T, src string) *Rules {
 
 func process(t *testing.T, e *Engine, topic, payload string) error {
 	t.Helper()
+	return processMessage(t, e, &Message{Source: "mqtt", Topic: topic, ClientID: "C1", Payload: []byte(payload), Received: time.UnixMilli(1763780000000)})
+}
+
+// processMessage runs msg through e and returns its outcome.
+func processMessage(t *testing.T, e *Engine, msg *Message) error {
+	t.Helper()
 	res := make(chan error, 1)
-	e.Process(context.Background(), &Message{Source: "mqtt", Topic: topic, ClientID: "C1", Payload: []byte(payload), Received: time.UnixMilli(1763780000000)},
-		func(err error) { res <- err })
+	e.Process(context.Background(), msg, func(err error) { res <- err })
 	select {
 	case err := <-res:
 		return err

@@ -24,23 +24,28 @@ type errorWriter interface {
 // failure is an action that can never succeed for this message.
 type failure struct {
 	rule   *rule
-	failed string // "sql", "foreach" or the action's name
+	failed string // "sql", "foreach", "identity" or the action's name
 	reason string
 	err    error
+	// headers go on the error record after the standard ones (principal
+	// and claimed_id for an identity failure).
+	headers []Header
 }
 
 // errorHeaders are the headers that say why a message is in the error
 // topic: error ("reason: message"), rule, action (what failed: "sql",
-// "foreach" or "actions[N]"), source, client_id, mqtt_topic.
+// "foreach", "identity" or "actions[N]"), source, client_id, mqtt_topic,
+// then the failure's own. Values the sender chose are clipped to
+// MaxErrorHeaderBytes (errheaders.go).
 func errorHeaders(msg *Message, f failure) []Header {
-	return []Header{
-		{Key: "error", Value: []byte(f.reason + ": " + f.err.Error())},
+	return append([]Header{
+		{Key: "error", Value: clip(f.reason + ": " + f.err.Error())},
 		{Key: "rule", Value: []byte(f.rule.name)},
 		{Key: "action", Value: []byte(f.failed)},
 		{Key: "source", Value: []byte(msg.Source)},
-		{Key: "client_id", Value: []byte(msg.ClientID)},
-		{Key: "mqtt_topic", Value: []byte(msg.Topic)},
-	}
+		{Key: "client_id", Value: clip(msg.ClientID)},
+		{Key: "mqtt_topic", Value: clip(msg.Topic)},
+	}, f.headers...)
 }
 
 // runErrorActions writes the original payload to each failed rule's error

@@ -160,7 +160,7 @@ func (k *kafkaAction) errorRecord(env *iotsql.Env, msg *Message, f failure, maxP
 	rec.Headers = append(rec.Headers, errorHeaders(msg, f)...)
 	for _, h := range k.headers {
 		if v, err := h.value.Eval(env); err == nil {
-			rec.Headers = append(rec.Headers, Header{Key: h.key, Value: []byte(v)})
+			rec.Headers = append(rec.Headers, Header{Key: h.key, Value: clip(v)})
 		}
 	}
 	return rec, nil

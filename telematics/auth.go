@@ -18,19 +18,43 @@ type tokenSet struct {
 	entries []tokenEntry
 }
 
+// tokenEntry is one line of the tokens file.
 type tokenEntry struct {
 	name   string
 	digest [sha256.Size]byte
+	// devices are the device numbers the token may speak for: exact ids,
+	// or prefixes (written with a trailing '*'). Empty with anyDevice set.
+	devices []devicePattern
+	// anyDevice: "*", or no device list at all (the old format, unbound).
+	anyDevice bool
+	// unbound: the line lists no devices (the old "name token" format).
+	unbound bool
 }
 
-// loadTokens reads a tokens file: one "name token" pair per line, separated
-// by white space; blank lines and lines starting with '#' are skipped. Names
-// and tokens must be unique and the file must hold at least one token.
+// devicePattern is an exact device number or, with prefix set, a prefix.
+type devicePattern struct {
+	text   string
+	prefix bool
+}
+
+// loadTokens reads and parses a tokens file (see parseTokens).
 func loadTokens(path string) (*tokenSet, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("telematics.auth.tokens_file: %w", err)
 	}
+	return parseTokens(path, data)
+}
+
+// parseTokens parses a tokens file: one "name token [device ...]" line per
+// token, fields separated by white space; blank lines and lines starting
+// with '#' are skipped. Devices, separated by white space or commas, are
+// exact device numbers or prefixes ending in '*' ("STS-12*"); "*" alone
+// means any device. A line without devices (the original format) is
+// unbound: it may speak for any device, and New warns about it. Names and
+// tokens must be unique and the file must hold at least one token. Errors
+// name the file and line, never a token.
+func parseTokens(path string, data []byte) (*tokenSet, error) {
 	ts := &tokenSet{}
 	names := map[string]int{}
 	digests := map[[sha256.Size]byte]int{}
@@ -41,10 +65,13 @@ func loadTokens(path string) (*tokenSet, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 2 {
-			return nil, fmt.Errorf("telematics.auth.tokens_file %s:%d: want \"name token\", got %d fields", path, n, len(f))
+		if len(f) < 2 {
+			return nil, fmt.Errorf("telematics.auth.tokens_file %s:%d: want \"name token [device ...]\", got %d fields", path, n, len(f))
 		}
 		e := tokenEntry{name: f[0], digest: sha256.Sum256([]byte(f[1]))}
+		if err := e.parseDevices(f[2:]); err != nil {
+			return nil, fmt.Errorf("telematics.auth.tokens_file %s:%d: %w", path, n, err)
+		}
 		if prev, dup := names[e.name]; dup {
 			return nil, fmt.Errorf("telematics.auth.tokens_file %s:%d: name %q already on line %d", path, n, e.name, prev)
 		}
@@ -63,14 +90,67 @@ func loadTokens(path string) (*tokenSet, error) {
 	return ts, nil
 }
 
-// authenticate returns the name of the token in an "Authorization: Bearer
+// parseDevices reads the device fields of a line.
+func (e *tokenEntry) parseDevices(fields []string) error {
+	if len(fields) == 0 {
+		e.unbound, e.anyDevice = true, true
+		return nil
+	}
+	for _, field := range fields {
+		for _, d := range strings.Split(field, ",") {
+			switch {
+			case d == "":
+				continue
+			case d == "*":
+				e.anyDevice = true
+			case strings.IndexByte(d, '*') >= 0 && strings.IndexByte(d, '*') != len(d)-1:
+				return fmt.Errorf("device pattern %q: '*' may only end a pattern (a prefix)", d)
+			case strings.HasSuffix(d, "*"):
+				e.devices = append(e.devices, devicePattern{text: d[:len(d)-1], prefix: true})
+			default:
+				e.devices = append(e.devices, devicePattern{text: d})
+			}
+		}
+	}
+	if !e.anyDevice && len(e.devices) == 0 {
+		return fmt.Errorf("token %q: an empty device list", e.name)
+	}
+	return nil
+}
+
+// allows reports whether the token may speak for device.
+func (e *tokenEntry) allows(device string) bool {
+	if e.anyDevice {
+		return true
+	}
+	for _, p := range e.devices {
+		if device == p.text || p.prefix && strings.HasPrefix(device, p.text) {
+			return true
+		}
+	}
+	return false
+}
+
+// unboundNames lists the tokens of the old format, which may speak for any
+// device.
+func (ts *tokenSet) unboundNames() []string {
+	var out []string
+	for i := range ts.entries {
+		if ts.entries[i].unbound {
+			out = append(out, ts.entries[i].name)
+		}
+	}
+	return out
+}
+
+// authenticate returns the entry of the token in an "Authorization: Bearer
 // <token>" header value. Every entry is compared, in constant time, whether
 // or not an earlier one matched.
-func (ts *tokenSet) authenticate(header string) (string, bool) {
+func (ts *tokenSet) authenticate(header string) (*tokenEntry, bool) {
 	scheme, token, ok := strings.Cut(header, " ")
 	token = strings.TrimSpace(token)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return "", false
+		return nil, false
 	}
 	digest := sha256.Sum256([]byte(token))
 	match := -1
@@ -79,7 +159,7 @@ func (ts *tokenSet) authenticate(header string) (string, bool) {
 		match = subtle.ConstantTimeSelect(eq, i, match)
 	}
 	if match < 0 {
-		return "", false
+		return nil, false
 	}
-	return ts.entries[match].name, true
+	return &ts.entries[match], true
 }

@@ -17,16 +17,25 @@
 //	     ignored; also any Content-Encoding but identity
 //	413  body over telematics.max_body_bytes (by Content-Length before reading,
 //	     else while reading; the connection is then closed)
+//	503  no room for the body under limits.* (WithLimiter): by Content-Length
+//	     before reading, else while reading; Retry-After: 2, connection closed
 //	408  body not received within the read timeout
 //	400  body not decodable or a field invalid: {"error": "records[0].lat: out of
 //	     range [-90, 90]", "field": "records[0].lat"}; nothing is ingested
+//	403  the token may not speak for the device of one of the request's
+//	     messages: {"error": "...", "field": "device_no"} ("tid" for CSA), the
+//	     device not echoed; checked for every message before any is ingested
 //	503  Ingest reports unavailable (an error with Unavailable() true), the
 //	     request timeout expired, or the server is shutting down; Retry-After: 2
 //	500  any other Ingest error (the cause is logged, not returned)
 //	200  {"accepted": N} once Ingest returned nil for all N messages
 //
-// Every response of the handler has a JSON body and Content-Type
-// application/json. Requests that net/http refuses before any handler runs
+// The refusals before the body is read (404, 405, 401, 415, 413 by
+// Content-Length, 503 for room or shutdown) carry Connection: close and stop
+// reading the request, so they are answered at once and the connection
+// closed even if the body never comes (net/http would otherwise wait for
+// up to 256 KiB of it, until the read timeout). Every response of the
+// handler has a JSON body and Content-Type application/json. Requests that net/http refuses before any handler runs
 // (unparsable request line, headers over 16 KiB, headers not received in
 // time) get its own plain-text 400/431 or a closed connection. An STS
 // /log with an empty records array is accepted with {"accepted": 0} without
@@ -65,9 +74,22 @@
 //
 // # Authentication
 //
-// telematics.auth.tokens_file holds one "name token" pair per line ('#'
-// comments, blank lines skipped; names and tokens unique, at least one). It
-// is read once by New. Tokens are compared as SHA-256 digests in constant
-// time against every entry; the matching name becomes router.Message's
-// Principal. The token is not bound to a device number.
+// telematics.auth.tokens_file holds one "name token [device ...]" line per
+// token ('#' comments, blank lines skipped; names and tokens unique, at
+// least one). It is read once by New. Tokens are compared as SHA-256
+// digests in constant time against every entry; the matching name becomes
+// router.Message's Principal. The devices (separated by white space or
+// commas) are exact device numbers or prefixes ending in '*' ("STS-12*");
+// "*" means any device. A line without devices (the original format) may
+// speak for any device: New logs a warning naming such tokens.
+//
+// # Memory
+//
+// With WithLimiter, a request body takes room under limits.* before it is
+// read (all of a declared Content-Length, a chunked body as it arrives), and
+// keeps it while the request waits for its device's turn; Ingest then takes
+// room for the decoded messages. Refusals are counted by reason through
+// Observer.Refused (legacy_unauthenticated, legacy_device_not_allowed,
+// inflight_limit) and logged (sampled) with device, principal and remote
+// address.
 package telematics

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"os"
@@ -48,42 +49,45 @@ const retryAfterSeconds = "2"
 // the status.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.enter() {
-		s.refuse(w, r, "", http.StatusServiceUnavailable, "shutting down, retry later", nil)
+		s.refuseUnread(w, r, http.StatusServiceUnavailable, "shutting down, retry later")
 		return
 	}
 	defer s.handlers.Done()
 
 	rt, ok := routes[r.URL.Path]
 	if !ok {
-		s.refuse(w, r, "", http.StatusNotFound, "no such path: POST /log or /boot", nil)
+		s.refuseUnread(w, r, http.StatusNotFound, "no such path: POST /log or /boot")
 		return
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		s.refuse(w, r, "", http.StatusMethodNotAllowed, "method not allowed: POST only", nil)
+		s.refuseUnread(w, r, http.StatusMethodNotAllowed, "method not allowed: POST only")
 		return
 	}
 	principal := ""
+	var token *tokenEntry
 	if s.tokens != nil {
-		name, ok := s.tokens.authenticate(r.Header.Get("Authorization"))
-		if !ok {
+		if token, ok = s.tokens.authenticate(r.Header.Get("Authorization")); !ok {
+			s.obs.Refused(reasonUnauthenticated)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="fleetgate"`)
-			s.refuse(w, r, "", http.StatusUnauthorized, "missing or invalid bearer token", nil)
+			s.refuseUnread(w, r, http.StatusUnauthorized, "missing or invalid bearer token")
 			return
 		}
-		principal = name
+		principal = token.name
 	}
 	source, decode, ok := rt.pick(r.Header.Get("Content-Type"))
 	if !ok {
-		s.refuse(w, r, "", http.StatusUnsupportedMediaType, "Content-Type must be "+mediaSTS+" (STS) or "+mediaCSA+" (CSA)", nil)
+		s.refuseUnread(w, r, http.StatusUnsupportedMediaType, "Content-Type must be "+mediaSTS+" (STS) or "+mediaCSA+" (CSA)")
 		return
 	}
 	if enc := r.Header.Get("Content-Encoding"); enc != "" && enc != "identity" {
-		s.refuse(w, r, "", http.StatusUnsupportedMediaType, "Content-Encoding is not supported", nil)
+		s.refuseUnread(w, r, http.StatusUnsupportedMediaType, "Content-Encoding is not supported")
 		return
 	}
 
-	body, status, err := s.readBody(w, r)
+	body, held, status, err := s.readBody(w, r)
+	release := s.releaseOnce(held)
+	defer release()
 	if err != nil {
 		s.refuse(w, r, "", status, err.Error(), nil)
 		return
@@ -100,6 +104,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	device := msgs[0].DeviceNo // one request, one terminal: the decoders give every message the same
+	if token != nil && !s.allowed(w, r, token, source, msgs) {
+		return
+	}
 
 	out := make([]router.Message, len(msgs))
 	for i, m := range msgs {
@@ -113,7 +120,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			SourceIP:  router.RemoteIP(r.RemoteAddr),
 		}
 	}
-	if err := s.ingest(device, out); err != nil {
+	if err := s.ingest(device, out, release); err != nil {
 		if unavailable(err) {
 			w.Header().Set("Retry-After", retryAfterSeconds)
 			s.refuse(w, r, device, http.StatusServiceUnavailable, "temporarily unable to store, retry later", err)
@@ -144,41 +151,59 @@ func (rt route) pick(contentType string) (source string, decode decodeFunc, ok b
 	return "", nil, false
 }
 
-// readBody reads at most MaxBodyBytes of the body. On failure it returns the
-// status to answer: 413 (too large), 408 (the read deadline passed) or 400.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, error) {
+// readBody reads at most MaxBodyBytes of the body, taking room for it under
+// the Limiter (limits.*) before reading: all of a declared Content-Length at
+// once, a body of unknown length (chunked) as it arrives. It returns the
+// bytes it holds room for, also on failure; the caller releases them. On
+// failure it returns the status to answer: 413 (too large), 503 (no room:
+// nothing more is read and the connection is closed), 408 (the read
+// deadline passed) or 400.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) (body []byte, held int64, status int, err error) {
 	tooLarge := errors.New("body larger than telematics.max_body_bytes (" + strconv.FormatInt(s.cfg.MaxBodyBytes, 10) + ")")
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		// Refused without reading: close rather than drain a large body.
-		w.Header().Set("Connection", "close")
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
+		closeUnread(w)
+		return nil, 0, http.StatusRequestEntityTooLarge, tooLarge
 	}
 	var buf bytes.Buffer
+	src := io.Reader(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	room := &bodyRoom{limit: s.limit}
 	if r.ContentLength > 0 {
+		if !room.take(r.ContentLength) {
+			status, err = s.noRoom(w)
+			return nil, 0, status, err
+		}
 		buf.Grow(int(r.ContentLength))
+	} else {
+		src = &countedReader{r: src, room: room}
 	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	_, err = buf.ReadFrom(src)
 	var maxErr *http.MaxBytesError
 	switch {
 	case err == nil:
-		return buf.Bytes(), 0, nil
+		return buf.Bytes(), room.held, 0, nil
+	case errors.Is(err, errNoRoom):
+		status, err = s.noRoom(w)
+		return nil, room.held, status, err
 	case errors.As(err, &maxErr):
-		return nil, http.StatusRequestEntityTooLarge, tooLarge
+		return nil, room.held, http.StatusRequestEntityTooLarge, tooLarge
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return nil, http.StatusRequestTimeout, errors.New("body not received within telematics.read_timeout")
+		return nil, room.held, http.StatusRequestTimeout, errors.New("body not received within telematics.read_timeout")
 	}
-	return nil, http.StatusBadRequest, errors.New("reading body: " + err.Error())
+	return nil, room.held, http.StatusBadRequest, errors.New("reading body: " + err.Error())
 }
 
 // ingest waits for the device's turn and hands msgs to the Ingester, both
-// within RequestTimeout.
-func (s *Server) ingest(device string, msgs []router.Message) error {
+// within RequestTimeout. Once it is the device's turn it calls releaseBody:
+// the Ingester takes room for the messages themselves.
+func (s *Server) ingest(device string, msgs []router.Message, releaseBody func()) error {
 	ctx, cancel := context.WithTimeout(s.ingestCtx, s.cfg.RequestTimeout)
 	defer cancel()
 	if err := s.order.lock(ctx, device); err != nil {
 		return err
 	}
 	defer s.order.unlock(device)
+	releaseBody()
 	return s.ing.Ingest(ctx, msgs)
 }
 
@@ -204,7 +229,7 @@ func (s *Server) accept(w http.ResponseWriter, r *http.Request, device string, n
 }
 
 // errorBody is the JSON body of every error response. Field names the
-// invalid field of a 400, when there is one.
+// invalid field of a 400, or the device field of a 403, when there is one.
 type errorBody struct {
 	Error string `json:"error"`
 	Field string `json:"field,omitempty"`
@@ -213,10 +238,10 @@ type errorBody struct {
 // refuse answers an error status with a JSON body and logs one line: info
 // for client errors, warn for 503, error for 500. cause, when given, is
 // logged and, for a 400, gives the field.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, device string, status int, msg string, cause error) {
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, device string, status int, msg string, cause error, extra ...zap.Field) {
 	body := errorBody{Error: msg}
 	var fe *legacy.FieldError
-	if status == http.StatusBadRequest && errors.As(cause, &fe) {
+	if (status == http.StatusBadRequest || status == http.StatusForbidden) && errors.As(cause, &fe) {
 		body.Field = fe.Field
 	}
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
@@ -244,7 +269,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, device string, s
 		} else {
 			fields = append(fields, zap.String("error", msg))
 		}
-		ce.Write(fields...)
+		ce.Write(append(fields, extra...)...)
 	}
 }
 

@@ -10,6 +10,9 @@ type Observer interface {
 	// Acked: a message of source (sts, csa) was acknowledged with 200,
 	// latency after its request body was read. Called once per message.
 	Acked(source string, latency time.Duration)
+	// Refused: a request was refused for reason (legacy_unauthenticated,
+	// legacy_device_not_allowed, inflight_limit), besides its Responded.
+	Refused(reason string)
 }
 
 // Option tunes New.
@@ -22,3 +25,4 @@ type nopObserver struct{}
 
 func (nopObserver) Responded(int)               {}
 func (nopObserver) Acked(string, time.Duration) {}
+func (nopObserver) Refused(string)              {}

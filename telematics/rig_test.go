@@ -63,7 +63,7 @@ type rig struct {
 	pool   *x509.CertPool
 }
 
-func newRig(t *testing.T, configure func(*Config)) *rig {
+func newRig(t *testing.T, configure func(*Config), opts ...Option) *rig {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
@@ -72,7 +72,7 @@ func newRig(t *testing.T, configure func(*Config)) *rig {
 	}
 	core, logs := observer.New(zap.DebugLevel)
 	r := &rig{ing: &fakeIngester{}, logs: logs}
-	srv, err := New(cfg, r.ing, zap.New(core))
+	srv, err := New(cfg, r.ing, zap.New(core), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,7 @@ type Server struct {
 	certSHA256 string
 	selfSigned bool
 	tokens     *tokenSet // nil: no authentication
+	limit      Limiter   // nil: request bodies are not counted
 	order      deviceOrder
 	http       *http.Server
 
@@ -87,6 +88,10 @@ func New(cfg Config, ing Ingester, log *zap.Logger, opts ...Option) (*Server, er
 			return nil, err
 		}
 		s.tokens = tokens
+		if names := tokens.unboundNames(); len(names) > 0 {
+			log.Warn("telematics.auth.tokens_file: tokens without a device list may send data for any device; list the devices each may speak for (or \"*\" to mean any)",
+				zap.Strings("tokens", names))
+		}
 	}
 	cert, selfSigned, err := loadCertificate(cfg)
 	if err != nil {

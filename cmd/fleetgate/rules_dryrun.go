@@ -87,17 +87,27 @@ func rulesTest(args []string, stdout, stderr io.Writer, stdin io.Reader) int {
 	}
 	out := &traceWriter{w: stdout}
 	sink := newDryRunSink(cfg.Kafka, compiled)
-	engine := router.NewEngine(compiled, sink, router.Options{
+	opts := router.Options{
 		Publisher:      dryRunPublisher{},
 		MaxRecordBytes: cfg.Kafka.MaxMessageBytes,
 		Trace:          out.trace,
-	}, zap.NewNop())
+		Config:         cfg.Router,
+	}
+	if cfg.MQTT.Auth.EnforceDeviceIdentity {
+		opts.EnforceIdentity = []string{"mqtt"}
+	}
+	engine := router.NewEngine(compiled, sink, opts, zap.NewNop())
 
 	msg := &router.Message{Source: *source, Topic: *topic, ClientID: *clientID, Principal: *principal,
 		Payload: body, Received: received}
 	result := make(chan error, 1)
 	engine.Process(context.Background(), msg, func(err error) { result <- err })
-	if err := <-result; err != nil {
+	err = <-result
+	if r, refused := router.Refused(err); refused {
+		fmt.Fprintf(stderr, "fleetgate rules test: the message would be refused (MQTT 5: PUBACK 0x87) after its error records: %v\n", r)
+		return 1
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "fleetgate rules test: the message would not be stored: %v\n", err)
 		return 1
 	}

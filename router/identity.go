@@ -1,0 +1,245 @@
+package router
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"unicode/utf8"
+
+	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/router/iotsql"
+)
+
+// Reasons of the identity checks, as the error header and the metrics say
+// them.
+const (
+	// ReasonIdentityMismatch: the message's device field names another
+	// device than the sender's verified principal.
+	ReasonIdentityMismatch = "identity_mismatch"
+	// ReasonInvalidDeviceID: the device field is not a string, is empty,
+	// too long, has control characters or leading/trailing spaces, does not
+	// match router.identity.pattern, or appears more than once.
+	ReasonInvalidDeviceID = "invalid_device_id"
+)
+
+// Refusal is the outcome a message's done callback gets when the engine
+// refused the message for the device it claims to speak for
+// (identity_mismatch): its original payload went to the error action of
+// every rule whose topic filter matches (the records are stored, or the
+// failure was logged and counted where a rule has no error action), and no
+// rule produced anything else. It is final, not transient: a transport
+// acknowledges the message (the sender must not re-send it) and tells the
+// sender it was refused where its protocol can (MQTT 5: reason code 0x87,
+// not authorized).
+type Refusal struct {
+	// Reason is the short reason of the error header.
+	Reason string
+	// Principal is the sender's verified identity, Claimed the device the
+	// message named.
+	Principal, Claimed string
+}
+
+// Error implements error.
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("%s: the message speaks for device %q but the sender is %q", r.Reason, r.Claimed, r.Principal)
+}
+
+// Refused returns the *Refusal in a done callback's err, if there is one.
+func Refused(err error) (*Refusal, bool) {
+	var r *Refusal
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
+// identity checks the device field of every message (identity.go's part of
+// the engine). Immutable: safe for concurrent use.
+type identity struct {
+	field  string
+	quoted []byte        // the field as a JSON key, quotes included
+	value  *iotsql.Query // SELECT VALUE `field`: the same lookup templates do
+	maxLen int
+	// pattern, when set, must match the whole id.
+	pattern *regexp.Regexp
+	// enforce holds the sources whose Message.Principal, when set, is the
+	// sender's verified device id.
+	enforce map[string]bool
+}
+
+// newIdentity compiles c, which must be valid (Config.Validate).
+func newIdentity(c IdentityConfig, enforce []string) *identity {
+	id := &identity{field: c.Field, quoted: []byte(strconv.Quote(c.Field)), maxLen: c.MaxLength, enforce: map[string]bool{}}
+	q, err := iotsql.ParseQuery("SELECT VALUE `" + c.Field + "` FROM '#'")
+	if err != nil {
+		panic(fmt.Sprintf("router.identity.field %q: %v", c.Field, err)) // Validate allows only plain names
+	}
+	id.value = q
+	if c.Pattern != "" {
+		id.pattern = regexp.MustCompile(`^(?:` + c.Pattern + `)$`)
+	}
+	for _, s := range enforce {
+		id.enforce[s] = true
+	}
+	return id
+}
+
+// identityFailure is what the check found wrong with a message.
+type identityFailure struct {
+	reason  string
+	err     error
+	claimed string
+	// principal is who the sender is, for the headers.
+	principal string
+}
+
+// check returns what is wrong with msg's device field, or nil when nothing
+// is: the field is absent (a rule may key such a message by principal()),
+// or the payload is not a JSON object (the rules report that).
+func (id *identity) check(env *iotsql.Env, msg *Message) *identityFailure {
+	raw, _, err := id.value.Eval(env)
+	if err != nil || len(raw) == 0 {
+		return nil
+	}
+	invalid := func(format string, args ...any) *identityFailure {
+		return &identityFailure{reason: ReasonInvalidDeviceID, err: fmt.Errorf("device field %q "+format, append([]any{id.field}, args...)...), claimed: string(raw)}
+	}
+	if n := id.occurrences(msg.Payload); n > 1 {
+		// Consumers disagree on which of duplicate keys wins: storing it
+		// would let a message claim one device here and another there.
+		return invalid("appears %d times", n)
+	}
+	if raw[0] != '"' {
+		return invalid("is not a string")
+	}
+	if len(raw) > 6*id.maxLen+2 { // longer than any escaped form of a valid id
+		return invalid("is longer than %d bytes", id.maxLen)
+	}
+	// The common case has nothing to unescape and needs no decoder, nor a
+	// copy until something is wrong.
+	dev := raw[1 : len(raw)-1]
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return invalid("is not a valid JSON string")
+		}
+		dev = []byte(s)
+	}
+	if problem := id.invalid(dev); problem != "" {
+		f := invalid("%s", problem)
+		f.claimed = string(dev)
+		return f
+	}
+	if who := sender(msg); id.enforce[msg.Source] && who != "" && string(dev) != who {
+		return &identityFailure{reason: ReasonIdentityMismatch, claimed: string(dev), principal: who,
+			err: fmt.Errorf("device field %q is %q but the sender is %q", id.field, dev, who)}
+	}
+	return nil
+}
+
+// sender is the verified identity of an enforced message: its principal or,
+// when the transport set none, its client id. An enforcing broker accepts a
+// connection only when its client id equals its identity (username, or the
+// certificate's name with mutual TLS and no username), so the client id
+// stands for the principal there.
+func sender(msg *Message) string {
+	if msg.Principal != "" {
+		return msg.Principal
+	}
+	return msg.ClientID
+}
+
+// invalid says what is wrong with a device id, "" when nothing: the rules
+// of the legacy decoders (1 to max_length bytes of UTF-8, no control
+// characters, no leading or trailing space), then router.identity.pattern.
+func (id *identity) invalid(s []byte) string {
+	switch {
+	case len(s) == 0:
+		return "is empty"
+	case len(s) > id.maxLen:
+		return "is longer than " + strconv.Itoa(id.maxLen) + " bytes"
+	case !utf8.Valid(s):
+		return "is not valid UTF-8"
+	case s[0] == ' ' || s[len(s)-1] == ' ':
+		return "has leading or trailing spaces"
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return "contains a control character"
+		}
+	}
+	if id.pattern != nil && !id.pattern.Match(s) {
+		return "does not match router.identity.pattern"
+	}
+	return ""
+}
+
+// occurrences counts the top-level members of an object payload named like
+// the field. The exact count needs a scan, done only when the field's name
+// is written more than once or a \u escape could spell it.
+func (id *identity) occurrences(payload []byte) int {
+	if bytes.Count(payload, id.quoted) < 2 && !bytes.Contains(payload, []byte(`\u`)) {
+		return 1
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return 0
+	}
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return n
+		}
+		if k, _ := tok.(string); k == id.field {
+			n++
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return n
+		}
+	}
+	return n
+}
+
+// refuseInvalidIdentity runs the identity check. When the message fails it,
+// every rule whose topic filter matches gets the failure (its error action
+// stores the original payload, with principal and claimed_id headers) and
+// no rule is applied; it then reports true. An identity_mismatch also makes
+// the message's outcome a *Refusal.
+func (d *delivery) refuseInvalidIdentity() bool {
+	f := d.e.identity.check(d.env, d.msg)
+	if f == nil {
+		return false
+	}
+	if f.principal == "" {
+		f.principal = d.msg.Principal
+	}
+	headers := []Header{
+		{Key: "principal", Value: clip(f.principal)},
+		{Key: "claimed_id", Value: clip(f.claimed)},
+	}
+	matched := false
+	for _, r := range d.e.rules.Load().rules {
+		if iotsql.MatchTopic(r.query.Filter(), d.msg.Topic) {
+			matched = true
+			d.mu.Lock()
+			d.failures = append(d.failures, failure{rule: r, failed: "identity", reason: f.reason, err: f.err, headers: headers})
+			d.mu.Unlock()
+		}
+	}
+	if f.reason == ReasonIdentityMismatch {
+		d.refusal = &Refusal{Reason: f.reason, Principal: f.principal, Claimed: f.claimed}
+	}
+	if !matched {
+		d.e.obs.Unmatched(d.msg.Source)
+	}
+	// Sampled like every log line.
+	d.e.log.Info("message refused: device field",
+		zap.String("reason", f.reason), zap.Error(f.err), zap.String("source", d.msg.Source),
+		zap.String("client_id", d.msg.ClientID), zap.String("principal", f.principal),
+		zap.String("source_ip", d.msg.SourceIP), zap.String("mqtt_topic", d.msg.Topic), zap.Bool("matched_rule", matched))
+	return true
+}
