@@ -145,7 +145,7 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 		elems, err := r.each.Elements(d.env)
 		if err != nil {
 			selected = true
-			d.permanent(r, "foreach", "eval_error", err)
+			d.permanent(r, "foreach", ReasonEvalError, err)
 			continue
 		}
 		for i, el := range elems {
@@ -167,7 +167,7 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 func (d *delivery) apply(r *rule, elem int) bool {
 	value, ok, err := r.query.Eval(d.env)
 	if err != nil {
-		d.permanent(r, "sql", "eval_error", inElement(elem, err))
+		d.permanent(r, "sql", ReasonEvalError, inElement(elem, err))
 		return true
 	}
 	if !ok {
@@ -269,7 +269,7 @@ func (d *delivery) run(r *rule, a *action, elem int, value []byte) {
 	case a.republish != nil:
 		topic, err := d.republish(a.republish, value)
 		if err != nil {
-			d.permanent(r, a.name, "republish_failed", inElement(elem, err))
+			d.permanent(r, a.name, ReasonRepublishFailed, inElement(elem, err))
 		} else if d.e.trace != nil {
 			d.e.trace(Trace{Rule: r.name, Action: a.name, MQTTTopic: topic, QoS: a.republish.qos, Payload: value})
 		}
@@ -423,13 +423,13 @@ func (d *delivery) errorRecord(f failure) (*Record, error) {
 func (k *kafkaAction) record(env *Env, value []byte) (*Record, string, error) {
 	topic, err := k.topic.Eval(env)
 	if err != nil {
-		return nil, "template_error", fmt.Errorf("topic template: %w", err)
+		return nil, ReasonTemplateError, fmt.Errorf("topic template: %w", err)
 	}
 	rec := &Record{Topic: topic, Partition: k.fixedPart, Value: value}
 	if k.key != nil {
 		key, err := k.key.Eval(env)
 		if err != nil {
-			return nil, "template_error", fmt.Errorf("key template: %w", err)
+			return nil, ReasonTemplateError, fmt.Errorf("key template: %w", err)
 		}
 		if key != "" {
 			rec.Key = []byte(key)
@@ -438,13 +438,13 @@ func (k *kafkaAction) record(env *Env, value []byte) (*Record, string, error) {
 	if k.partition != nil {
 		s, err := k.partition.Eval(env)
 		if err != nil {
-			return nil, "template_error", fmt.Errorf("partition template: %w", err)
+			return nil, ReasonTemplateError, fmt.Errorf("partition template: %w", err)
 		}
 		// Undefined (an empty string) leaves the choice to the partitioner.
 		if s != "" {
 			n, err := strconv.ParseInt(s, 10, 32)
 			if err != nil || n < 0 {
-				return nil, "invalid_partition", fmt.Errorf("partition template gave %q, not a partition number", s)
+				return nil, ReasonInvalidPartition, fmt.Errorf("partition template gave %q, not a partition number", s)
 			}
 			rec.Partition = int32(n)
 		}
@@ -452,7 +452,7 @@ func (k *kafkaAction) record(env *Env, value []byte) (*Record, string, error) {
 	for _, h := range k.headers {
 		v, err := h.value.Eval(env)
 		if err != nil {
-			return nil, "template_error", fmt.Errorf("header %q template: %w", h.key, err)
+			return nil, ReasonTemplateError, fmt.Errorf("header %q template: %w", h.key, err)
 		}
 		rec.Headers = append(rec.Headers, Header{Key: h.key, Value: []byte(v)})
 	}
@@ -469,5 +469,5 @@ func permanentReason(err error) (string, bool) {
 	if errors.As(err, &r) {
 		return r.ErrorReason(), true
 	}
-	return "permanent_error", true
+	return ReasonPermanentError, true
 }
