@@ -193,21 +193,10 @@ func (c *Config) Validate() error {
 // map fields, for environment overrides.
 func leafKeys(t reflect.Type, prefix string) []string {
 	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
+	for _, k := range keysOf(reflect.New(t).Elem(), prefix) {
+		if !k.Section {
+			keys = append(keys, k.Path)
 		}
-		key := prefix + tag
-		if f.Type.Kind() == reflect.Struct {
-			keys = append(keys, leafKeys(f.Type, key+".")...)
-			continue
-		}
-		if key == "rules" {
-			continue // a list of structures: not settable from one variable
-		}
-		keys = append(keys, key)
 	}
 	return keys
 }

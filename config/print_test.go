@@ -1,0 +1,48 @@
+package config
+
+import (
+	"bytes"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestPrintMasksEverySecret gives every string key a recognisable value and
+// checks that Print shows each, except the secrets, which are masked.
+func TestPrintMasksEverySecret(t *testing.T) {
+	c := Default()
+	var secrets []string
+	for _, k := range Keys(c) {
+		if k.Value.Kind() == reflect.String {
+			k.Value.SetString("VALUE-OF-" + k.Path)
+			if k.Secret() {
+				secrets = append(secrets, k.Path)
+			}
+		}
+	}
+	if !slices.Contains(secrets, "kafka.sasl.password") {
+		t.Fatalf("kafka.sasl.password is not a secret; secrets: %v", secrets)
+	}
+	var b bytes.Buffer
+	if err := Print(&b, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys(c) {
+		if k.Value.Kind() != reflect.String {
+			continue
+		}
+		shown := strings.Contains(b.String(), "VALUE-OF-"+k.Path+"\n") || strings.Contains(b.String(), "VALUE-OF-"+k.Path+"'")
+		if k.Secret() == shown {
+			t.Errorf("%s (secret %v) shown %v:\n%s", k.Path, k.Secret(), shown, b.String())
+		}
+	}
+	for _, p := range []string{"mqtt.tls.key_file", "telematics.auth.tokens_file", "kafka.sasl.username"} {
+		for _, k := range Keys(c) {
+			if k.Path == p && k.Secret() {
+				t.Errorf("%s is not a secret (a path or a name)", p)
+			}
+		}
+	}
+}
+
