@@ -120,4 +120,3 @@ func FormatDuration(d time.Duration) string {
 	}
 	return s
 }
-

@@ -45,4 +45,3 @@ func TestPrintMasksEverySecret(t *testing.T) {
 		}
 	}
 }
-
