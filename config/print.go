@@ -65,42 +65,87 @@ func parentPath(p string) string {
 
 // valueNode is the YAML of one leaf, masked if it is a secret.
 func valueNode(k Key) (*yaml.Node, error) {
-	v := k.Value
 	if k.Secret() {
-		s := ""
-		if !v.IsZero() {
-			s = Masked
+		return masked(k.Value), nil
+	}
+	return node(k.Value)
+}
+
+// masked is Masked for a set value, "" for an unset one.
+func masked(v reflect.Value) *yaml.Node {
+	s := ""
+	if !v.IsZero() {
+		s = Masked
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+// node is the YAML of any configuration value: structs by their
+// mapstructure keys (so that a list of structures prints as the file would
+// write it), with secret-named fields masked; durations as people write
+// them; maps sorted.
+func node(v reflect.Value) (*yaml.Node, error) {
+	if d, ok := v.Interface().(time.Duration); ok {
+		return &yaml.Node{Kind: yaml.ScalarNode, Value: FormatDuration(d)}, nil
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
 		}
-		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}, nil
+		return node(v.Elem())
+	case reflect.Struct:
+		m := &yaml.Node{Kind: yaml.MappingNode}
+		for _, k := range keysOf(v, "") {
+			if strings.Contains(k.Path, ".") {
+				continue // a nested struct's keys are under it
+			}
+			var val *yaml.Node
+			var err error
+			if k.Secret() {
+				val = masked(k.Value)
+			} else if val, err = node(k.Value); err != nil {
+				return nil, err
+			}
+			m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: k.Path}, val)
+		}
+		return m, nil
+	case reflect.Slice, reflect.Array:
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
+		for i := range v.Len() {
+			n, err := node(v.Index(i))
+			if err != nil {
+				return nil, err
+			}
+			if n.Kind != yaml.ScalarNode {
+				seq.Style = 0
+			}
+			seq.Content = append(seq.Content, n)
+		}
+		return seq, nil
+	case reflect.Map:
+		m := &yaml.Node{Kind: yaml.MappingNode, Style: yaml.FlowStyle}
+		keys := v.MapKeys()
+		slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
+		for _, mk := range keys {
+			kn, err := node(mk)
+			if err != nil {
+				return nil, err
+			}
+			vn, err := node(v.MapIndex(mk))
+			if err != nil {
+				return nil, err
+			}
+			if vn.Kind != yaml.ScalarNode {
+				m.Style = 0
+			}
+			m.Content = append(m.Content, kn, vn)
+		}
+		return m, nil
 	}
 	n := &yaml.Node{}
-	switch x := v.Interface().(type) {
-	case time.Duration:
-		return &yaml.Node{Kind: yaml.ScalarNode, Value: FormatDuration(x)}, nil
-	default:
-		if v.Kind() == reflect.Map && v.Len() > 0 {
-			// Sorted, so the output is stable.
-			m := &yaml.Node{Kind: yaml.MappingNode}
-			keys := v.MapKeys()
-			slices.SortFunc(keys, func(a, b reflect.Value) int { return strings.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
-			for _, mk := range keys {
-				kn, vn := &yaml.Node{}, &yaml.Node{}
-				if err := kn.Encode(mk.Interface()); err != nil {
-					return nil, err
-				}
-				if err := vn.Encode(v.MapIndex(mk).Interface()); err != nil {
-					return nil, err
-				}
-				m.Content = append(m.Content, kn, vn)
-			}
-			return m, nil
-		}
-		if err := n.Encode(x); err != nil {
-			return nil, err
-		}
-	}
-	if n.Kind == yaml.SequenceNode || n.Kind == yaml.MappingNode {
-		n.Style = yaml.FlowStyle
+	if err := n.Encode(v.Interface()); err != nil {
+		return nil, err
 	}
 	return n, nil
 }

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // TestPrintMasksEverySecret gives every string key a recognisable value and
@@ -43,5 +46,27 @@ func TestPrintMasksEverySecret(t *testing.T) {
 				t.Errorf("%s is not a secret (a path or a name)", p)
 			}
 		}
+	}
+}
+
+// TestPrintNestedSecrets: a list of structures prints by its mapstructure
+// keys, its secret-named fields masked (a key another part may add).
+func TestPrintNestedSecrets(t *testing.T) {
+	type user struct {
+		Name     string        `mapstructure:"name"`
+		Password string        `mapstructure:"password"`
+		Timeout  time.Duration `mapstructure:"timeout"`
+	}
+	n, err := node(reflect.ValueOf([]user{{Name: "dev-1", Password: "hunter2", Timeout: 90 * time.Second}, {Name: "dev-2"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := yaml.Marshal(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "- name: dev-1\n  password: '" + Masked + "'\n  timeout: 1m30s\n- name: dev-2\n  password: \"\"\n  timeout: 0s\n"
+	if string(out) != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
 	}
 }
