@@ -27,15 +27,17 @@ type Config struct {
 	// change and on SIGHUP, keeping the last good policy.
 	ACLFile string `mapstructure:"acl_file"`
 	// ConnectTimeout is how long a new connection may take to complete its
-	// TLS handshake and send CONNECT; after CONNECT the keep-alive rules.
-	// Default 10s.
+	// TLS handshake and send CONNECT (mochi alone would wait forever, so
+	// silent sockets could exhaust file descriptors); after CONNECT the
+	// client's keep-alive applies. Default 10s.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
-	// MaxPacketBytes is the largest MQTT packet accepted. Default 262144.
+	// MaxPacketBytes is the largest MQTT packet accepted (1024 to
+	// 268435455). Default 262144.
 	MaxPacketBytes int `mapstructure:"max_packet_bytes"`
 	// MaxInflight is how many QoS 1/2 messages one connection may have
 	// waiting for Kafka at once; it is advertised to MQTT 5 clients as
 	// Receive Maximum. A connection that sends more is not read until one
-	// completes. Default 64.
+	// completes. 1 to 65535; default 64.
 	MaxInflight int `mapstructure:"max_inflight"`
 
 	// DeliveryTimeout is how long a message may wait for Kafka before the
@@ -45,14 +47,20 @@ type Config struct {
 
 // TLSConfig is mqtt.tls.
 type TLSConfig struct {
-	CertFile     string `mapstructure:"cert_file"`
-	KeyFile      string `mapstructure:"key_file"`
+	// CertFile is the server certificate chain (PEM).
+	CertFile string `mapstructure:"cert_file"`
+	// KeyFile is the server certificate's private key (PEM).
+	KeyFile string `mapstructure:"key_file"`
+	// ClientCAFile is the CA of the device certificates: set, it turns on
+	// mutual TLS (clients without a valid certificate are refused during
+	// the handshake).
 	ClientCAFile string `mapstructure:"client_ca_file"`
 }
 
 // AuthConfig is mqtt.auth.
 type AuthConfig struct {
-	// AllowAnonymous lets any client connect. Default true.
+	// AllowAnonymous lets any client connect. With false, users_file or
+	// tls.client_ca_file must say who may. Default true.
 	AllowAnonymous bool `mapstructure:"allow_anonymous"`
 	// UsersFile holds one user a line: "username:HASH" as htpasswd -B
 	// (bcrypt) or mosquitto_passwd (PBKDF2-SHA512, $7$) write it, or the

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"time"
+
+	"github.com/fleetgate/fleetgate/router"
 )
 
 // Observer is told about connections and acknowledgements (the metrics
@@ -67,8 +69,8 @@ func WithLimiter(l Limiter) Option { return func(op *options) { op.limit = l } }
 
 // Reasons given to Observer.Refused.
 const (
-	reasonDeliveryTimeout = "delivery_timeout"
-	reasonInflightLimit   = "inflight_limit"
+	reasonDeliveryTimeout = router.ReasonDeliveryTimeout
+	reasonInflightLimit   = router.ReasonInflightLimit
 )
 
 type nopObserver struct{}

@@ -25,19 +25,37 @@ import (
 
 // Config is the whole configuration.
 type Config struct {
-	Log        LogConfig         `mapstructure:"log"`
-	Admin      admin.Config      `mapstructure:"admin"`
-	Limits     limits.Config     `mapstructure:"limits"`
-	MQTT       broker.Config     `mapstructure:"mqtt"`
+	// Log says what the gateway logs and how.
+	Log LogConfig `mapstructure:"log"`
+	// Admin is the operations HTTP listener: /metrics, /healthz, /readyz
+	// (docs/operations.md).
+	Admin admin.Config `mapstructure:"admin"`
+	// Limits bounds how much memory messages in flight may hold, all inputs
+	// together. A message is in flight from the moment it is read until the
+	// Kafka producer is done with it (stored or failed), even after its
+	// terminal was told it failed. docs/operations.md ("Back-pressure") says
+	// what terminals see at the bound and how to size these; the
+	// per-connection bound is mqtt.max_inflight.
+	Limits limits.Config `mapstructure:"limits"`
+	// MQTT is the embedded MQTT broker (3.1.1 and 5).
+	MQTT broker.Config `mapstructure:"mqtt"`
+	// Telematics is the legacy HTTPS endpoint (/log, /boot), TLS always.
 	Telematics telematics.Config `mapstructure:"telematics"`
-	Kafka      kafka.Config      `mapstructure:"kafka"`
-	// Router is router.*: the engine's identity and foreach checks.
+	// Kafka is the producer, the brokers it writes to and the topics it
+	// checks at start.
+	Kafka kafka.Config `mapstructure:"kafka"`
+	// Router is router.*: the engine's device identity (anti-spoofing) and
+	// foreach checks.
 	Router router.Config `mapstructure:"router"`
 	// RulesFile holds the rules in a YAML file of their own (a top-level
-	// rules: list); it replaces rules: of this file. A relative path is
-	// relative to this file's directory; Load stores the resolved path.
+	// rules: list) instead of inline rules (not both). A relative path is
+	// relative to the configuration file's directory; Load stores the
+	// resolved path.
 	RulesFile string `mapstructure:"rules_file"`
-	// Rules are decoded from the YAML by rules.go, not by viper.
+	// Rules are the rules, inline (decoded from the YAML by rules.go, not by
+	// viper). They are reloaded when their file changes (or on SIGHUP); a
+	// reload that fails validation keeps the previous rules and is counted
+	// in fleetgate_rule_reloads_total.
 	Rules []router.RuleConfig `mapstructure:"-"`
 
 	// Source is the file the configuration came from, "" for the defaults.
@@ -46,9 +64,11 @@ type Config struct {
 
 // LogConfig is log:.
 type LogConfig struct {
-	// Level is debug, info (default), warn or error.
+	// Level is debug, info (default), warn or error. Connection events are
+	// logged at debug (they are counted in the metrics at every level).
 	Level string `mapstructure:"level"`
-	// Format is json (default) or console.
+	// Format is json (default; one object a line, for log pipelines) or
+	// console (for people).
 	Format string `mapstructure:"format"`
 }
 
@@ -200,21 +220,10 @@ func (c *Config) Validate() error {
 // map fields, for environment overrides.
 func leafKeys(t reflect.Type, prefix string) []string {
 	var keys []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
+	for _, k := range keysOf(reflect.New(t).Elem(), prefix) {
+		if !k.Section {
+			keys = append(keys, k.Path)
 		}
-		key := prefix + tag
-		if f.Type.Kind() == reflect.Struct {
-			keys = append(keys, leafKeys(f.Type, key+".")...)
-			continue
-		}
-		if key == "rules" {
-			continue // a list of structures: not settable from one variable
-		}
-		keys = append(keys, key)
 	}
 	return keys
 }

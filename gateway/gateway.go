@@ -68,9 +68,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	g.metrics.KnownRules(rules.Names())
 	kcfg := g.cfg.Kafka
 	topics := slices.Sorted(slices.Values(append(append([]string(nil), kcfg.Topics.Names...), rules.LiteralTopics()...)))
 	topics = slices.Compact(topics)
+	g.metrics.KnownTopics(topics)
 
 	if kcfg.Embedded() {
 		g.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{

@@ -32,7 +32,7 @@ func (g *Gateway) ReloadRules(ctx context.Context) error {
 // or the configuration file for inline rules:.
 func (g *Gateway) watchRules() error {
 	g.reloader = config.NewReloader(g.cfg, g.engine, config.ReloaderOptions{
-		Check:    g.ensureRuleTopics,
+		Check:    g.checkReloadedRules,
 		OnReload: g.RulesReloaded, // counts, then calls onRulesReload
 	}, g.log.Named("rules"))
 	return g.reloader.Start()
@@ -44,6 +44,16 @@ func (g *Gateway) stopWatchingRules() error {
 		return nil
 	}
 	return g.reloader.Close()
+}
+
+// checkReloadedRules vets reloaded rules (ensureRuleTopics) and, once they
+// pass, starts their metrics series at zero before they take traffic.
+func (g *Gateway) checkReloadedRules(ctx context.Context, rules *router.Rules) error {
+	if err := g.ensureRuleTopics(ctx, rules); err != nil {
+		return err
+	}
+	g.metrics.KnownRules(rules.Names())
+	return nil
 }
 
 // ensureRuleTopics vets reloaded rules: every literal topic they name that
@@ -70,6 +80,7 @@ func (g *Gateway) ensureRuleTopics(ctx context.Context, rules *router.Rules) err
 	if err := kafka.EnsureTopics(ctx, g.producer.Client(), fresh, create, spec); err != nil {
 		return fmt.Errorf("the new rules name kafka topics the gateway cannot use: %w", err)
 	}
+	g.metrics.KnownTopics(fresh)
 	g.log.Info("kafka topics of the new rules are ready", zap.Strings("topics", fresh), zap.Bool("create", create))
 	// The producer must see the new topics before the new rules route to
 	// them, or their first records would be refused as unknown.

@@ -12,25 +12,31 @@ import (
 // Config is the kafka: section of the configuration. The zero value is not
 // useful; start from DefaultConfig.
 type Config struct {
-	// Brokers is the bootstrap list. Empty: the embedded development broker.
+	// Brokers is the bootstrap list. Empty: the embedded in-memory
+	// development broker (data lost at exit, never for production).
 	Brokers []string `mapstructure:"brokers"`
 	// EmbeddedListen is where the embedded development broker listens.
 	// Default "127.0.0.1:9092".
 	EmbeddedListen string `mapstructure:"embedded_listen"`
-	// Version is the Kafka protocol version to speak. Default "3.9.0".
+	// Version is the Kafka protocol version to speak (at least 2.1 against
+	// Kafka 4.x). Default "3.9.0".
 	Version string `mapstructure:"version"`
 	// ClientID is the client.id sent to the brokers. Default "fleetgate".
 	ClientID string `mapstructure:"client_id"`
-	// RequiredAcks is "all" (default), "1" or "0".
+	// RequiredAcks is "all" (default), "1" or "0": terminals are
+	// acknowledged after this acknowledgement from Kafka.
 	RequiredAcks string `mapstructure:"required_acks"`
 	// Idempotent turns on the idempotent producer. Default true.
 	Idempotent bool `mapstructure:"idempotent"`
 	// Compression is none, gzip, snappy, lz4 (default) or zstd.
 	Compression string `mapstructure:"compression"`
-	// Partitioner is murmur2 (default, Java-compatible), fnv1a or random.
+	// Partitioner is murmur2 (default: Java's, so records co-partition with
+	// Java clients, Streams and Flink), fnv1a or random.
 	Partitioner string `mapstructure:"partitioner"`
 	// DeliveryTimeout bounds how long an input waits for Kafka before it
-	// gives up on a message (no PUBACK, HTTP 503). Default 30s.
+	// gives up on a message (no PUBACK, HTTP 503), waiting for room under
+	// limits.* included; also the basis of the shutdown drain
+	// (delivery_timeout + 5s). At least 1s. Default 30s.
 	DeliveryTimeout time.Duration `mapstructure:"delivery_timeout"`
 	// MaxMessageBytes is the largest record the gateway produces; larger
 	// ones go to the error action. Default 1000000.
@@ -47,27 +53,42 @@ type Config struct {
 type SASLConfig struct {
 	// Mechanism is "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
 	Mechanism string `mapstructure:"mechanism"`
-	Username  string `mapstructure:"username"`
-	Password  string `mapstructure:"password"`
+	// Username is the SASL user name.
+	Username string `mapstructure:"username"`
+	// Password is the SASL password: give it by FLEETGATE_KAFKA_SASL_PASSWORD
+	// rather than in the file (config print masks it).
+	Password string `mapstructure:"password"`
 }
 
 // TLSConfig is kafka.tls.
 type TLSConfig struct {
-	Enabled  bool   `mapstructure:"enabled"`
-	CAFile   string `mapstructure:"ca_file"`
+	// Enabled turns on TLS to the brokers (the system CA pool unless
+	// ca_file).
+	Enabled bool `mapstructure:"enabled"`
+	// CAFile is the CA bundle (PEM) the brokers' certificates are checked
+	// against.
+	CAFile string `mapstructure:"ca_file"`
+	// CertFile is a client certificate (PEM) for mutual TLS.
 	CertFile string `mapstructure:"cert_file"`
-	KeyFile  string `mapstructure:"key_file"`
+	// KeyFile is the client certificate's private key (PEM).
+	KeyFile string `mapstructure:"key_file"`
 }
 
 // TopicsConfig is kafka.topics.
 type TopicsConfig struct {
 	// Create creates missing topics at start. The embedded broker always
 	// creates them.
-	Create            bool              `mapstructure:"create"`
-	Partitions        int32             `mapstructure:"partitions"`
-	ReplicationFactor int16             `mapstructure:"replication_factor"`
-	Config            map[string]string `mapstructure:"config"`
-	Names             []string          `mapstructure:"names"`
+	Create bool `mapstructure:"create"`
+	// Partitions is the partition count of created topics.
+	Partitions int32 `mapstructure:"partitions"`
+	// ReplicationFactor is the replica count of created topics (3 on MSK).
+	ReplicationFactor int16 `mapstructure:"replication_factor"`
+	// Config holds the topic configs of created topics, e.g.
+	// {retention.ms: "172800000", min.insync.replicas: "2"}.
+	Config map[string]string `mapstructure:"config"`
+	// Names are the topics checked (or created) at start, with every
+	// literal topic the rules name.
+	Names []string `mapstructure:"names"`
 }
 
 // defaultTopics are the topics of the default rule.

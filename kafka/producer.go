@@ -21,7 +21,7 @@ var ErrClosed = errors.New("kafka producer is closed")
 // stable word for headers and metrics.
 type RecordError struct {
 	Topic  string
-	Reason string // unknown_topic, invalid_topic, record_too_large, invalid_record, not_authorized
+	Reason string // one of router.PermanentReasons
 	Err    error
 }
 
@@ -141,11 +141,11 @@ func (p *Producer) RefreshTopics() error { return p.topics.Refresh() }
 // are stored in that order.
 func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(error)) error {
 	if err := ValidTopicName(rec.Topic); err != nil {
-		done(&RecordError{Topic: rec.Topic, Reason: "invalid_topic", Err: err})
+		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonInvalidTopic, Err: err})
 		return nil
 	}
 	if !p.topics.Exists(rec.Topic) {
-		done(&RecordError{Topic: rec.Topic, Reason: "unknown_topic", Err: errors.New("the topic does not exist in the Kafka cluster")})
+		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonUnknownTopic, Err: errors.New("the topic does not exist in the Kafka cluster")})
 		return nil
 	}
 	msg := &sarama.ProducerMessage{
@@ -163,14 +163,14 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 		}
 	}
 	if size := msg.ByteSize(2); size > p.maxBytes {
-		done(&RecordError{Topic: rec.Topic, Reason: "record_too_large",
+		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonRecordTooLarge,
 			Err: fmt.Errorf("record is %d bytes; kafka.max_message_bytes is %d", size, p.maxBytes)})
 		return nil
 	}
 	if rec.Partition >= 0 {
 		n, err := p.client.Partitions(rec.Topic)
 		if err == nil && rec.Partition >= int32(len(n)) {
-			done(&RecordError{Topic: rec.Topic, Reason: "invalid_partition",
+			done(&RecordError{Topic: rec.Topic, Reason: router.ReasonInvalidPartition,
 				Err: fmt.Errorf("partition %d does not exist; the topic has %d", rec.Partition, len(n))})
 			return nil
 		}
@@ -216,21 +216,21 @@ func classify(topic string, err error) error {
 	switch {
 	case errors.As(err, &cfgErr):
 		// sarama's own size check and similar refusals before sending.
-		return &RecordError{Topic: topic, Reason: "invalid_record", Err: err}
+		return &RecordError{Topic: topic, Reason: router.ReasonInvalidRecord, Err: err}
 	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge):
 		// The broker's limit is below ours: retrying the same bytes fails again.
-		return &RecordError{Topic: topic, Reason: "record_too_large", Err: err}
+		return &RecordError{Topic: topic, Reason: router.ReasonRecordTooLarge, Err: err}
 	case errors.Is(err, sarama.ErrInvalidPartition):
 		// A fixed partition the topic does not have.
-		return &RecordError{Topic: topic, Reason: "invalid_partition", Err: err}
+		return &RecordError{Topic: topic, Reason: router.ReasonInvalidPartition, Err: err}
 	case errors.Is(err, sarama.ErrInvalidMessage), errors.Is(err, sarama.ErrInvalidRecord), errors.Is(err, sarama.ErrInvalidTopic):
-		return &RecordError{Topic: topic, Reason: "invalid_record", Err: err}
+		return &RecordError{Topic: topic, Reason: router.ReasonInvalidRecord, Err: err}
 	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):
 		// An ACL change needs an operator, not a retry storm from terminals.
-		return &RecordError{Topic: topic, Reason: "not_authorized", Err: err}
+		return &RecordError{Topic: topic, Reason: router.ReasonNotAuthorized, Err: err}
 	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
 		// sarama has retried the metadata already: the topic is gone.
-		return &RecordError{Topic: topic, Reason: "unknown_topic", Err: err}
+		return &RecordError{Topic: topic, Reason: router.ReasonUnknownTopic, Err: err}
 	}
 	// Leader elections, broker restarts, timeouts, not enough replicas,
 	// out-of-order sequence after a failure: the sender must retry.

@@ -11,40 +11,26 @@
 package metrics
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/fleetgate/fleetgate/router"
 )
 
 const namespace = "fleetgate"
 
-// Reasons a message is counted in fleetgate_errors_total besides the
-// router's permanent-failure reasons (eval_error, unknown_topic, ...).
+// Reasons a message is not acknowledged, counted in fleetgate_errors_total
+// besides the router's permanent-failure reasons (router/reasons.go holds
+// the whole vocabulary; these names are kept for the callers).
 const (
-	// ReasonKafkaUnavailable: Kafka failed a record after the producer's
-	// retries; the message is not acknowledged.
-	ReasonKafkaUnavailable = "kafka_unavailable"
-	// ReasonDeliveryTimeout: Kafka did not answer within
-	// kafka.delivery_timeout (or telematics.request_timeout).
-	ReasonDeliveryTimeout = "delivery_timeout"
-	// ReasonInflightLimit: no room under limits.* in time; MQTT 5 gets
-	// reason code 0x97, MQTT 3.1.1 is disconnected, HTTP gets 503, a QoS 0
-	// message is dropped.
-	ReasonInflightLimit = "inflight_limit"
+	ReasonKafkaUnavailable = router.ReasonKafkaUnavailable
+	ReasonDeliveryTimeout  = router.ReasonDeliveryTimeout
+	ReasonInflightLimit    = router.ReasonInflightLimit
 )
-
-// knownReasons are set to zero at start so that rates and alerts see the
-// series before the first error.
-var knownReasons = []string{
-	ReasonKafkaUnavailable, ReasonDeliveryTimeout, ReasonInflightLimit,
-	"eval_error", "template_error", "invalid_topic", "unknown_topic", "record_too_large",
-	"invalid_record", "invalid_partition", "not_authorized", "republish_failed",
-	// Anti-spoofing and edge limits (router/identity.go, telematics/auth.go).
-	"identity_mismatch", "invalid_device_id", "foreach_too_large",
-	"legacy_unauthenticated", "legacy_device_not_allowed",
-}
 
 var sources = []string{"mqtt", "sts", "csa"}
 
@@ -159,13 +145,43 @@ func New() *Metrics {
 	for _, s := range sources {
 		m.received.WithLabelValues(s)
 		m.unmatched.WithLabelValues(s)
+		m.ackLatency.WithLabelValues(s)
 	}
-	for _, r := range knownReasons {
+	// Every reason starts at zero so that rates and alerts see the
+	// series before the first error: a counter whose series appears at 1
+	// is invisible to increase() and rate().
+	for _, r := range slices.Concat(router.PermanentReasons(), router.TransientReasons(), router.RefusalReasons()) {
 		m.errors.WithLabelValues(r)
 	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m
+}
+
+// KnownRules starts the per-rule series (fleetgate_error_records_total and
+// fleetgate_messages_dropped_total) of every rule in names at zero, for every
+// permanent-failure reason, so that the first error record or drop of a
+// rule after a start or a reload is an increase that alerts see. Call it
+// with the rules about to be installed, before they take traffic. Series of
+// rules a reload removed stay (at their last value). Safe for concurrent use.
+func (m *Metrics) KnownRules(names []string) {
+	reasons := router.PermanentReasons()
+	for _, rule := range names {
+		for _, r := range reasons {
+			m.errorRecords.WithLabelValues(rule, r)
+			m.dropped.WithLabelValues(rule, r)
+		}
+	}
+}
+
+// KnownTopics starts fleetgate_records_produced_total of every topic in
+// topics (those the gateway checked at start, or a reload's new ones) at
+// zero, so that a rate over the first records written to a topic is not
+// lost. Safe for concurrent use.
+func (m *Metrics) KnownTopics(topics []string) {
+	for _, t := range topics {
+		m.produced.WithLabelValues(t)
+	}
 }
 
 // Registry returns the registry to serve (promhttp.HandlerFor).

@@ -98,8 +98,8 @@ fleetgate_ready 1
 		"fleetgate_inflight_messages", "fleetgate_inflight_bytes_limit", "fleetgate_ready"); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(m.ackLatency); n != 1 {
-		t.Fatalf("ack latency series: %d, want 1 (source mqtt)", n)
+	if n := testutil.CollectAndCount(m.ackLatency); n != 3 {
+		t.Fatalf("ack latency series: %d, want 3 (mqtt, sts, csa from the start)", n)
 	}
 }
 

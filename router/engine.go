@@ -160,12 +160,12 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 		elems, err := r.each.Elements(d.env)
 		if err != nil {
 			selected = true
-			d.permanent(r, "foreach", "eval_error", err)
+			d.permanent(r, "foreach", ReasonEvalError, err)
 			continue
 		}
 		if len(elems) > e.maxForeach {
 			selected = true
-			d.permanent(r, "foreach", "foreach_too_large", fmt.Errorf("%d elements; at most %d (router.max_foreach_elements)", len(elems), e.maxForeach))
+			d.permanent(r, "foreach", ReasonForeachTooLarge, fmt.Errorf("%d elements; at most %d (router.max_foreach_elements)", len(elems), e.maxForeach))
 			continue
 		}
 		for i, el := range elems {
@@ -187,7 +187,7 @@ func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 func (d *delivery) apply(r *rule, elem int) bool {
 	value, ok, err := r.query.Eval(d.env)
 	if err != nil {
-		d.permanent(r, "sql", "eval_error", inElement(elem, err))
+		d.permanent(r, "sql", ReasonEvalError, inElement(elem, err))
 		return true
 	}
 	if !ok {
@@ -281,5 +281,5 @@ func permanentReason(err error) (string, bool) {
 	if errors.As(err, &r) {
 		return r.ErrorReason(), true
 	}
-	return "permanent_error", true
+	return ReasonPermanentError, true
 }

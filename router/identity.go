@@ -14,18 +14,6 @@ import (
 	"github.com/fleetgate/fleetgate/router/iotsql"
 )
 
-// Reasons of the identity checks, as the error header and the metrics say
-// them.
-const (
-	// ReasonIdentityMismatch: the message's device field names another
-	// device than the sender's verified principal.
-	ReasonIdentityMismatch = "identity_mismatch"
-	// ReasonInvalidDeviceID: the device field is not a string, is empty,
-	// too long, has control characters or leading/trailing spaces, does not
-	// match router.identity.pattern, or appears more than once.
-	ReasonInvalidDeviceID = "invalid_device_id"
-)
-
 // Refusal is the outcome a message's done callback gets when the engine
 // refused the message for the device it claims to speak for
 // (identity_mismatch): its original payload went to the error action of

@@ -50,13 +50,19 @@ type Config struct {
 
 // TLSConfig is telematics.tls.
 type TLSConfig struct {
+	// CertFile is the certificate chain (PEM). With KeyFile, both empty: a
+	// self-signed certificate is generated at start (its SHA-256
+	// fingerprint is logged).
 	CertFile string `mapstructure:"cert_file"`
-	KeyFile  string `mapstructure:"key_file"`
+	// KeyFile is the certificate's private key (PEM).
+	KeyFile string `mapstructure:"key_file"`
 }
 
 // AuthConfig is telematics.auth.
 type AuthConfig struct {
-	// TokensFile: one "name token" a line; empty disables authentication.
+	// TokensFile holds "name token" lines ('#' comments); when set, requests
+	// need "Authorization: Bearer <token>" (401 otherwise). Empty disables
+	// authentication.
 	TokensFile string `mapstructure:"tokens_file"`
 }
 

@@ -7,13 +7,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/fleetgate/fleetgate/legacy"
+	"github.com/fleetgate/fleetgate/router"
 )
 
 // Reasons given to Observer.Refused, as fleetgate_errors_total says them.
 const (
-	reasonUnauthenticated  = "legacy_unauthenticated"
-	reasonDeviceNotAllowed = "legacy_device_not_allowed"
-	reasonInflightLimit    = "inflight_limit"
+	reasonUnauthenticated  = router.ReasonLegacyUnauthenticated
+	reasonDeviceNotAllowed = router.ReasonLegacyDeviceNotAllowed
+	reasonInflightLimit    = router.ReasonInflightLimit
 )
 
 // closeUnread makes the response the connection's last and stops reading

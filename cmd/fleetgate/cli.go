@@ -32,6 +32,8 @@ Usage:
                                         dry-run the rules on one message (no broker)
   fleetgate acl test [--config FILE] --principal P [--clientid C] --publish|--subscribe TOPIC
                                         ask the MQTT policy; prints allow/deny and the rule
+  fleetgate config print [--config FILE]
+                                        print the effective configuration, secrets masked
   fleetgate version                     print version and build information
 `
 
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return rules(args, stdout, stderr)
 	case "acl":
 		return acl(args, stdout, stderr)
+	case "config":
+		return configCmd(args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -59,15 +63,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// printVersion prints fleetgate's version, Go's, and the versions of the
+// modules that decide its behaviour on the wire (mochi, sarama), from the
+// build information the Go linker embeds.
 func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "fleetgate %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" || s.Key == "vcs.time" || s.Key == "vcs.modified" {
-				fmt.Fprintf(w, "%s=%s\n", s.Key, s.Value)
-			}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		fmt.Fprintln(w, "no build information (not built with module support)")
+		return
+	}
+	fmt.Fprintf(w, "go %s\n", bi.GoVersion)
+	deps := map[string]string{}
+	for _, d := range bi.Deps {
+		if d.Replace != nil {
+			d = d.Replace
+		}
+		deps[d.Path] = d.Version
+	}
+	for _, m := range versionModules {
+		v := deps[m]
+		if v == "" {
+			v = "(not linked)"
+		}
+		fmt.Fprintf(w, "%s %s\n", m, v)
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" || s.Key == "vcs.time" || s.Key == "vcs.modified" {
+			fmt.Fprintf(w, "%s=%s\n", s.Key, s.Value)
 		}
 	}
+}
+
+// versionModules are the modules `fleetgate version` names.
+var versionModules = []string{
+	"github.com/mochi-mqtt/server/v2",
+	"github.com/IBM/sarama",
+	"github.com/prometheus/client_golang",
+	"github.com/spf13/viper",
 }
 
 func serve(args []string, stderr io.Writer) int {

@@ -161,10 +161,10 @@ func (s *dryRunSink) Produce(_ context.Context, rec *router.Record, done func(er
 
 func (s *dryRunSink) check(rec *router.Record) error {
 	if err := kafka.ValidTopicName(rec.Topic); err != nil {
-		return &kafka.RecordError{Topic: rec.Topic, Reason: "invalid_topic", Err: err}
+		return &kafka.RecordError{Topic: rec.Topic, Reason: router.ReasonInvalidTopic, Err: err}
 	}
 	if !s.known[rec.Topic] {
-		return &kafka.RecordError{Topic: rec.Topic, Reason: "unknown_topic",
+		return &kafka.RecordError{Topic: rec.Topic, Reason: router.ReasonUnknownTopic,
 			Err: errors.New("the topic is neither in kafka.topics.names nor named by a rule (rules test assumes the cluster has exactly those)")}
 	}
 	msg := &sarama.ProducerMessage{Topic: rec.Topic, Value: sarama.ByteEncoder(rec.Value)}
@@ -175,11 +175,11 @@ func (s *dryRunSink) check(rec *router.Record) error {
 		msg.Headers = append(msg.Headers, sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value})
 	}
 	if size := msg.ByteSize(2); s.maxBytes > 0 && size > s.maxBytes {
-		return &kafka.RecordError{Topic: rec.Topic, Reason: "record_too_large",
+		return &kafka.RecordError{Topic: rec.Topic, Reason: router.ReasonRecordTooLarge,
 			Err: fmt.Errorf("record is %d bytes; kafka.max_message_bytes is %d", size, s.maxBytes)}
 	}
 	if rec.Partition >= s.partitions {
-		return &kafka.RecordError{Topic: rec.Topic, Reason: "invalid_partition",
+		return &kafka.RecordError{Topic: rec.Topic, Reason: router.ReasonInvalidPartition,
 			Err: fmt.Errorf("partition %d does not exist; kafka.topics.partitions is %d", rec.Partition, s.partitions)}
 	}
 	return nil

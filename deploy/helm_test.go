@@ -1,0 +1,474 @@
+package deploy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/fleetgate/fleetgate/config"
+	"github.com/fleetgate/fleetgate/gateway"
+)
+
+const (
+	chartDir       = "helm/fleetgate"
+	productionVals = "helm/fleetgate/ci/production-values.yaml"
+	// EnvHelm names the helm binary; test/run sets it to the one it
+	// builds with go install (see helmInstall).
+	envHelm     = "FLEETGATE_HELM"
+	helmInstall = "go install helm.sh/helm/v3/cmd/helm@v3.22.0 (test/run does, into ~/.cache/fleetgate/bin)"
+)
+
+// helmBin finds helm: $FLEETGATE_HELM, the test/run cache, or PATH.
+func helmBin(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv(envHelm); p != "" {
+		return p
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		if p := filepath.Join(home, ".cache", "fleetgate", "bin", "helm-v3.22.0"); fileExists(p) {
+			return p
+		}
+	}
+	return tool(t, "helm", helmInstall)
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(helmBin(t), args...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out.String(), stderr.String())
+	}
+	return out.String(), nil
+}
+
+// manifest is one rendered Kubernetes object, decoded loosely: the tests
+// walk it with get.
+type manifest map[string]any
+
+func (m manifest) kind() string { return get[string](m, "kind") }
+func (m manifest) name() string { return get[string](m, "metadata", "name") }
+
+// get walks keys (string for maps, int for lists) and returns the value
+// as T, or T's zero value when a step is missing.
+func get[T any](v any, path ...any) T {
+	var zero T
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(map[string]any)
+			if !ok {
+				if mm, ok2 := v.(manifest); ok2 {
+					m, ok = mm, true
+				}
+			}
+			if !ok {
+				return zero
+			}
+			v = m[k]
+		case int:
+			l, ok := v.([]any)
+			if !ok || k >= len(l) {
+				return zero
+			}
+			v = l[k]
+		}
+	}
+	t, _ := v.(T)
+	return t
+}
+
+type release struct {
+	objects []manifest
+}
+
+// render runs helm template on the chart with the values files and --set
+// arguments and decodes every object.
+func render(t *testing.T, args ...string) release {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", "fleetgate", chartDir, "--namespace", "fleet"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r release
+	dec := yaml.NewDecoder(strings.NewReader(out))
+	for {
+		// Into a plain map: yaml.v3 would decode nested maps as manifest too.
+		var m map[string]any
+		if err := dec.Decode(&m); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("rendered manifests are not YAML: %v\n%s", err, out)
+		}
+		if m != nil {
+			r.objects = append(r.objects, manifest(m))
+		}
+	}
+	return r
+}
+
+func (r release) find(t *testing.T, kind, name string) manifest {
+	t.Helper()
+	for _, m := range r.objects {
+		if m.kind() == kind && (name == "" || m.name() == name) {
+			return m
+		}
+	}
+	t.Fatalf("no %s %q rendered", kind, name)
+	return nil
+}
+
+func (r release) count(kind string) int {
+	n := 0
+	for _, m := range r.objects {
+		if m.kind() == kind {
+			n++
+		}
+	}
+	return n
+}
+
+func TestHelmLint(t *testing.T) {
+	for _, args := range [][]string{{}, {"-f", productionVals}} {
+		if out, err := helm(t, append([]string{"lint", "--strict", chartDir}, args...)...); err != nil {
+			t.Error(err)
+		} else if !strings.Contains(out, "0 chart(s) failed") {
+			t.Errorf("helm lint %v:\n%s", args, out)
+		}
+	}
+}
+
+// chartCase is what a rendering must show.
+type chartCase struct {
+	name      string
+	args      []string
+	ports     []string          // the terminals' Service ports by name
+	mounts    map[string]string // secret volume mount path -> Secret name
+	grace     int
+	prom      bool // ServiceMonitor and PrometheusRule
+	envSecret string
+}
+
+func TestHelmTemplate(t *testing.T) {
+	cases := []chartCase{
+		{name: "default values", ports: []string{"mqtt", "https"}, mounts: map[string]string{}, grace: 45},
+		{name: "production values", args: []string{"-f", productionVals}, ports: []string{"mqtt", "mqtts", "https"},
+			mounts: map[string]string{
+				"/etc/fleetgate/secrets/mqtt-tls":          "fleetgate-mqtt-tls",
+				"/etc/fleetgate/secrets/telematics-tls":    "fleetgate-telematics-tls",
+				"/etc/fleetgate/secrets/kafka-tls":         "msk-ca",
+				"/etc/fleetgate/secrets/mqtt-users":        "fleetgate-mqtt-users",
+				"/etc/fleetgate/secrets/telematics-tokens": "fleetgate-telematics-tokens",
+			},
+			grace: 75, prom: true, envSecret: "fleetgate-msk-scram"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { checkRelease(t, tc, render(t, tc.args...)) })
+	}
+}
+
+func checkRelease(t *testing.T, tc chartCase, r release) {
+	dep := r.find(t, "Deployment", "fleetgate")
+	pod := get[map[string]any](dep, "spec", "template", "spec")
+	containers := get[[]any](pod, "containers")
+	if len(containers) != 1 {
+		t.Fatalf("%d containers", len(containers))
+	}
+	c := containers[0]
+
+	// Ports: every container port named, the Services' target ports exist.
+	cports := map[string]int{}
+	for _, p := range get[[]any](c, "ports") {
+		cports[get[string](p, "name")] = get[int](p, "containerPort")
+	}
+	if cports["admin"] != 8080 || cports["mqtt"] != 1883 || cports["https"] != 8443 {
+		t.Errorf("container ports %v", cports)
+	}
+	svc := r.find(t, "Service", "fleetgate")
+	if typ := get[string](svc, "spec", "type"); typ != "LoadBalancer" {
+		t.Errorf("terminal Service type %q, want LoadBalancer by default", typ)
+	}
+	var names []string
+	for _, p := range get[[]any](svc, "spec", "ports") {
+		names = append(names, get[string](p, "name"))
+		if _, ok := cports[get[string](p, "targetPort")]; !ok {
+			t.Errorf("Service port %s targets %q, which the container does not have", get[string](p, "name"), get[string](p, "targetPort"))
+		}
+	}
+	if !slices.Equal(names, tc.ports) {
+		t.Errorf("terminal Service ports %v, want %v", names, tc.ports)
+	}
+	admin := r.find(t, "Service", "fleetgate-admin")
+	if get[string](admin, "spec", "type") != "ClusterIP" || get[string](admin, "spec", "ports", 0, "targetPort") != "admin" {
+		t.Errorf("admin Service: %v", get[any](admin, "spec"))
+	}
+	podLabels := get[map[string]any](dep, "spec", "template", "metadata", "labels")
+	for _, s := range []manifest{svc, admin} {
+		if !subset(get[map[string]any](s, "spec", "selector"), podLabels) {
+			t.Errorf("Service %s selects %v, not the pods (%v)", s.name(), get[any](s, "spec", "selector"), podLabels)
+		}
+	}
+
+	// Probes on the admin port.
+	for probe, path := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
+		if get[string](c, probe, "httpGet", "path") != path || get[string](c, probe, "httpGet", "port") != "admin" {
+			t.Errorf("%s: %v, want GET %s on port admin", probe, get[any](c, probe), path)
+		}
+	}
+
+	// Security: non-root, read-only root, no privileges.
+	if get[bool](pod, "securityContext", "runAsNonRoot") != true || get[int](pod, "securityContext", "runAsUser") == 0 {
+		t.Errorf("pod securityContext %v: want runAsNonRoot and a non-zero runAsUser", get[any](pod, "securityContext"))
+	}
+	sc := get[map[string]any](c, "securityContext")
+	if get[bool](sc, "readOnlyRootFilesystem") != true || get[bool](sc, "allowPrivilegeEscalation") != false ||
+		!slices.Equal(get[[]any](sc, "capabilities", "drop"), []any{"ALL"}) {
+		t.Errorf("container securityContext %v", sc)
+	}
+	if get[bool](pod, "automountServiceAccountToken") {
+		t.Error("the pod mounts a service account token it does not need")
+	}
+	if get[string](c, "resources", "requests", "memory") == "" || get[string](c, "resources", "limits", "memory") == "" {
+		t.Errorf("resources %v: want memory requests and limits", get[any](c, "resources"))
+	}
+
+	// Mounts: directories, never subPath (a subPath mount never sees a
+	// ConfigMap update, so rules would not hot-reload); the ConfigMap at
+	// the config's directory; each Secret where the config points.
+	volumes := map[string]map[string]any{}
+	for _, v := range get[[]any](pod, "volumes") {
+		volumes[get[string](v, "name")] = v.(map[string]any)
+	}
+	secretMounts := map[string]string{}
+	var configDir string
+	for _, m := range get[[]any](c, "volumeMounts") {
+		if get[string](m, "subPath") != "" {
+			t.Errorf("volume mount %v uses subPath", m)
+		}
+		v := volumes[get[string](m, "name")]
+		switch {
+		case v == nil:
+			t.Errorf("volume mount %v has no volume", m)
+		case get[string](v, "configMap", "name") != "":
+			configDir = get[string](m, "mountPath")
+			if get[string](v, "configMap", "name") != r.find(t, "ConfigMap", "").name() {
+				t.Errorf("config volume names ConfigMap %q", get[string](v, "configMap", "name"))
+			}
+		case get[string](v, "secret", "secretName") != "":
+			secretMounts[get[string](m, "mountPath")] = get[string](v, "secret", "secretName")
+			if !get[bool](m, "readOnly") {
+				t.Errorf("secret mount %v is not read-only", m)
+			}
+		}
+	}
+	if !reflect.DeepEqual(secretMounts, tc.mounts) {
+		t.Errorf("secret mounts %v, want %v", secretMounts, tc.mounts)
+	}
+	args := get[[]any](c, "args")
+	if configDir == "" || !slices.Equal(args, []any{"serve", "--config", configDir + "/config.yaml"}) {
+		t.Errorf("args %v with the ConfigMap at %q", args, configDir)
+	}
+	if tc.envSecret != "" {
+		env := get[[]any](c, "env")
+		if get[string](env, 0, "name") != "FLEETGATE_KAFKA_SASL_PASSWORD" || get[string](env, 0, "valueFrom", "secretKeyRef", "name") != tc.envSecret {
+			t.Errorf("env %v: want the SASL password from Secret %s", env, tc.envSecret)
+		}
+	}
+
+	// The ConfigMap is a configuration the gateway loads, and every file
+	// it names is in a mounted Secret.
+	cm := r.find(t, "ConfigMap", "")
+	cfg := loadRendered(t, cm, nil)
+	if cfg.Admin.Listen != "0.0.0.0:8080" || cfg.MQTT.Listen != ":1883" || cfg.Telematics.Listen != ":8443" {
+		t.Errorf("listeners in the rendered config: admin %q mqtt %q telematics %q", cfg.Admin.Listen, cfg.MQTT.Listen, cfg.Telematics.Listen)
+	}
+	if filepath.Base(cfg.RulesFile) != "rules.yaml" || len(cfg.Rules) == 0 {
+		t.Errorf("rules_file %q", cfg.RulesFile)
+	}
+	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.Auth.UsersFile,
+		cfg.Telematics.TLS.CertFile, cfg.Telematics.TLS.KeyFile, cfg.Telematics.Auth.TokensFile, cfg.Kafka.TLS.CAFile} {
+		if f != "" && secretMounts[filepath.Dir(f)] == "" {
+			t.Errorf("the config names %s, which is in no mounted Secret (%v)", f, secretMounts)
+		}
+	}
+	if (cfg.MQTT.TLSListen != "") != slices.Contains(tc.ports, "mqtts") {
+		t.Errorf("mqtt.tls_listen %q with Service ports %v", cfg.MQTT.TLSListen, tc.ports)
+	}
+
+	// The grace period covers the preStop sleep and the whole drain.
+	grace := get[int](pod, "terminationGracePeriodSeconds")
+	preStop := time.Duration(get[int](c, "lifecycle", "preStop", "sleep", "seconds")) * time.Second
+	if grace != tc.grace || time.Duration(grace)*time.Second <= gateway.DrainTimeout(cfg)+preStop {
+		t.Errorf("terminationGracePeriodSeconds %d: want %d, above the drain %s + preStop %s", grace, tc.grace, gateway.DrainTimeout(cfg), preStop)
+	}
+
+	pdb := r.find(t, "PodDisruptionBudget", "fleetgate")
+	if !subset(get[map[string]any](pdb, "spec", "selector", "matchLabels"), podLabels) || get[int](pdb, "spec", "maxUnavailable") != 1 {
+		t.Errorf("PodDisruptionBudget %v", get[any](pdb, "spec"))
+	}
+
+	if !tc.prom {
+		if r.count("ServiceMonitor")+r.count("PrometheusRule") != 0 {
+			t.Error("Prometheus operator objects rendered though not enabled")
+		}
+		return
+	}
+	sm := r.find(t, "ServiceMonitor", "fleetgate")
+	if !subset(get[map[string]any](sm, "spec", "selector", "matchLabels"), get[map[string]any](admin, "metadata", "labels")) ||
+		subset(get[map[string]any](sm, "spec", "selector", "matchLabels"), get[map[string]any](svc, "metadata", "labels")) {
+		t.Errorf("ServiceMonitor selects %v: want the admin Service only", get[any](sm, "spec", "selector"))
+	}
+	if get[string](sm, "spec", "endpoints", 0, "port") != "admin" || get[string](sm, "spec", "endpoints", 0, "path") != "/metrics" {
+		t.Errorf("ServiceMonitor endpoints %v", get[any](sm, "spec", "endpoints"))
+	}
+	pr := r.find(t, "PrometheusRule", "fleetgate")
+	var alerts map[string]any
+	b, err := os.ReadFile("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &alerts); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(get[any](pr, "spec", "groups"), alerts["groups"]) {
+		t.Error("the PrometheusRule's groups are not those of deploy/prometheus/alerts.yml")
+	}
+}
+
+// subset reports whether every label of sel is in labels.
+func subset(sel, labels map[string]any) bool {
+	if len(sel) == 0 {
+		return false
+	}
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// loadRendered writes the ConfigMap's files to a directory and loads them
+// as the gateway would, with env as the environment.
+func loadRendered(t *testing.T, cm manifest, env map[string]string) *config.Config {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range get[map[string]any](cm, "data") {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content.(string)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load(filepath.Join(dir, "config.yaml"), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatalf("the rendered ConfigMap does not load: %v", err)
+	}
+	return cfg
+}
+
+// TestHelmChartRefusesShortGrace: a grace period that would SIGKILL the
+// drain does not render.
+func TestHelmChartRefusesShortGrace(t *testing.T) {
+	for _, args := range [][]string{
+		{"--set", "terminationGracePeriodSeconds=40"},
+		{"-f", productionVals, "--set", "terminationGracePeriodSeconds=60"},
+		{"--set", "config.kafka.delivery_timeout=2m"},
+	} {
+		_, err := helm(t, append([]string{"template", "fleetgate", chartDir}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), "terminationGracePeriodSeconds") {
+			t.Errorf("helm template %v: %v; want a refusal naming terminationGracePeriodSeconds", args, err)
+		}
+	}
+	if _, err := helm(t, "template", "fleetgate", chartDir, "--set", "config.kafka.delivery_timeout=2m", "--set", "terminationGracePeriodSeconds=131"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestHelmRulesChangeKeepsPods: the pods' checksum covers the
+// configuration, not the rules, so a rules change reaches running pods by
+// the ConfigMap update (hot reload) instead of a rollout.
+func TestHelmRulesChangeKeepsPods(t *testing.T) {
+	sum := func(args ...string) string {
+		dep := render(t, args...).find(t, "Deployment", "fleetgate")
+		return get[string](dep, "spec", "template", "metadata", "annotations", "checksum/config")
+	}
+	base := sum()
+	if base == "" {
+		t.Fatal("no checksum/config annotation")
+	}
+	if s := sum("--set", "rules[0].name=renamed"); s != base {
+		t.Error("a rules change changes the pod template: it would restart every pod instead of reloading")
+	}
+	if s := sum("--set", "config.log.level=debug"); s == base {
+		t.Error("a configuration change does not change the pod template: pods would keep the old configuration")
+	}
+}
+
+// TestPrometheusRuleFileIsTheAlerts: the chart carries a copy of the alerts
+// (Helm reads only files inside the chart).
+func TestPrometheusRuleFileIsTheAlerts(t *testing.T) {
+	a, err := os.ReadFile("prometheus/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(chartDir + "/files/alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, b) {
+		t.Errorf("%s/files/alerts.yml differs from prometheus/alerts.yml; run: cp deploy/prometheus/alerts.yml deploy/%s/files/alerts.yml", chartDir, chartDir)
+	}
+}
+
+// TestHelmValuesDocumented: every key of values.yaml is in the chart's
+// README (maps under config and rules are fleetgate's own, documented in
+// docs/configuration.md and docs/rules.md).
+func TestHelmValuesDocumented(t *testing.T) {
+	b, err := os.ReadFile(chartDir + "/values.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var values map[string]any
+	if err := yaml.Unmarshal(b, &values); err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(chartDir + "/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		m, ok := v.(map[string]any)
+		// Free-form maps (annotations, labels, probes, resources, security
+		// contexts) are documented as a whole.
+		if !ok || len(m) == 0 || prefix == "config" || strings.HasSuffix(prefix, "Probe") || prefix == "resources" ||
+			strings.HasSuffix(prefix, "ecurityContext") || strings.HasSuffix(prefix, "labels") || strings.HasSuffix(prefix, "annotations") {
+			if !strings.Contains(string(readme), "`"+prefix+"`") {
+				t.Errorf("value %s is not documented in %s/README.md", prefix, chartDir)
+			}
+			return
+		}
+		for k, sub := range m {
+			key := k
+			if prefix != "" {
+				key = prefix + "." + k
+			}
+			walk(key, sub)
+		}
+	}
+	walk("", values)
+}
