@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/fleetgate/fleetgate/policy"
+	"github.com/fleetgate/fleetgate/router"
 )
 
 // authHook decides who may connect (mqtt.auth) and what they may publish
@@ -99,13 +100,13 @@ const (
 	refuseBadPassword      = "bad_password"
 	refuseNoCredentials    = "no_credentials"
 	refuseNoCertIdentity   = "cert_no_identity"
-	refuseIdentityMismatch = "identity_mismatch"
+	refuseIdentityMismatch = router.ReasonIdentityMismatch
 	refuseWillDenied       = "will_denied"
 	refuseBackoff          = "backoff"
 	refuseClientIDInvalid  = "client_id_invalid"
 	// refuseNotAuthorized is the reason of a PUBLISH or SUBSCRIBE the
 	// policy denies.
-	refuseNotAuthorized = "not_authorized"
+	refuseNotAuthorized = router.ReasonNotAuthorized
 )
 
 // OnPacketRead implements mqtt.Hook. It answers an MQTT 3.1.1 CONNECT with

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -302,6 +303,10 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	}
 	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.Auth.UsersFile,
 		cfg.Telematics.TLS.CertFile, cfg.Telematics.TLS.KeyFile, cfg.Telematics.Auth.TokensFile, cfg.Kafka.TLS.CAFile} {
+		// loadRendered moved the pod's secrets directory under the test's.
+		if i := strings.Index(f, "/secrets/"); i >= 0 {
+			f = "/etc/fleetgate" + f[i:]
+		}
 		if f != "" && secretMounts[filepath.Dir(f)] == "" {
 			t.Errorf("the config names %s, which is in no mounted Secret (%v)", f, secretMounts)
 		}
@@ -368,8 +373,24 @@ func subset(sel, labels map[string]any) bool {
 func loadRendered(t *testing.T, cm manifest, env map[string]string) *config.Config {
 	t.Helper()
 	dir := t.TempDir()
+	// Secrets are mounted under /etc/fleetgate/secrets in the pod: here
+	// each file the configuration names there is an empty one (a users file
+	// of no users) under the test's directory, so that Load, which reads
+	// the users and policy files, sees the layout the pod has.
+	secrets := filepath.Join(dir, "secrets")
 	for name, content := range get[map[string]any](cm, "data") {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content.(string)), 0o644); err != nil {
+		text := content.(string)
+		for _, m := range regexp.MustCompile(`/etc/fleetgate/secrets/[^\s"']+`).FindAllString(text, -1) {
+			path := filepath.Join(secrets, strings.TrimPrefix(m, "/etc/fleetgate/secrets/"))
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		text = strings.ReplaceAll(text, "/etc/fleetgate/secrets/", secrets+"/")
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -135,6 +135,10 @@ func TestBudgetConcurrent(t *testing.T) {
 				if m > 8 || n > 4096 {
 					t.Errorf("over the limits: %d messages %d bytes", m, n)
 				}
+				// Hold the room a moment, so that the goroutines overlap
+				// even where each would otherwise run to its end in one
+				// time slice.
+				time.Sleep(10 * time.Microsecond)
 				b.Release(1, 300)
 			}
 		}()

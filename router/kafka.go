@@ -101,13 +101,13 @@ func (k *kafkaAction) literalTopic() (string, bool) {
 func (k *kafkaAction) record(env *iotsql.Env, value []byte) (*Record, string, error) {
 	topic, err := k.topic.Eval(env)
 	if err != nil {
-		return nil, "template_error", fmt.Errorf("topic template: %w", err)
+		return nil, ReasonTemplateError, fmt.Errorf("topic template: %w", err)
 	}
 	rec := &Record{Topic: topic, Partition: k.fixedPart, Value: value}
 	if k.key != nil {
 		key, err := k.key.Eval(env)
 		if err != nil {
-			return nil, "template_error", fmt.Errorf("key template: %w", err)
+			return nil, ReasonTemplateError, fmt.Errorf("key template: %w", err)
 		}
 		if key != "" {
 			rec.Key = []byte(key)
@@ -116,13 +116,13 @@ func (k *kafkaAction) record(env *iotsql.Env, value []byte) (*Record, string, er
 	if k.partition != nil {
 		s, err := k.partition.Eval(env)
 		if err != nil {
-			return nil, "template_error", fmt.Errorf("partition template: %w", err)
+			return nil, ReasonTemplateError, fmt.Errorf("partition template: %w", err)
 		}
 		// Undefined (an empty string) leaves the choice to the partitioner.
 		if s != "" {
 			n, err := strconv.ParseInt(s, 10, 32)
 			if err != nil || n < 0 {
-				return nil, "invalid_partition", fmt.Errorf("partition template gave %q, not a partition number", s)
+				return nil, ReasonInvalidPartition, fmt.Errorf("partition template gave %q, not a partition number", s)
 			}
 			rec.Partition = int32(n)
 		}
@@ -130,7 +130,7 @@ func (k *kafkaAction) record(env *iotsql.Env, value []byte) (*Record, string, er
 	for _, h := range k.headers {
 		v, err := h.value.Eval(env)
 		if err != nil {
-			return nil, "template_error", fmt.Errorf("header %q template: %w", h.key, err)
+			return nil, ReasonTemplateError, fmt.Errorf("header %q template: %w", h.key, err)
 		}
 		rec.Headers = append(rec.Headers, Header{Key: h.key, Value: []byte(v)})
 	}

@@ -45,7 +45,7 @@ func (c *RepublishActionConfig) compile(env actionEnv) (Action, error) {
 func (a *republishAction) Start(out Output, value []byte) {
 	topic, err := a.publish(out, value)
 	if err != nil {
-		out.Fail("republish_failed", err)
+		out.Fail(ReasonRepublishFailed, err)
 		return
 	}
 	out.Trace(Trace{MQTTTopic: topic, QoS: a.qos, Payload: value})
