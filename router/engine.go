@@ -4,18 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
 	"go.uber.org/zap"
-)
 
-// Publisher re-publishes a message to the embedded MQTT broker (the
-// republish action). The broker package provides one.
-type Publisher interface {
-	Publish(topic string, payload []byte, qos byte) error
-}
+	"github.com/fleetgate/fleetgate/router/iotsql"
+)
 
 // Observer is told what becomes of messages (the metrics package implements
 // it). Labels are bounded: sources are "mqtt", "sts", "csa"; rules are the
@@ -131,11 +126,11 @@ func (e *Engine) Rules() *Rules { return e.rules.Load() }
 // in array order.
 func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 	e.obs.Message(msg.Source)
-	d := &delivery{e: e, ctx: ctx, msg: msg, env: NewEnv(msg), done: done}
+	d := &delivery{e: e, ctx: ctx, msg: msg, env: iotsql.NewEnv(msg), done: done}
 	d.outstanding.Store(1) // held by the dispatch below until it has handed over every record
 	selected := false
 	for _, r := range e.rules.Load().rules {
-		if !MatchTopic(r.query.Filter(), msg.Topic) {
+		if !iotsql.MatchTopic(r.query.Filter(), msg.Topic) {
 			continue
 		}
 		if r.each == nil {
@@ -173,8 +168,8 @@ func (d *delivery) apply(r *rule, elem int) bool {
 	if !ok {
 		return false
 	}
-	for i := range r.actions {
-		d.run(r, &r.actions[i], elem, value)
+	for i, a := range r.actions {
+		a.Start(Output{d: d, rule: r, idx: i, elem: elem}, value)
 	}
 	return true
 }
@@ -187,14 +182,6 @@ func inElement(elem int, err error) error {
 	return fmt.Errorf("foreach element %d: %w", elem, err)
 }
 
-// failure is an action that can never succeed for this message.
-type failure struct {
-	rule   *rule
-	failed string // "sql", "foreach" or the action's name
-	reason string
-	err    error
-}
-
 // delivery tracks one message's records until all are complete.
 type delivery struct {
 	e   *Engine
@@ -202,7 +189,7 @@ type delivery struct {
 	msg *Message
 	// env is used by the dispatch and, once every record of the dispatch is
 	// complete, by whoever runs the error actions: never by two at once.
-	env         *Env
+	env         *iotsql.Env
 	done        func(error)
 	outstanding atomic.Int32
 
@@ -247,216 +234,11 @@ func (d *delivery) finish(err error) {
 	d.done(err)
 }
 
-// run starts one action for the SELECT output value (of foreach element
-// elem, or -1).
-func (d *delivery) run(r *rule, a *action, elem int, value []byte) {
-	switch {
-	case a.kafka != nil:
-		rec, reason, err := a.kafka.record(d.env, value)
-		if err != nil {
-			d.permanent(r, a.name, reason, inElement(elem, err))
-			return
-		}
-		d.produce(rec, func(err error) {
-			if reason, ok := permanentReason(err); ok {
-				d.permanent(r, a.name, reason, inElement(elem, err))
-				err = nil
-			} else if err == nil && d.e.trace != nil {
-				d.e.trace(Trace{Rule: r.name, Action: a.name, Record: rec})
-			}
-			d.finish(err)
-		})
-	case a.republish != nil:
-		topic, err := d.republish(a.republish, value)
-		if err != nil {
-			d.permanent(r, a.name, "republish_failed", inElement(elem, err))
-		} else if d.e.trace != nil {
-			d.e.trace(Trace{Rule: r.name, Action: a.name, MQTTTopic: topic, QoS: a.republish.qos, Payload: value})
-		}
-	}
-}
-
 func (d *delivery) produce(rec *Record, done func(error)) {
 	d.outstanding.Add(1)
 	if err := d.e.sink.Produce(d.ctx, rec, done); err != nil {
 		d.finish(fmt.Errorf("hand record to kafka: %w", err))
 	}
-}
-
-// republish publishes value and returns the MQTT topic it went to.
-func (d *delivery) republish(a *republishAction, value []byte) (string, error) {
-	if d.e.pub == nil {
-		return "", errors.New("republish is not available: no MQTT broker")
-	}
-	topic, err := a.topic.Eval(d.env)
-	if err != nil {
-		return "", fmt.Errorf("republish topic template: %w", err)
-	}
-	if err := ValidTopicName(topic); err != nil {
-		return "", fmt.Errorf("republish topic template: %w", err)
-	}
-	return topic, d.e.pub.Publish(topic, value, a.qos)
-}
-
-// ValidTopicName reports why topic cannot be published to over MQTT.
-func ValidTopicName(topic string) error {
-	if topic == "" {
-		return errors.New("MQTT topic is empty")
-	}
-	for i := 0; i < len(topic); i++ {
-		if topic[i] == '+' || topic[i] == '#' || topic[i] == 0 {
-			return fmt.Errorf("MQTT topic %q has a wildcard or NUL at %d", topic, i)
-		}
-	}
-	return nil
-}
-
-// runErrorActions writes the original payload to each failed rule's error
-// action, then completes the message. A rule whose action failed the same
-// way several times (a foreach over many elements) stores the payload once.
-func (d *delivery) runErrorActions() {
-	d.outstanding.Store(1)
-	d.mu.Lock()
-	failures := dedupe(d.failures)
-	d.failures = nil
-	d.mu.Unlock()
-	for _, f := range failures {
-		log := d.e.log.With(zap.String("rule", f.rule.name), zap.String("failed", f.failed), zap.String("reason", f.reason), zap.Error(f.err),
-			zap.String("source", d.msg.Source), zap.String("client_id", d.msg.ClientID), zap.String("mqtt_topic", d.msg.Topic))
-		if f.rule.errorAction == nil {
-			d.e.obs.Dropped(f.rule.name, f.reason)
-			d.traceError(f, nil)
-			log.Warn("message failed a rule that has no error_action; it is acknowledged and not stored")
-			continue
-		}
-		rec, err := d.errorRecord(f)
-		if err != nil {
-			d.e.obs.Dropped(f.rule.name, f.reason)
-			d.traceError(f, nil)
-			log.Error("error action failed; the message is acknowledged and not stored", zap.NamedError("error_action_error", err))
-			continue
-		}
-		d.produce(rec, func(err error) {
-			if _, ok := permanentReason(err); ok {
-				// The error topic is checked at start, so this is not the
-				// message's fault (e.g. the topic was deleted): not
-				// acknowledging keeps the message with its sender rather
-				// than losing it.
-				d.traceError(f, nil)
-				log.Error("error action could not store the message; it is not acknowledged, its sender will retry", zap.NamedError("error_action_error", err))
-				err = fmt.Errorf("error action: %w", err)
-			} else if err == nil {
-				d.e.obs.ErrorRecord(f.rule.name, f.reason)
-				d.traceError(f, rec)
-			}
-			d.finish(err)
-		})
-	}
-	d.finish(nil)
-}
-
-func (d *delivery) traceError(f failure, rec *Record) {
-	if d.e.trace != nil {
-		d.e.trace(Trace{Rule: f.rule.name, Action: "error_action", Record: rec, Failed: f.failed, Reason: f.reason, Err: f.err})
-	}
-}
-
-// dedupe keeps the first failure of each rule, failed step and reason.
-func dedupe(fs []failure) []failure {
-	out := fs[:0:0]
-	for _, f := range fs {
-		dup := false
-		for _, o := range out {
-			if o.rule == f.rule && o.failed == f.failed && o.reason == f.reason {
-				dup = true
-				break
-			}
-		}
-		if !dup {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// errorRecord builds the error action's record: the original payload with
-// headers that say why: error ("reason: message"), rule, action (what
-// failed: "sql", "foreach" or "actions[N]"), source, client_id, mqtt_topic,
-// then the error action's own headers; "truncated" first when the payload
-// was cut.
-func (d *delivery) errorRecord(f failure) (*Record, error) {
-	k := f.rule.errorAction.kafka
-	topic, err := k.topic.Eval(d.env)
-	if err != nil {
-		return nil, fmt.Errorf("error_action topic template: %w", err)
-	}
-	rec := &Record{Topic: topic, Partition: k.fixedPart, Value: d.msg.Payload}
-	if max := d.e.maxPayload; max > 0 && len(rec.Value) > max {
-		rec.Value = rec.Value[:max]
-		rec.Headers = append(rec.Headers, Header{Key: "truncated", Value: []byte(strconv.Itoa(len(d.msg.Payload)))})
-	}
-	if k.key != nil {
-		// A key that cannot be evaluated (payload not JSON) leaves the
-		// record without a key rather than losing it.
-		if key, err := k.key.Eval(d.env); err == nil && key != "" {
-			rec.Key = []byte(key)
-		}
-	}
-	rec.Headers = append(rec.Headers,
-		Header{Key: "error", Value: []byte(f.reason + ": " + f.err.Error())},
-		Header{Key: "rule", Value: []byte(f.rule.name)},
-		Header{Key: "action", Value: []byte(f.failed)},
-		Header{Key: "source", Value: []byte(d.msg.Source)},
-		Header{Key: "client_id", Value: []byte(d.msg.ClientID)},
-		Header{Key: "mqtt_topic", Value: []byte(d.msg.Topic)},
-	)
-	for _, h := range k.headers {
-		if v, err := h.value.Eval(d.env); err == nil {
-			rec.Headers = append(rec.Headers, Header{Key: h.key, Value: []byte(v)})
-		}
-	}
-	return rec, nil
-}
-
-// record evaluates the action's templates against the original message.
-// On failure it returns a short reason and the error.
-func (k *kafkaAction) record(env *Env, value []byte) (*Record, string, error) {
-	topic, err := k.topic.Eval(env)
-	if err != nil {
-		return nil, "template_error", fmt.Errorf("topic template: %w", err)
-	}
-	rec := &Record{Topic: topic, Partition: k.fixedPart, Value: value}
-	if k.key != nil {
-		key, err := k.key.Eval(env)
-		if err != nil {
-			return nil, "template_error", fmt.Errorf("key template: %w", err)
-		}
-		if key != "" {
-			rec.Key = []byte(key)
-		}
-	}
-	if k.partition != nil {
-		s, err := k.partition.Eval(env)
-		if err != nil {
-			return nil, "template_error", fmt.Errorf("partition template: %w", err)
-		}
-		// Undefined (an empty string) leaves the choice to the partitioner.
-		if s != "" {
-			n, err := strconv.ParseInt(s, 10, 32)
-			if err != nil || n < 0 {
-				return nil, "invalid_partition", fmt.Errorf("partition template gave %q, not a partition number", s)
-			}
-			rec.Partition = int32(n)
-		}
-	}
-	for _, h := range k.headers {
-		v, err := h.value.Eval(env)
-		if err != nil {
-			return nil, "template_error", fmt.Errorf("header %q template: %w", h.key, err)
-		}
-		rec.Headers = append(rec.Headers, Header{Key: h.key, Value: []byte(v)})
-	}
-	return rec, "", nil
 }
 
 // permanentReason tells whether err is a permanent sink error and its reason.

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/fleetgate/fleetgate/router/iotsql"
 )
 
 // RuleConfig is one rule as operators write it in YAML (SPEC section 3).
@@ -18,30 +20,6 @@ type RuleConfig struct {
 	SQL         string         `mapstructure:"sql" yaml:"sql"`
 	Actions     []ActionConfig `mapstructure:"actions" yaml:"actions"`
 	ErrorAction *ActionConfig  `mapstructure:"error_action" yaml:"error_action"`
-}
-
-// ActionConfig holds exactly one action.
-type ActionConfig struct {
-	Kafka     *KafkaActionConfig     `mapstructure:"kafka" yaml:"kafka"`
-	Republish *RepublishActionConfig `mapstructure:"republish" yaml:"republish"`
-}
-
-// KafkaActionConfig writes the SELECT output to a Kafka topic. Every field is
-// a substitution template evaluated against the original message.
-type KafkaActionConfig struct {
-	Topic string `mapstructure:"topic" yaml:"topic"`
-	Key   string `mapstructure:"key" yaml:"key"`
-	// Partition is empty (the partitioner decides from the key) or a template
-	// that yields a partition number.
-	Partition string            `mapstructure:"partition" yaml:"partition"`
-	Headers   map[string]string `mapstructure:"headers" yaml:"headers"`
-}
-
-// RepublishActionConfig re-publishes the SELECT output to the embedded MQTT
-// broker.
-type RepublishActionConfig struct {
-	Topic string `mapstructure:"topic" yaml:"topic"`
-	QoS   byte   `mapstructure:"qos" yaml:"qos"`
 }
 
 // DefaultRules returns the device-reports rule of SPEC section 3.
@@ -67,34 +45,11 @@ type Rules struct {
 
 type rule struct {
 	name        string
-	each        *Foreach // nil: once per message
-	query       *Query
-	actions     []action
-	errorAction *action
-}
-
-type action struct {
-	name      string // "actions[0]", "error_action": for traces and error headers
-	kafka     *kafkaAction
-	republish *republishAction
-}
-
-type kafkaAction struct {
-	topic     *Template
-	key       *Template // nil: no key
-	partition *Template // nil: partitioner decides
-	fixedPart int32     // used when partition is a literal
-	headers   []headerTemplate
-}
-
-type headerTemplate struct {
-	key   string
-	value *Template
-}
-
-type republishAction struct {
-	topic *Template
-	qos   byte
+	each        *iotsql.Foreach // nil: once per message
+	query       *iotsql.Query
+	actions     []Action
+	actionNames []string    // "actions[0]"...: for traces and error headers
+	errorAction errorWriter // nil: none
 }
 
 // RuleError is a problem with one rule's configuration. Field is the path
@@ -118,9 +73,36 @@ func (e *RuleError) Error() string {
 // Unwrap returns the underlying error (a *SyntaxError for SQL and templates).
 func (e *RuleError) Unwrap() error { return e.Err }
 
+// Compiler compiles rule tables with one SQL function registry and the
+// dependencies its functions take (lookup tables, a clock). It is safe for
+// concurrent use.
+type Compiler struct {
+	sql *iotsql.Compiler
+}
+
+// CompilerOptions configure a Compiler.
+type CompilerOptions struct {
+	// Functions are the SQL functions rules may call; nil: the built-in
+	// ones (iotsql.NewRegistry). It must not change once given.
+	Functions *iotsql.Registry
+	// Deps are handed to the functions that need them at compile time.
+	Deps iotsql.Deps
+}
+
+// NewCompiler returns a rule compiler.
+func NewCompiler(opts CompilerOptions) *Compiler {
+	return &Compiler{sql: iotsql.NewCompiler(opts.Functions, opts.Deps)}
+}
+
+// Compile validates and compiles rule configurations into a table with the
+// built-in SQL functions (see Compiler.Compile).
+func Compile(cfgs []RuleConfig) (*Rules, error) {
+	return NewCompiler(CompilerOptions{}).Compile(cfgs)
+}
+
 // Compile validates and compiles rule configurations into a table. It
 // reports every problem it finds, each as a *RuleError.
-func Compile(cfgs []RuleConfig) (*Rules, error) {
+func (rc *Compiler) Compile(cfgs []RuleConfig) (*Rules, error) {
 	var errs []error
 	names := map[string]int{}
 	out := &Rules{}
@@ -137,14 +119,15 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 		names[c.Name] = i
 		var alias string
 		if strings.TrimSpace(c.Foreach) != "" {
-			f, err := ParseForeach(c.Foreach)
+			f, err := rc.sql.Foreach(c.Foreach)
 			if err != nil {
 				fail("foreach", err)
 			} else {
 				r.each, alias = f, f.Alias()
 			}
 		}
-		q, err := parseQuery(c.SQL, alias)
+		env := actionEnv{sql: rc.sql, alias: alias}
+		q, err := rc.sql.Query(c.SQL, alias)
 		if err != nil {
 			fail("sql", err)
 		}
@@ -153,7 +136,7 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 			fail("actions", errors.New("a rule needs at least one action"))
 		}
 		for j, ac := range c.Actions {
-			a, err := compileAction(ac, alias)
+			a, err := compileAction(ac, env)
 			if err != nil {
 				var fe *fieldError
 				if errors.As(err, &fe) {
@@ -163,23 +146,24 @@ func Compile(cfgs []RuleConfig) (*Rules, error) {
 				}
 				continue
 			}
-			a.name = "actions[" + strconv.Itoa(j) + "]"
 			r.actions = append(r.actions, a)
+			r.actionNames = append(r.actionNames, "actions["+strconv.Itoa(j)+"]")
 		}
 		if c.ErrorAction != nil {
-			a, err := compileAction(*c.ErrorAction, alias)
-			if err != nil {
+			a, err := compileAction(*c.ErrorAction, env)
+			ew, ok := a.(errorWriter)
+			switch {
+			case err != nil:
 				var fe *fieldError
 				if errors.As(err, &fe) {
 					fail("error_action."+fe.field, fe.err)
 				} else {
 					fail("error_action", err)
 				}
-			} else if a.kafka == nil {
+			case !ok:
 				fail("error_action", errors.New("the error action must be a kafka action"))
-			} else {
-				a.name = "error_action"
-				r.errorAction = &a
+			default:
+				r.errorAction = ew
 			}
 		}
 		out.rules = append(out.rules, r)
@@ -202,20 +186,30 @@ func (r *Rules) Names() []string {
 	return out
 }
 
+// literalTopic is an Action that writes to Kafka: its topic when that is
+// no template.
+type literalTopic interface {
+	literalTopic() (string, bool)
+}
+
 // LiteralTopics returns every Kafka topic the rules name without a template,
 // sorted, for the start-up topic check.
 func (r *Rules) LiteralTopics() []string {
 	seen := map[string]bool{}
-	add := func(a *action) {
-		if a != nil && a.kafka != nil && a.kafka.topic.IsLiteral() {
-			seen[a.kafka.topic.Literal()] = true
+	add := func(a Action) {
+		if lt, ok := a.(literalTopic); ok {
+			if t, ok := lt.literalTopic(); ok {
+				seen[t] = true
+			}
 		}
 	}
 	for _, ru := range r.rules {
-		for i := range ru.actions {
-			add(&ru.actions[i])
+		for _, a := range ru.actions {
+			add(a)
 		}
-		add(ru.errorAction)
+		if ru.errorAction != nil {
+			add(ru.errorAction)
+		}
 	}
 	out := make([]string, 0, len(seen))
 	for t := range seen {
@@ -223,85 +217,4 @@ func (r *Rules) LiteralTopics() []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-type fieldError struct {
-	field string
-	err   error
-}
-
-func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
-
-// compileAction compiles one action; elem is the rule's foreach alias.
-func compileAction(c ActionConfig, elem string) (action, error) {
-	switch {
-	case c.Kafka != nil && c.Republish != nil:
-		return action{}, errors.New("an action is either kafka or republish, not both")
-	case c.Kafka != nil:
-		k, err := compileKafka(*c.Kafka, elem)
-		return action{kafka: k}, err
-	case c.Republish != nil:
-		p, err := compileRepublish(*c.Republish, elem)
-		return action{republish: p}, err
-	}
-	return action{}, errors.New("the action is empty; give kafka: or republish:")
-}
-
-func compileKafka(c KafkaActionConfig, elem string) (*kafkaAction, error) {
-	k := &kafkaAction{fixedPart: -1}
-	var err error
-	if strings.TrimSpace(c.Topic) == "" {
-		return nil, &fieldError{"kafka.topic", errors.New("a kafka action needs a topic")}
-	}
-	if k.topic, err = parseTemplate(c.Topic, elem); err != nil {
-		return nil, &fieldError{"kafka.topic", err}
-	}
-	if c.Key != "" {
-		if k.key, err = parseTemplate(c.Key, elem); err != nil {
-			return nil, &fieldError{"kafka.key", err}
-		}
-	}
-	if c.Partition != "" {
-		if k.partition, err = parseTemplate(c.Partition, elem); err != nil {
-			return nil, &fieldError{"kafka.partition", err}
-		}
-		if k.partition.IsLiteral() {
-			n, err := strconv.ParseInt(k.partition.Literal(), 10, 32)
-			if err != nil || n < 0 {
-				return nil, &fieldError{"kafka.partition", fmt.Errorf("%q is not a partition number", c.Partition)}
-			}
-			k.fixedPart = int32(n)
-			k.partition = nil
-		}
-	}
-	if len(c.Headers) > 100 {
-		return nil, &fieldError{"kafka.headers", fmt.Errorf("%d headers; at most 100", len(c.Headers))}
-	}
-	keys := make([]string, 0, len(c.Headers))
-	for hk := range c.Headers {
-		keys = append(keys, hk)
-	}
-	sort.Strings(keys)
-	for _, hk := range keys {
-		t, err := parseTemplate(c.Headers[hk], elem)
-		if err != nil {
-			return nil, &fieldError{"kafka.headers." + hk, err}
-		}
-		k.headers = append(k.headers, headerTemplate{key: hk, value: t})
-	}
-	return k, nil
-}
-
-func compileRepublish(c RepublishActionConfig, elem string) (*republishAction, error) {
-	if strings.TrimSpace(c.Topic) == "" {
-		return nil, &fieldError{"republish.topic", errors.New("a republish action needs a topic")}
-	}
-	if c.QoS > 1 {
-		return nil, &fieldError{"republish.qos", fmt.Errorf("qos %d; republish supports 0 and 1", c.QoS)}
-	}
-	t, err := parseTemplate(c.Topic, elem)
-	if err != nil {
-		return nil, &fieldError{"republish.topic", err}
-	}
-	return &republishAction{topic: t, qos: c.QoS}, nil
 }

@@ -1,4 +1,10 @@
-package router
+package iotsql
+
+import (
+	"regexp"
+
+	"github.com/fleetgate/fleetgate/router/timefmt"
+)
 
 // The parser turns source into a tree of expr nodes; Eval walks that tree. Nodes are
 // immutable after parsing, so one tree serves concurrent evaluations. Everything a
@@ -23,9 +29,11 @@ type pathStep struct {
 	isIndex bool
 }
 
-// pathExpr reads a path from the payload root: a, a.b.c, arr[0], a.b[1].c.
+// pathExpr reads a path from the payload root: a, a.b.c, arr[0], a.b[1].c;
+// inside a nested SELECT, from its current element.
 type pathExpr struct {
 	steps []pathStep // steps[0] is always a name
+	scope int        // 0: the payload; n: the element of the n-th nested SELECT
 }
 
 // memberExpr reads .name from the value of x (x is not a payload path, e.g. a call).
@@ -76,16 +84,23 @@ type arithExpr struct {
 	l, r expr
 }
 
-// callExpr calls a built-in function. Fields after args hold what the parser
+// callExpr calls a function. Fields after args hold what the parser
 // precompiled from literal arguments.
 type callExpr struct {
 	fn   *funcDef
 	args []expr
 
-	joda  *jodaPattern // parse_time: pattern, when given as a literal
-	jdk   *jdkPattern  // time_to_epoch: pattern, when given as a literal
-	zone  *zone        // parse_time: time zone, when given as a literal
-	atNow bool         // parse_time: the instant is timestamp()
+	joda  *timefmt.Joda // parse_time: pattern, when given as a literal
+	jdk   *timefmt.JDK  // time_to_epoch: pattern, when given as a literal
+	zone  *timefmt.Zone // parse_time: time zone, when given as a literal
+	atNow bool          // parse_time: the instant is timestamp()
+
+	re      *regexp.Regexp // regexp_*: pattern, when given as a literal
+	reCache *regexpCache   // regexp_*: patterns computed at run time
+
+	// A registered Function's evaluator and the arguments it is given.
+	ev    Evaluator
+	xargs []Arg
 }
 
 // castType is the target of cast(x AS type).
@@ -135,4 +150,16 @@ type selectItem struct {
 	name string
 	key  string // name as a JSON string followed by ':'
 	x    expr
+}
+
+// subqueryExpr is a nested (SELECT ... FROM x [WHERE c]) over the array x
+// (AWS's "nested object queries"): an Array of one output per element for
+// which c holds, each an object of the items (or the VALUE).
+type subqueryExpr struct {
+	from  expr
+	depth int // the scope its items and WHERE read (see pathExpr)
+	items []selectItem
+	star  bool
+	value expr // SELECT VALUE
+	where expr
 }

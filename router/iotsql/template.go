@@ -1,4 +1,4 @@
-package router
+package iotsql
 
 import (
 	"strings"
@@ -23,13 +23,18 @@ type templatePart struct {
 // ParseTemplate compiles a substitution template. Errors are *SyntaxError with the
 // position in s: an expression that does not parse, an empty "${}" or a "${" with
 // no closing "}".
+// ParseTemplate knows the built-in functions only; a Compiler knows more.
 func ParseTemplate(s string) (t *Template, err error) {
 	return parseTemplate(s, "")
 }
 
 // parseTemplate is ParseTemplate for a rule with a foreach alias elem ("" for
 // none).
-func parseTemplate(s, elem string) (t *Template, err error) {
+func parseTemplate(s, elem string) (*Template, error) {
+	return NewCompiler(nil, Deps{}).parseTemplate(s, elem)
+}
+
+func (c *Compiler) parseTemplate(s, elem string) (t *Template, err error) {
 	t = &Template{src: s}
 	var p *parser
 	defer func() {
@@ -50,7 +55,7 @@ func parseTemplate(s, elem string) (t *Template, err error) {
 		}
 		lit.WriteString(s[i : i+j])
 		open := i + j
-		p = newParser(s, open+2)
+		p = c.parser(s, open+2)
 		p.elem = elem
 		p.advance()
 		if p.tok.kind == tRBrace {

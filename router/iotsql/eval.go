@@ -1,4 +1,4 @@
-package router
+package iotsql
 
 import (
 	"math"
@@ -23,6 +23,13 @@ type Env struct {
 	decoded []any    // decoded values of members, allocated on first use
 	root    any      // decoded payload (non-object JSON, or object once Decoded ran)
 	rootOK  bool
+
+	// scopes are the current elements of the nested SELECTs being
+	// evaluated, outermost first.
+	scopes []any
+
+	// traceID is traceid()'s UUID for a message without one, made on first use.
+	traceID string
 
 	// The current element under a rule's foreach (see SetElement).
 	elem    any
@@ -417,9 +424,14 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 func (x *litExpr) eval(*Env) (any, error) { return x.v, nil }
 
 func (x *pathExpr) eval(env *Env) (any, error) {
-	v, err := env.field(x.steps[0].name)
-	if err != nil {
-		return nil, err
+	var v any
+	if x.scope > 0 {
+		v = memberValue(env.scopes[x.scope-1], x.steps[0].name)
+	} else {
+		var err error
+		if v, err = env.field(x.steps[0].name); err != nil {
+			return nil, err
+		}
 	}
 	for _, s := range x.steps[1:] {
 		if s.isIndex {
@@ -778,6 +790,88 @@ func (x *objectExpr) eval(env *Env) (any, error) {
 		}
 		if !isUndef(v) {
 			m[x.keys[i]] = v
+		}
+	}
+	return m, nil
+}
+
+// A nested SELECT evaluates its items and WHERE once per element of its
+// FROM array, in order. An object in FROM is evaluated as the one element
+// and gives that element's output, not an Array [fleetgate]; anything else
+// is Undefined. An element that is not an object has no members, so its
+// items are Undefined (a "*" item keeps the element as it is).
+func (x *subqueryExpr) eval(env *Env) (any, error) {
+	src, err := x.from.eval(env)
+	if err != nil {
+		return nil, err
+	}
+	var elems []any
+	single := false
+	switch src := src.(type) {
+	case []any:
+		elems = src
+	case map[string]any:
+		elems, single = []any{src}, true
+	default:
+		return undef, nil
+	}
+	for len(env.scopes) < x.depth {
+		env.scopes = append(env.scopes, nil)
+	}
+	defer func() { env.scopes = env.scopes[:x.depth-1] }()
+	out := make([]any, 0, len(elems))
+	for _, el := range elems {
+		env.scopes[x.depth-1] = el
+		if x.where != nil {
+			w, err := x.where.eval(env)
+			if err != nil {
+				return nil, err
+			}
+			if b, ok := toBool(w); !ok || !b {
+				continue
+			}
+		}
+		v, err := x.output(env, el)
+		if err != nil {
+			return nil, err
+		}
+		if !isUndef(v) {
+			out = append(out, v)
+		}
+	}
+	if single {
+		if len(out) == 0 {
+			return undef, nil
+		}
+		return out[0], nil
+	}
+	return out, nil
+}
+
+// output is the nested SELECT's output for element el.
+func (x *subqueryExpr) output(env *Env, el any) (any, error) {
+	if x.value != nil {
+		return x.value.eval(env)
+	}
+	if x.star && len(x.items) == 1 {
+		return el, nil
+	}
+	m := make(map[string]any, len(x.items))
+	for _, it := range x.items {
+		if it.star {
+			if obj, ok := el.(map[string]any); ok {
+				for k, v := range obj {
+					m[k] = v
+				}
+			}
+			continue
+		}
+		v, err := it.x.eval(env)
+		if err != nil {
+			return nil, err
+		}
+		if !isUndef(v) {
+			m[it.name] = v
 		}
 	}
 	return m, nil

@@ -1,6 +1,8 @@
-package router
+package iotsql
 
 import (
+	"github.com/fleetgate/fleetgate/router/timefmt"
+
 	"crypto/rand"
 	"encoding/base64"
 	"math"
@@ -18,6 +20,8 @@ type funcDef struct {
 	// check validates and precompiles literal arguments at parse time; it returns
 	// the index of the offending argument (-1 for the call) and a message.
 	check func(c *callExpr) (int, string)
+	// compile, for a registered Function, builds the call's evaluator.
+	compile func(deps Deps, args []Arg) (Evaluator, error)
 }
 
 func (f *funcDef) arity() string {
@@ -40,35 +44,42 @@ func plural(n int, word string) string {
 var funcConcat = &funcDef{name: "concat", minArgs: 0, maxArgs: -1, call: fnConcat}
 
 // funcs maps lower-case function names to their definitions.
-var funcs = map[string]*funcDef{
-	"timestamp":     {name: "timestamp", call: fnTimestamp},
-	"parse_time":    {name: "parse_time", minArgs: 2, maxArgs: 3, call: fnParseTime, check: checkParseTime},
-	"time_to_epoch": {name: "time_to_epoch", minArgs: 2, maxArgs: 2, call: fnTimeToEpoch, check: checkTimeToEpoch},
-	"topic":         {name: "topic", minArgs: 0, maxArgs: 1, call: fnTopic, check: checkTopic},
-	"clientid":      {name: "clientid", call: fnClientID},
-	"principal":     {name: "principal", call: fnPrincipal},
-	"newuuid":       {name: "newuuid", call: fnNewUUID},
-	"lower":         {name: "lower", minArgs: 1, maxArgs: 1, call: stringFunc(strings.ToLower)},
-	"upper":         {name: "upper", minArgs: 1, maxArgs: 1, call: stringFunc(strings.ToUpper)},
-	"trim":          {name: "trim", minArgs: 1, maxArgs: 1, call: stringFunc(strings.TrimSpace)},
-	"ltrim":         {name: "ltrim", minArgs: 1, maxArgs: 1, call: stringFunc(func(s string) string { return strings.TrimLeftFunc(s, unicode.IsSpace) })},
-	"rtrim":         {name: "rtrim", minArgs: 1, maxArgs: 1, call: stringFunc(func(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) })},
-	"indexof":       {name: "indexof", minArgs: 2, maxArgs: 2, call: fnIndexOf},
-	"replace":       {name: "replace", minArgs: 3, maxArgs: 3, call: fnReplace},
-	"index":         {name: "index", call: fnIndex},
-	"length":        {name: "length", minArgs: 1, maxArgs: 1, call: fnLength},
-	"concat":        funcConcat,
-	"substring":     {name: "substring", minArgs: 2, maxArgs: 3, call: fnSubstring},
-	"startswith":    {name: "startswith", minArgs: 2, maxArgs: 2, call: affixFunc(strings.HasPrefix)},
-	"endswith":      {name: "endswith", minArgs: 2, maxArgs: 2, call: affixFunc(strings.HasSuffix)},
-	"isundefined":   {name: "isUndefined", minArgs: 1, maxArgs: 1, call: fnIsUndefined},
-	"isnull":        {name: "isNull", minArgs: 1, maxArgs: 1, call: fnIsNull},
-	"get":           {name: "get", minArgs: 2, maxArgs: 2, call: fnGet},
-	"encode":        {name: "encode", minArgs: 2, maxArgs: 2, call: fnEncode, check: checkEncode},
-	"abs":           {name: "abs", minArgs: 1, maxArgs: 1, call: fnAbs},
-	"round":         {name: "round", minArgs: 1, maxArgs: 1, call: roundFunc(math.Round)},
-	"ceil":          {name: "ceil", minArgs: 1, maxArgs: 1, call: roundFunc(math.Ceil)},
-	"floor":         {name: "floor", minArgs: 1, maxArgs: 1, call: roundFunc(math.Floor)},
+// builtinGroups are the built-in functions, one group per file; NewRegistry
+// puts them in each new registry.
+var builtinGroups = []func() []*funcDef{coreFuncs, mathFuncs, bitFuncs, stringFuncs, cryptoFuncs, regexpFuncs, messageFuncs, encodingFuncs, defaultFuncs}
+
+// coreFuncs are the functions of this file.
+func coreFuncs() []*funcDef {
+	return []*funcDef{
+		{name: "timestamp", call: fnTimestamp},
+		{name: "parse_time", minArgs: 2, maxArgs: 3, call: fnParseTime, check: checkParseTime},
+		{name: "time_to_epoch", minArgs: 2, maxArgs: 2, call: fnTimeToEpoch, check: checkTimeToEpoch},
+		{name: "topic", minArgs: 0, maxArgs: 1, call: fnTopic, check: checkTopic},
+		{name: "clientid", call: fnClientID},
+		{name: "principal", call: fnPrincipal},
+		{name: "newuuid", call: fnNewUUID},
+		{name: "lower", minArgs: 1, maxArgs: 1, call: stringFunc(strings.ToLower)},
+		{name: "upper", minArgs: 1, maxArgs: 1, call: stringFunc(strings.ToUpper)},
+		{name: "trim", minArgs: 1, maxArgs: 1, call: stringFunc(strings.TrimSpace)},
+		{name: "ltrim", minArgs: 1, maxArgs: 1, call: stringFunc(func(s string) string { return strings.TrimLeftFunc(s, unicode.IsSpace) })},
+		{name: "rtrim", minArgs: 1, maxArgs: 1, call: stringFunc(func(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) })},
+		{name: "indexof", minArgs: 2, maxArgs: 2, call: fnIndexOf},
+		{name: "replace", minArgs: 3, maxArgs: 3, call: fnReplace},
+		{name: "index", call: fnIndex},
+		{name: "length", minArgs: 1, maxArgs: 1, call: fnLength},
+		funcConcat,
+		{name: "substring", minArgs: 2, maxArgs: 3, call: fnSubstring},
+		{name: "startswith", minArgs: 2, maxArgs: 2, call: affixFunc(strings.HasPrefix)},
+		{name: "endswith", minArgs: 2, maxArgs: 2, call: affixFunc(strings.HasSuffix)},
+		{name: "isUndefined", minArgs: 1, maxArgs: 1, call: fnIsUndefined},
+		{name: "isNull", minArgs: 1, maxArgs: 1, call: fnIsNull},
+		{name: "get", minArgs: 2, maxArgs: 2, call: fnGet},
+		{name: "encode", minArgs: 2, maxArgs: 2, call: fnEncode, check: checkEncode},
+		{name: "abs", minArgs: 1, maxArgs: 1, call: fnAbs},
+		{name: "round", minArgs: 1, maxArgs: 1, call: roundFunc(math.Round)},
+		{name: "ceil", minArgs: 1, maxArgs: 1, call: roundFunc(math.Ceil)},
+		{name: "floor", minArgs: 1, maxArgs: 1, call: roundFunc(math.Floor)},
+	}
 }
 
 // literalString returns the value of argument i when it is a string literal; lit
@@ -91,7 +102,7 @@ func checkParseTime(c *callExpr) (int, string) {
 		if !isStr {
 			return 0, "parse_time: the pattern must be a string"
 		}
-		p, err := compileJoda(s)
+		p, err := timefmt.CompileJoda(s)
 		if err != nil {
 			return 0, "parse_time: " + err.Error()
 		}
@@ -105,7 +116,7 @@ func checkParseTime(c *callExpr) (int, string) {
 			if !isStr {
 				return 2, "parse_time: the time zone must be a string"
 			}
-			z, err := loadZone(s)
+			z, err := timefmt.LoadZone(s)
 			if err != nil {
 				return 2, "parse_time: " + err.Error()
 			}
@@ -130,7 +141,7 @@ func fnParseTime(env *Env, c *callExpr) (any, error) {
 		if !ok {
 			return undef, nil
 		}
-		if p, err = cachedJoda(s); err != nil {
+		if p, err = timefmt.CachedJoda(s); err != nil {
 			return nil, &EvalError{Msg: "parse_time: invalid pattern", Err: err}
 		}
 	}
@@ -149,7 +160,7 @@ func fnParseTime(env *Env, c *callExpr) (any, error) {
 	}
 	z := c.zone
 	if z == nil {
-		z = utcZone
+		z = timefmt.UTC()
 		if len(c.args) == 3 {
 			v, err := c.args[2].eval(env)
 			if err != nil {
@@ -159,13 +170,13 @@ func fnParseTime(env *Env, c *callExpr) (any, error) {
 			if !ok {
 				return undef, nil
 			}
-			if z, err = loadZone(s); err != nil {
+			if z, err = timefmt.LoadZone(s); err != nil {
 				return nil, &EvalError{Msg: "parse_time: invalid time zone", Err: err}
 			}
 		}
 	}
 	var buf [64]byte
-	return string(p.appendFormat(buf[:0], ms, z)), nil
+	return string(p.AppendFormat(buf[:0], ms, z)), nil
 }
 
 func epochMillis(v any) (int64, bool) {
@@ -184,7 +195,7 @@ func checkTimeToEpoch(c *callExpr) (int, string) {
 		if !isStr {
 			return 1, "time_to_epoch: the pattern must be a string"
 		}
-		p, err := compileJDK(s)
+		p, err := timefmt.CompileJDK(s)
 		if err != nil {
 			return 1, "time_to_epoch: " + err.Error()
 		}
@@ -215,11 +226,11 @@ func fnTimeToEpoch(env *Env, c *callExpr) (any, error) {
 		if !ok {
 			return undef, nil
 		}
-		if p, err = cachedJDK(ps); err != nil {
+		if p, err = timefmt.CachedJDK(ps); err != nil {
 			return nil, &EvalError{Msg: "time_to_epoch: invalid pattern", Err: err}
 		}
 	}
-	ms, err := p.parse(s)
+	ms, err := p.Parse(s)
 	if err != nil {
 		return nil, &EvalError{Msg: "time_to_epoch: cannot parse " + strconv.Quote(s), Err: err}
 	}
@@ -282,7 +293,10 @@ func fnPrincipal(env *Env, _ *callExpr) (any, error) {
 }
 
 // newuuid() is a random (version 4) UUID.
-func fnNewUUID(*Env, *callExpr) (any, error) {
+func fnNewUUID(*Env, *callExpr) (any, error) { return newUUID(), nil }
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
 	var u [16]byte
 	_, _ = rand.Read(u[:]) // never fails (crypto/rand crashes the program instead)
 	u[6] = u[6]&0x0f | 0x40
@@ -297,7 +311,7 @@ func fnNewUUID(*Env, *callExpr) (any, error) {
 		b[j], b[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
 		j += 2
 	}
-	return string(b[:]), nil
+	return string(b[:])
 }
 
 // stringFunc applies f to the argument converted to a String.

@@ -1,6 +1,7 @@
-package router
+package iotsql
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,6 +47,12 @@ type parser struct {
 	// elem is the foreach alias: a bare name equal to it (not backquoted,
 	// not called) is the current array element, not a payload field.
 	elem string
+	// scope is the depth of nested SELECTs being parsed; names at depth n
+	// read the current element of the n-th.
+	scope int
+	// funcs are the functions calls may name; deps what they may take.
+	funcs *Registry
+	deps  *Deps
 }
 
 type bail struct{ err *SyntaxError }
@@ -107,13 +114,18 @@ func (p *parser) expectKeyword(kw string) {
 // happens here: unknown functions, wrong argument counts, invalid parse_time and
 // time_to_epoch patterns, unknown time zones and invalid FROM topic filters are
 // reported as a *SyntaxError with the position of the culprit.
+// ParseQuery knows the built-in functions only; a Compiler knows more.
 func ParseQuery(sql string) (q *Query, err error) {
 	return parseQuery(sql, "")
 }
 
 // parseQuery is ParseQuery for a rule with a foreach alias elem ("" for none).
-func parseQuery(sql, elem string) (q *Query, err error) {
-	p := newParser(sql, 0)
+func parseQuery(sql, elem string) (*Query, error) {
+	return NewCompiler(nil, Deps{}).parseQuery(sql, elem)
+}
+
+func (c *Compiler) parseQuery(sql, elem string) (q *Query, err error) {
+	p := c.parser(sql, 0)
 	p.elem = elem
 	defer func() {
 		if r := recover(); r != nil {
@@ -133,14 +145,22 @@ func parseQuery(sql, elem string) (q *Query, err error) {
 		p.parseFromWhere(q)
 		return q, nil
 	}
+	q.items, q.star = p.parseItems()
+	p.parseFromWhere(q)
+	q.starOnly = q.star && len(q.items) == 1
+	return q, nil
+}
+
+// parseItems parses a SELECT list; star reports whether it has "*".
+func (p *parser) parseItems() (items []selectItem, star bool) {
 	for n := 1; ; n++ {
 		if p.tok.kind == tStar {
-			if q.star {
+			if star {
 				p.fail(p.tok.pos, "'*' may appear only once in SELECT")
 			}
 			p.advance()
-			q.star = true
-			q.items = append(q.items, selectItem{star: true})
+			star = true
+			items = append(items, selectItem{star: true})
 		} else {
 			x := p.parseExpr()
 			var name string
@@ -158,16 +178,45 @@ func parseQuery(sql, elem string) (q *Query, err error) {
 			} else {
 				name = defaultName(x, n)
 			}
-			q.items = append(q.items, selectItem{name: name, key: string(appendJSONString(nil, name)) + ":", x: x})
+			items = append(items, selectItem{name: name, key: string(appendJSONString(nil, name)) + ":", x: x})
 		}
 		if p.tok.kind != tComma {
-			break
+			return items, star
 		}
 		p.advance()
 	}
-	p.parseFromWhere(q)
-	q.starOnly = q.star && len(q.items) == 1
-	return q, nil
+}
+
+// parseSubquery parses a nested "(SELECT [VALUE] items FROM x [WHERE c])";
+// the current token is SELECT. Names inside it (but not in its FROM) are
+// members of the element of x being evaluated.
+func (p *parser) parseSubquery() expr {
+	p.enter()
+	defer p.leave()
+	outer := p.scope
+	sq := &subqueryExpr{depth: outer + 1}
+	p.advance() // SELECT
+	p.scope = sq.depth
+	if p.isKeyword("VALUE") && valueIsModifier(p.peek()) {
+		p.advance()
+		sq.value = p.parseExpr()
+	} else {
+		sq.items, sq.star = p.parseItems()
+	}
+	p.scope = outer
+	p.expectKeyword("FROM")
+	if p.tok.kind == tString {
+		p.fail(p.tok.pos, "a nested SELECT reads an array of the message (FROM name), not a topic")
+	}
+	sq.from = p.parseExpr()
+	if p.isKeyword("WHERE") {
+		p.advance()
+		p.scope = sq.depth
+		sq.where = p.parseExpr()
+		p.scope = outer
+	}
+	p.expect(tRParen)
+	return sq
 }
 
 // valueIsModifier tells "SELECT VALUE x" from a field named value ("SELECT value,",
@@ -386,6 +435,9 @@ func (p *parser) parsePrimary() expr {
 		return &litExpr{v: t.text}
 	case tLParen:
 		p.advance()
+		if p.isKeyword("SELECT") {
+			return p.parseSubquery()
+		}
 		x := p.parseExpr()
 		p.expect(tRParen)
 		return x
@@ -431,7 +483,7 @@ func (p *parser) parsePrimary() expr {
 		return o
 	case tQIdent:
 		p.advance()
-		return &pathExpr{steps: []pathStep{{name: t.text}}}
+		return &pathExpr{steps: []pathStep{{name: t.text}}, scope: p.scope}
 	case tIdent:
 		lower := strings.ToLower(t.text)
 		switch lower {
@@ -457,7 +509,7 @@ func (p *parser) parsePrimary() expr {
 		if p.elem != "" && t.text == p.elem {
 			return &elemExpr{name: t.text}
 		}
-		return &pathExpr{steps: []pathStep{{name: t.text}}}
+		return &pathExpr{steps: []pathStep{{name: t.text}}, scope: p.scope}
 	}
 	p.fail(t.pos, "expected an expression, found %s", p.found())
 	return nil
@@ -500,7 +552,7 @@ func (p *parser) parseCall(nameTok token, lower string) expr {
 	if lower == "cast" {
 		return p.parseCast()
 	}
-	fn := funcs[lower]
+	fn := p.funcs.lookup(lower)
 	if fn == nil {
 		p.fail(nameTok.pos, "unknown function %s", quoteShort(nameTok.text))
 	}
@@ -530,14 +582,33 @@ func (p *parser) parseCall(nameTok token, lower string) expr {
 		p.fail(nameTok.pos, "%s() takes %s, got %d", fn.name, fn.arity(), len(args))
 	}
 	c := &callExpr{fn: fn, args: args}
+	at := func(i int, msg string) {
+		pos := nameTok.pos
+		if i >= 0 && i < len(argPos) {
+			pos = argPos[i]
+		}
+		p.fail(pos, "%s", msg)
+	}
 	if fn.check != nil {
 		if i, msg := fn.check(c); msg != "" {
-			pos := nameTok.pos
-			if i >= 0 && i < len(argPos) {
-				pos = argPos[i]
-			}
-			p.fail(pos, "%s", msg)
+			at(i, msg)
 		}
+	}
+	if fn.compile != nil {
+		c.xargs = make([]Arg, len(args))
+		for i, a := range args {
+			c.xargs[i] = Arg{x: a}
+		}
+		ev, err := fn.compile(*p.deps, c.xargs)
+		if err != nil {
+			i := -1
+			var ae *ArgError
+			if errors.As(err, &ae) {
+				i = ae.Index
+			}
+			at(i, fn.name+": "+err.Error())
+		}
+		c.ev = ev
 	}
 	return c
 }
@@ -580,7 +651,11 @@ type Foreach struct {
 // against the payload like a SELECT item), the keyword AS and a name. Errors
 // are *SyntaxError with the position in src.
 func ParseForeach(src string) (f *Foreach, err error) {
-	p := newParser(src, 0)
+	return NewCompiler(nil, Deps{}).parseForeach(src)
+}
+
+func (c *Compiler) parseForeach(src string) (f *Foreach, err error) {
+	p := c.parser(src, 0)
 	defer func() {
 		if r := recover(); r != nil {
 			b, ok := r.(bail)
