@@ -69,7 +69,7 @@ func BenchmarkLoad1M(b *testing.B) {
 		if t.Len() != n {
 			b.Fatalf("loaded %d rows", t.Len())
 		}
-		if _, ok := t.Get("86" + fmt.Sprintf("%013d", n-1)); !ok {
+		if _, ok := t.Row("86" + fmt.Sprintf("%013d", n-1)); !ok {
 			b.Fatal("last row missing")
 		}
 		runtime.KeepAlive(t)
@@ -123,7 +123,7 @@ func BenchmarkGet(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if _, ok := t.Get(keys[i%len(keys)]); !ok {
+		if _, ok := t.Row(keys[i%len(keys)]); !ok {
 			b.Fatal("miss")
 		}
 		i++

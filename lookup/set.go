@@ -11,6 +11,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/router/iotsql"
 )
 
 // Options are what a Set needs besides its Config.
@@ -103,13 +105,22 @@ func NewSet(tables ...*Table) *Set {
 	return s
 }
 
-// Table returns the table called name.
-func (s *Set) Table(name string) (*Table, bool) {
+// Lookup returns the table called name.
+func (s *Set) Lookup(name string) (*Table, bool) {
 	if s == nil {
 		return nil, false
 	}
 	t, ok := s.tables[name]
 	return t, ok
+}
+
+// Table implements iotsql.Lookups: lookup('name', key) in a rule finds
+// the table when the rule is compiled.
+func (s *Set) Table(name string) (iotsql.LookupTable, bool) {
+	if t, ok := s.Lookup(name); ok {
+		return t, true
+	}
+	return nil, false
 }
 
 // Names returns the table names, sorted.

@@ -78,7 +78,7 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 func get(tb *lookup.Table, key string) string {
-	row, ok := tb.Get(key)
+	row, ok := tb.Row(key)
 	if !ok {
 		return "<absent>"
 	}
@@ -99,7 +99,7 @@ func TestFileTableReloadsKeepingLastGood(t *testing.T) {
 	if err := set.Ready(); err != nil {
 		t.Fatalf("Ready = %v after a file load", err)
 	}
-	tb, ok := set.Table("vehicles")
+	tb, ok := set.Lookup("vehicles")
 	if !ok {
 		t.Fatal("no table vehicles")
 	}
@@ -250,7 +250,7 @@ func TestKafkaTableCatchesUpAndFollows(t *testing.T) {
 	if err := set.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	tb, _ := set.Table("registry")
+	tb, _ := set.Lookup("registry")
 	if tb.Len() != 299 {
 		t.Errorf("rows after catching up = %d, want 299", tb.Len())
 	}

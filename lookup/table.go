@@ -13,6 +13,8 @@ package lookup
 import (
 	"sync"
 	"time"
+
+	"github.com/fleetgate/fleetgate/router/iotsql"
 )
 
 // Observer is told what tables do, for metrics. Implementations must be
@@ -60,9 +62,9 @@ func NewTable(name string, obs Observer) *Table {
 // Name returns the table's name.
 func (t *Table) Name() string { return t.name }
 
-// Get returns the row stored under key as a compact JSON object, and
+// Row returns the row stored under key as a compact JSON object, and
 // whether there is one. The bytes are shared: do not modify them.
-func (t *Table) Get(key string) ([]byte, bool) {
+func (t *Table) Row(key string) ([]byte, bool) {
 	t.mu.RLock()
 	row, ok := t.rows[key]
 	t.mu.RUnlock()
@@ -72,6 +74,21 @@ func (t *Table) Get(key string) ([]byte, bool) {
 		t.obs.LookupMiss(t.name)
 	}
 	return row, ok
+}
+
+// Get implements iotsql.LookupTable: the row under key decoded into the
+// rule language's values (a map[string]any), decoded anew on every call so
+// that the table keeps only the compact JSON.
+func (t *Table) Get(key string) (any, bool) {
+	row, ok := t.Row(key)
+	if !ok {
+		return nil, false
+	}
+	v, err := iotsql.DecodeJSON(row)
+	if err != nil { // rows are checked when loaded; this is a bug
+		return nil, false
+	}
+	return v, true
 }
 
 // Len returns the number of rows.

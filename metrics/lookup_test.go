@@ -15,7 +15,7 @@ var _ lookup.Observer = (*Metrics)(nil)
 func TestLookupSeries(t *testing.T) {
 	m := New()
 	tb := lookup.NewTable("vehicles", m)
-	if _, ok := tb.Get("861"); ok {
+	if _, ok := tb.Row("861"); ok {
 		t.Fatal("hit in an empty table")
 	}
 	m.LookupRows("vehicles", 1200)

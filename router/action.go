@@ -32,8 +32,9 @@ type actionSpec interface {
 // actionEnv is what an action's compile may use: the rule's SQL compiler
 // and foreach alias, for its templates.
 type actionEnv struct {
-	sql   *iotsql.Compiler
-	alias string
+	sql     *iotsql.Compiler
+	alias   string
+	schemas SchemaSet // nil: none configured
 }
 
 // template compiles a substitution template of the action.

@@ -31,16 +31,17 @@ type failure struct {
 
 // errorHeaders are the headers that say why a message is in the error
 // topic: error ("reason: message"), rule, action (what failed: "sql",
-// "foreach" or "actions[N]"), source, client_id, mqtt_topic.
+// "foreach" or "actions[N]"), source, client_id, mqtt_topic, and for a
+// schema violation schema_pointer and schema_keyword.
 func errorHeaders(msg *Message, f failure) []Header {
-	return []Header{
+	return append([]Header{
 		{Key: "error", Value: []byte(f.reason + ": " + f.err.Error())},
 		{Key: "rule", Value: []byte(f.rule.name)},
 		{Key: "action", Value: []byte(f.failed)},
 		{Key: "source", Value: []byte(msg.Source)},
 		{Key: "client_id", Value: []byte(msg.ClientID)},
 		{Key: "mqtt_topic", Value: []byte(msg.Topic)},
-	}
+	}, schemaHeaders(f.err)...)
 }
 
 // runErrorActions writes the original payload to each failed rule's error

@@ -166,3 +166,13 @@ func (s *Set) Len() int {
 	}
 	return len(s.byName)
 }
+
+// RegistryID returns the registry's schema id, 0 for a schema from a
+// directory (router.Schema).
+func (s *Schema) RegistryID() int { return s.ID }
+
+// JSONPointer returns Pointer (router.SchemaViolation).
+func (e *ValidationError) JSONPointer() string { return e.Pointer }
+
+// SchemaKeyword returns Keyword (router.SchemaViolation).
+func (e *ValidationError) SchemaKeyword() string { return e.Keyword }
