@@ -44,6 +44,7 @@ type Gateway struct {
 
 	reloader      *config.Reloader // rules file watcher (rules.go)
 	onRulesReload func(ok bool)
+	data          data // lookup tables and schemas (data.go)
 }
 
 // New prepares a gateway for cfg, which must be valid (config.Load
@@ -62,7 +63,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 			g.stop(context.Background())
 		}
 	}()
-	rules, err := router.Compile(g.cfg.Rules)
+	compiler, err := g.openData(ctx)
+	if err != nil {
+		return err
+	}
+	rules, err := compiler.Compile(g.cfg.Rules)
 	if err != nil {
 		return err
 	}
@@ -73,7 +78,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if kcfg.Embedded() {
 		g.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{
 			Listen:     kcfg.EmbeddedListen,
-			Topics:     topics,
+			Topics:     append(slices.Clone(topics), g.embeddedLookupTopics()...),
 			Partitions: kcfg.Topics.Partitions,
 		}, g.log)
 		if err != nil {
@@ -90,6 +95,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	}
 	// The producer's topic list was read before EnsureTopics created any.
 	if err := g.producer.RefreshTopics(); err != nil {
+		return err
+	}
+	if err := g.followLookups(ctx, kcfg); err != nil {
 		return err
 	}
 	if err := g.startOperations(topics); err != nil {
@@ -149,13 +157,14 @@ func (g *Gateway) stop(ctx context.Context) error {
 		wg.Go(func() { brokerErr = g.broker.Shutdown(ctx) })
 	}
 	wg.Wait()
+	dataErr := g.closeData()
 	if g.producer != nil {
 		producerErr = g.producer.Shutdown(ctx)
 	}
 	if g.embedded != nil {
 		g.embedded.Close()
 	}
-	return errors.Join(rulesErr, httpErr, brokerErr, producerErr, g.stopOperations())
+	return errors.Join(rulesErr, httpErr, brokerErr, dataErr, producerErr, g.stopOperations())
 }
 
 // MQTTAddr returns the bound address of the plain MQTT listener.

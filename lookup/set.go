@@ -23,8 +23,8 @@ type Options struct {
 	Observer Observer
 	// Watch watches files; required when a table has a file.
 	Watch WatchFunc
-	// Kafka is the client that reads kafka_topic tables; required when a
-	// table has one. Its Consumer.Return.Errors should be true so that
+	// Kafka is the client that reads kafka_topic tables; nil: call
+	// FollowKafka later. Its Consumer.Return.Errors should be true so that
 	// consumer errors are counted. The Set does not close it.
 	Kafka sarama.Client
 }
@@ -39,51 +39,78 @@ type source interface {
 // use.
 type Set struct {
 	tables    map[string]*Table
+	log       *zap.Logger
+	topics    []*kafkaSource // Kafka tables not yet following their topic
 	sources   []source
 	closeOnce sync.Once
 }
 
 // Open loads every file table (an error if one cannot be loaded: there is
-// no last good content yet) and starts watching it, and starts following
-// every kafka_topic table. Kafka tables fill in the background: Ready tells
-// when they have caught up. cfg must be valid.
+// no last good content yet) and starts watching it. Kafka tables are
+// created empty; with opts.Kafka they start following their topics at
+// once, otherwise when FollowKafka is called. Kafka tables fill in the
+// background: Ready tells when they have caught up. cfg must be valid.
 func Open(cfg Config, opts Options) (*Set, error) {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	s := &Set{tables: make(map[string]*Table, len(cfg))}
+	s := &Set{tables: make(map[string]*Table, len(cfg)), log: opts.Log}
 	for _, name := range sortedNames(cfg) {
 		tc := cfg[name]
 		t := NewTable(name, opts.Observer)
+		s.tables[name] = t
 		log := opts.Log.With(zap.String("table", name))
-		var err error
-		switch {
-		case tc.File != "":
-			var f *fileSource
-			if f, err = newFileSource(t, tc, log); err == nil {
-				if opts.Watch == nil {
-					err = fmt.Errorf("lookups.%s.file: no file watcher", name)
-				} else if err = f.start(opts.Watch); err == nil {
-					s.sources = append(s.sources, f)
-				}
-			}
-		default:
-			if opts.Kafka == nil {
-				err = fmt.Errorf("lookups.%s.kafka_topic: no Kafka client", name)
-				break
-			}
-			k := newKafkaSource(t, tc, log)
-			if err = k.start(opts.Kafka); err == nil {
-				s.sources = append(s.sources, k)
-			}
+		if tc.KafkaTopic != "" {
+			s.topics = append(s.topics, newKafkaSource(t, tc, log))
+			continue
+		}
+		f, err := newFileSource(t, tc, log)
+		if err == nil && opts.Watch == nil {
+			err = fmt.Errorf("lookups.%s.file: no file watcher", name)
+		}
+		if err == nil {
+			err = f.start(opts.Watch)
 		}
 		if err != nil {
 			_ = s.Close()
 			return nil, err
 		}
-		s.tables[name] = t
+		s.sources = append(s.sources, f)
+	}
+	if opts.Kafka != nil {
+		if err := s.FollowKafka(opts.Kafka); err != nil {
+			_ = s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// KafkaTopics returns the topics of the Kafka tables.
+func (s *Set) KafkaTopics() []string {
+	if s == nil {
+		return nil
+	}
+	var topics []string
+	for _, k := range s.topics {
+		topics = append(topics, k.topic)
+	}
+	return topics
+}
+
+// FollowKafka starts reading every Kafka table's topic with client (its
+// Consumer.Return.Errors should be true, so that consumer errors are
+// counted; the Set does not close it). Call it once.
+func (s *Set) FollowKafka(client sarama.Client) error {
+	for _, k := range s.topics {
+		if err := k.start(client); err != nil {
+			return err
+		}
+		s.sources = append(s.sources, k)
+		k.log.Info("lookup table following its topic", zap.String("topic", k.topic))
+	}
+	s.topics = nil
+	return nil
 }
 
 func sortedNames(cfg Config) []string {
@@ -144,6 +171,9 @@ func (s *Set) Ready() error {
 		return nil
 	}
 	var behind []string
+	for _, k := range s.topics {
+		behind = append(behind, k.table.name)
+	}
 	for _, src := range s.sources {
 		if !src.ready() {
 			behind = append(behind, src.tableName())

@@ -41,6 +41,7 @@ var knownReasons = []string{
 	ReasonKafkaUnavailable, ReasonDeliveryTimeout, ReasonInflightLimit,
 	"eval_error", "template_error", "invalid_topic", "unknown_topic", "record_too_large",
 	"invalid_record", "invalid_partition", "not_authorized", "republish_failed",
+	"schema_invalid", "schema_unknown",
 }
 
 var sources = []string{"mqtt", "sts", "csa"}

@@ -71,7 +71,7 @@ func loadDir(set *Set, dir string) error {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		path := filepath.Join(abs, e.Name())
+		path := filepath.Join(dir, e.Name()) // errors name the path as configured
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return fmt.Errorf("schemas.dir: %w", err)
@@ -80,16 +80,19 @@ func loadDir(set *Set, dir string) error {
 		if err != nil {
 			return fmt.Errorf("schemas.dir: %s: not JSON: %w", path, err)
 		}
-		if err := c.AddResource(fileURL(path), doc); err != nil {
+		if err := c.AddResource(fileURL(filepath.Join(abs, e.Name())), doc); err != nil {
 			return fmt.Errorf("schemas.dir: %s: %w", path, err)
 		}
 		names = append(names, strings.TrimSuffix(e.Name(), ".json"))
 	}
 	for _, name := range names {
-		path := filepath.Join(abs, name+".json")
-		compiled, err := c.Compile(fileURL(path))
+		path := filepath.Join(dir, name+".json")
+		compiled, err := c.Compile(fileURL(filepath.Join(abs, name+".json")))
 		if err != nil {
-			return fmt.Errorf("schemas.dir: %s does not compile: %w", path, err)
+			// Name files as configured, not by the file:// URLs the
+			// compiler knows them by.
+			msg := strings.ReplaceAll(err.Error(), fileURL(abs), filepath.ToSlash(dir))
+			return fmt.Errorf("schemas.dir: %s does not compile: %s", path, msg)
 		}
 		set.byName[name] = &Schema{Name: name, Source: path, compiled: compiled}
 	}
