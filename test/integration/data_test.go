@@ -1,0 +1,157 @@
+package integration
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/fleetgate/fleetgate/config"
+	"github.com/fleetgate/fleetgate/lookup"
+)
+
+const dataRules = `rules:
+  - name: fleet-logs
+    sql: >-
+      SELECT *, lookup('vehicles', device_no) AS vehicle,
+        lookup('registry', device_no) AS registration
+      FROM 'fleet/+/log'
+    actions:
+      - kafka: {topic: "message-${type}", key: "${device_no}", schema: "${type}"}
+    error_action:
+      kafka: {topic: message-dlq, key: "${device_no}"}
+`
+
+const dataLogSchema = `{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "type": "object",
+  "required": ["type", "device_no", "ts", "level", "msg"],
+  "properties": {
+    "device_no": {"type": "string", "pattern": "^[0-9]{15}$"},
+    "ts": {"type": "integer"},
+    "level": {"enum": ["debug", "info", "warn", "error"]},
+    "vehicle": {"type": "object", "required": ["vin"]}
+  }
+}`
+
+const (
+	devA = "861234567890123"
+	devB = "861234567890124"
+)
+
+func logReport(device, level string) []byte {
+	return []byte(`{"type":"log","device_no":"` + device + `","ts":1764576000000,"level":"` + level + `","msg":"coolant temperature high"}`)
+}
+
+// TestEnrichedAndValidated goes through the real broker and the embedded
+// Kafka: a valid report is stored enriched with its vehicle, an invalid one
+// lands in the DLQ with schema_invalid and the JSON pointer and keyword, a
+// change of the lookup file is picked up without a restart, and a record of
+// the compacted registry topic is followed live.
+func TestEnrichedAndValidated(t *testing.T) {
+	dir := t.TempDir()
+	vehicles := filepath.Join(dir, "vehicles.jsonl")
+	writeAtomically(t, vehicles, `{"device_no":"`+devA+`","vin":"WDB9634031L123456","plate":"B-FG 1234"}`+"\n")
+	if err := os.Mkdir(filepath.Join(dir, "schemas"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeAtomically(t, filepath.Join(dir, "schemas", "log.json"), dataLogSchema)
+	rulesPath := filepath.Join(dir, "rules.yaml")
+	writeAtomically(t, rulesPath, dataRules)
+	rules, err := config.LoadRulesFile(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, func(c *config.Config) {
+		c.RulesFile, c.Rules = rulesPath, rules
+		c.Lookups = lookup.Config{
+			"vehicles": {File: vehicles, Key: "device_no"},
+			"registry": {KafkaTopic: "vehicle-registry"},
+		}
+		c.Schemas.Dir = filepath.Join(dir, "schemas")
+	})
+	c := connect(t, g.MQTTAddr(), "fleet-terminal")
+
+	// 1. Valid and enriched; 2. invalid: the DLQ says where and why.
+	publish(t, c, "fleet/"+devA+"/log", logReport(devA, "warn"))
+	publish(t, c, "fleet/"+devA+"/log", logReport(devA, "loud"))
+	logs := consume(t, g.KafkaBrokers(), "message-log", 1)
+	if len(logs) != 1 {
+		t.Fatalf("message-log has %d records, want 1", len(logs))
+	}
+	v := logs[0].json(t)
+	if veh, _ := v["vehicle"].(map[string]any); veh["vin"] != "WDB9634031L123456" || veh["plate"] != "B-FG 1234" || logs[0].Key != devA {
+		t.Errorf("stored record not enriched with its vehicle: key %s, %s", logs[0].Key, logs[0].Value)
+	}
+	if _, ok := v["registration"]; ok {
+		t.Errorf("a key the registry topic lacks gave a value: %s", logs[0].Value)
+	}
+	dlq := consume(t, g.KafkaBrokers(), "message-dlq", 1)
+	if len(dlq) != 1 {
+		t.Fatalf("message-dlq has %d records, want 1", len(dlq))
+	}
+	h := dlq[0].Headers
+	if !strings.HasPrefix(h["error"], "schema_invalid: ") || h["schema_pointer"] != "/level" || h["schema_keyword"] != "enum" ||
+		string(dlq[0].Value) != string(logReport(devA, "loud")) {
+		t.Errorf("DLQ record: headers %v, value %s", h, dlq[0].Value)
+	}
+
+	// 3. The lookup file changes: the next reports see the new rows, with
+	// no restart.
+	writeAtomically(t, vehicles, `{"device_no":"`+devA+`","vin":"WDB9634031L123456","plate":"B-FG 9999"}`+"\n"+
+		`{"device_no":"`+devB+`","vin":"WDB9634031L654321","plate":"B-FG 4321"}`+"\n")
+	stored := 1
+	pollStored(t, "the reloaded lookup file", func() bool {
+		publish(t, c, "fleet/"+devB+"/log", logReport(devB, "info"))
+		stored++
+		recs := consume(t, g.KafkaBrokers(), "message-log", stored)
+		veh, _ := recs[len(recs)-1].json(t)["vehicle"].(map[string]any)
+		return veh["plate"] == "B-FG 4321"
+	})
+
+	// 4. A record of the compacted registry topic is followed live.
+	prod := syncProducer(t, g.KafkaBrokers())
+	if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: "vehicle-registry", Key: sarama.StringEncoder(devA),
+		Value: sarama.StringEncoder(`{"registered": "2021-03-01", "owner": "North Logistics"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	pollStored(t, "the registry record", func() bool {
+		publish(t, c, "fleet/"+devA+"/log", logReport(devA, "info"))
+		stored++
+		recs := consume(t, g.KafkaBrokers(), "message-log", stored)
+		last := recs[len(recs)-1].json(t)
+		reg, _ := last["registration"].(map[string]any)
+		veh, _ := last["vehicle"].(map[string]any)
+		return reg["owner"] == "North Logistics" && veh["plate"] == "B-FG 9999"
+	})
+}
+
+// pollStored retries cond (which publishes and reads back) until it holds.
+func pollStored(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not picked up within 20s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func syncProducer(t *testing.T, brokers []string) sarama.SyncProducer {
+	t.Helper()
+	cfg := sarama.NewConfig()
+	cfg.Version = sarama.V3_9_0_0
+	cfg.Producer.Return.Successes = true
+	cfg.Producer.RequiredAcks = sarama.WaitForAll
+	p, err := sarama.NewSyncProducer(brokers, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
