@@ -131,3 +131,16 @@ func BenchmarkGet(b *testing.B) {
 }
 
 var t0 = time.Unix(0, 0)
+
+// BenchmarkGetDecoded is what lookup() costs a message: a hit and the
+// decoding of the row into the rule language's values.
+func BenchmarkGetDecoded(b *testing.B) {
+	t := NewTable("vehicles", nil)
+	t.replace(map[string][]byte{"861": []byte(fleetRow(861))}, t0)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := t.Get("861"); !ok {
+			b.Fatal("miss")
+		}
+	}
+}
