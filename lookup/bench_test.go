@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// fleetRow is a typical vehicle row: about 190 bytes of JSON.
+// fleetRow is a typical vehicle row: about 200 bytes of JSON.
 func fleetRow(i int) string {
 	return fmt.Sprintf(`{"device_no":"86%013d","vin":"WDB96340%09d","plate":"B-FG %04d","fleet":"north-%02d",`+
 		`"model":"Actros 1845","year":%d,"capacity_kg":18000,"active":true,"depot":{"city":"Berlin","zone":%d}}`,
