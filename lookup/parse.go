@@ -139,9 +139,10 @@ func keyOf(obj []byte, name string) (string, error) {
 	}
 }
 
-// member returns the raw value of obj's top-level member name. obj is a
-// valid, compact JSON object.
-func member(obj []byte, name string) ([]byte, bool) {
+// member returns the raw value of obj's top-level member name; of a name
+// given twice, the last, as decoding the row keeps. obj is a valid, compact
+// JSON object.
+func member(obj []byte, name string) (v []byte, found bool) {
 	i := 1 // after '{'
 	for i < len(obj) && obj[i] == '"' {
 		ne := skipValue(obj, i)
@@ -149,11 +150,11 @@ func member(obj []byte, name string) ([]byte, bool) {
 		vs := ne + 1 // after ':'
 		ve := skipValue(obj, vs)
 		if nameIs(n, name) {
-			return obj[vs:ve], true
+			v, found = obj[vs:ve], true
 		}
 		i = ve + 1 // after ','
 	}
-	return nil, false
+	return v, found
 }
 
 // nameIs reports whether the quoted JSON string q is name.

@@ -1,6 +1,7 @@
 package lookup
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -10,13 +11,13 @@ func TestParseJSONL(t *testing.T) {
 		"\n" + // blank lines are skipped
 		"{\"vin\":\"WDB2\",\"device_no\":862,\"nested\":{\"device_no\":\"no\"}}\r\n" +
 		"{\"device_no\":\"8\\u00363\",\"s\":\"a\\\"}b\"}\n" +
-		"{\"device_no\":\"861\",\"vin\":\"WDB1-new\"}" // no final newline; replaces line 1
+		"{\"device_no\":\"x\",\"device_no\":\"861\",\"vin\":\"WDB1-new\"}" // no final newline; replaces line 1; the last of a twice-given member keys
 	rows, err := parseJSONL([]byte(data), "device_no")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{
-		"861": `{"device_no":"861","vin":"WDB1-new"}`,
+		"861": `{"device_no":"x","device_no":"861","vin":"WDB1-new"}`,
 		"862": `{"vin":"WDB2","device_no":862,"nested":{"device_no":"no"}}`,
 		"863": `{"device_no":"8\u00363","s":"a\"}b"}`,
 	}
@@ -113,6 +114,27 @@ func FuzzParseJSONL(f *testing.F) {
 		for k, row := range rows {
 			if k == "" || len(row) == 0 || row[0] != '{' {
 				t.Fatalf("row %q = %q", k, row)
+			}
+			if _, ok := member(row, key); !ok {
+				t.Fatalf("row %q has no member %q: %s", k, key, row)
+			}
+		}
+	})
+}
+
+// FuzzParseCSV: a CSV lookup file is outside input too; every row it
+// accepts must be a valid JSON object carrying its key.
+func FuzzParseCSV(f *testing.F) {
+	f.Add([]byte("k,v\n1,\"a,b\"\n2,\"x\"\"y\"\n"), "k")
+	f.Add([]byte("k\n\xff\n"), "k")
+	f.Fuzz(func(t *testing.T, data []byte, key string) {
+		rows, err := parseCSV(data, key)
+		if err != nil {
+			return
+		}
+		for k, row := range rows {
+			if !json.Valid(row) || row[0] != '{' {
+				t.Fatalf("row %q is not a JSON object: %q", k, row)
 			}
 			if _, ok := member(row, key); !ok {
 				t.Fatalf("row %q has no member %q: %s", k, key, row)
