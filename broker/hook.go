@@ -137,6 +137,8 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		Principal: string(cl.Properties.Username),
 		Payload:   pk.Payload,
 		Received:  time.Now(),
+		SourceIP:  router.RemoteIP(cl.Net.Remote),
+		MQTT:      mqttProperties(&pk.Properties),
 	}
 	if pk.FixedHeader.Qos == 0 {
 		if !h.draining.Load() {
@@ -353,3 +355,26 @@ var errInflightLimit = errors.New("gateway at its in-flight bound (limits.*) for
 // errShuttingDown refuses, without an answer, a message that was waiting
 // for room when the broker began to drain.
 var errShuttingDown = errors.New("broker shutting down")
+
+// mqttProperties are the MQTT 5 PUBLISH properties rules can read
+// (get_mqtt_property, get_user_properties); nil when there are none, as
+// always for MQTT 3.1.1.
+func mqttProperties(p *packets.Properties) *router.MQTTProperties {
+	if !p.PayloadFormatFlag && p.ContentType == "" && p.ResponseTopic == "" && p.CorrelationData == nil && len(p.User) == 0 {
+		return nil
+	}
+	out := &router.MQTTProperties{
+		PayloadFormat:    p.PayloadFormat,
+		HasPayloadFormat: p.PayloadFormatFlag,
+		ContentType:      p.ContentType,
+		ResponseTopic:    p.ResponseTopic,
+		CorrelationData:  p.CorrelationData,
+	}
+	if len(p.User) > 0 {
+		out.UserProperties = make([]router.UserProperty, len(p.User))
+		for i, u := range p.User {
+			out.UserProperties[i] = router.UserProperty{Key: u.Key, Value: u.Val}
+		}
+	}
+	return out
+}

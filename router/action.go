@@ -30,7 +30,9 @@ type actionSpec interface {
 }
 
 // actionEnv is what an action's compile may use: the rule's SQL compiler
-// and foreach alias, for its templates.
+// and foreach alias, for its templates. Dependencies an action kind needs
+// when it is compiled (a schema source for the kafka action) belong here,
+// handed in through CompilerOptions like the SQL functions' Deps.
 type actionEnv struct {
 	sql     *iotsql.Compiler
 	alias   string

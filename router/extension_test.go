@@ -2,8 +2,11 @@ package router
 
 import (
 	"errors"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -128,5 +131,61 @@ func TestRegistryRegisterRefusals(t *testing.T) {
 	}
 	if err := r.Register(ok); err == nil {
 		t.Error("registered f twice")
+	}
+}
+
+func TestRemoteIP(t *testing.T) {
+	for in, want := range map[string]string{"127.0.0.1:1883": "127.0.0.1", "[::1]:8443": "::1", "10.0.0.1": "10.0.0.1", "": ""} {
+		if got := RemoteIP(in); got != want {
+			t.Errorf("RemoteIP(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestActionKinds: every field of ActionConfig is a pointer to an action
+// kind's configuration (what kindOf relies on), named by its YAML key.
+func TestActionKinds(t *testing.T) {
+	typ := reflect.TypeFor[ActionConfig]()
+	spec := reflect.TypeFor[actionSpec]()
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		if f.Type.Kind() != reflect.Pointer || !f.Type.Implements(spec) || f.Tag.Get("yaml") == "" {
+			t.Errorf("ActionConfig.%s (%s): want a *Config implementing actionSpec with a yaml key", f.Name, f.Type)
+		}
+	}
+	both := ActionConfig{Kafka: &KafkaActionConfig{Topic: "t"}, Republish: &RepublishActionConfig{Topic: "t"}}
+	if _, err := compileAction(both, actionEnv{sql: iotsql.NewCompiler(nil, iotsql.Deps{})}); err == nil || err.Error() != "an action is either kafka or republish, not both" {
+		t.Errorf("both kinds: %v", err)
+	}
+}
+
+// TestCompilerHandsTheClock: a registered function takes the clock of the
+// compiler's Deps when it is compiled; without one it gets time.Now.
+func TestCompilerHandsTheClock(t *testing.T) {
+	fixed := time.UnixMilli(1700000000000)
+	wall := iotsql.Function{Name: "wall_ms", Compile: func(deps iotsql.Deps, _ []iotsql.Arg) (iotsql.Evaluator, error) {
+		now := deps.Clock()
+		return func(*iotsql.Env, []iotsql.Arg) (any, error) { return now().UnixMilli(), nil }, nil
+	}}
+	funcs := iotsql.NewRegistry()
+	if err := funcs.Register(wall); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		now  func() time.Time
+		want func(int64) bool
+	}{
+		{func() time.Time { return fixed }, func(ms int64) bool { return ms == fixed.UnixMilli() }},
+		{nil, func(ms int64) bool { return time.Since(time.UnixMilli(ms)) < time.Minute }},
+	} {
+		q, err := iotsql.NewCompiler(funcs, iotsql.Deps{Now: c.now}).Query("SELECT VALUE wall_ms() FROM 't'", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := q.Eval(iotsql.NewEnv(&Message{Topic: "t", Payload: []byte(`{}`)}))
+		ms, perr := strconv.ParseInt(string(out), 10, 64)
+		if err != nil || perr != nil || !c.want(ms) {
+			t.Errorf("wall_ms() = %s %v", out, err)
+		}
 	}
 }

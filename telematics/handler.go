@@ -110,6 +110,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			Principal: principal,
 			Payload:   m.Payload,
 			Received:  received,
+			SourceIP:  router.RemoteIP(r.RemoteAddr),
 		}
 	}
 	if err := s.ingest(device, out); err != nil {

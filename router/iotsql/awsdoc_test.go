@@ -55,3 +55,14 @@ func runDocCases(t *testing.T, msg *Message, cases []docCase) {
 		})
 	}
 }
+
+func TestDecodeJSONIsTheValueModel(t *testing.T) {
+	v, err := DecodeJSON([]byte(`{"plate": "12가3456", "seats": 5, "kw": 150.5, "tags": ["a"]}`))
+	want := map[string]any{"plate": "12가3456", "seats": int64(5), "kw": 150.5, "tags": []any{"a"}}
+	if err != nil || !reflect.DeepEqual(v, want) {
+		t.Errorf("DecodeJSON = %#v, %v", v, err)
+	}
+	if _, err := DecodeJSON([]byte(`{"a":`)); err == nil {
+		t.Error("DecodeJSON accepted broken JSON")
+	}
+}

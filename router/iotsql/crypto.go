@@ -10,8 +10,8 @@ import (
 )
 
 // Hash functions of the AWS IoT SQL reference: the lower-case hex digest of
-// the argument's UTF-8 bytes, the argument converted to a String as the
-// other string functions do (so md5(1) is md5('1')); Null and Undefined give
+// the argument's UTF-8 bytes. A number or Boolean is converted to a String
+// first (md5(1) is md5('1')); an Array, Object, Null or Undefined gives
 // Undefined. The hashes are the standard library's.
 
 func cryptoFuncs() []*funcDef {
@@ -27,13 +27,9 @@ func cryptoFuncs() []*funcDef {
 
 func hashFunc(newHash func() hash.Hash) func(*Env, *callExpr) (any, error) {
 	return func(env *Env, c *callExpr) (any, error) {
-		v, err := c.args[0].eval(env)
-		if err != nil {
-			return nil, err
-		}
-		s, ok := toStr(v)
-		if !ok {
-			return undef, nil
+		s, ok, err := scalarArg(env, c, 0)
+		if err != nil || !ok {
+			return undef, err
 		}
 		h := newHash()
 		h.Write([]byte(s))

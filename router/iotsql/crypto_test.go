@@ -13,6 +13,6 @@ func TestHashFunctions(t *testing.T) {
 		{"md5(s)", "5d41402abc4b2a76b9719d911017c592", ""},
 		{"md5(1)", "c4ca4238a0b923820dcc509a6f75849b", "converted to the String '1'"},
 		{"sha1('')", "da39a3ee5e6b4b0d3255bfef95601890afd80709", ""},
-		{"md5(n)", undef, ""}, {"sha256(missing)", undef, ""},
+		{"md5(n)", undef, ""}, {"md5(a)", undef, "an Array"}, {"sha1(o)", undef, "an Object"}, {"sha256(missing)", undef, ""},
 	})
 }

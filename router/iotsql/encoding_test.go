@@ -15,6 +15,15 @@ func TestDecode(t *testing.T) {
 		{`decode(encode(text, 'base64'), 'BASE64')`, "aGVsbG8=", "round trip"},
 		{`decode(i, 'base64')`, undef, ""}, {`decode(missing, 'base64')`, undef, ""},
 	})
+	// decode(*, 'base64'): the whole payload is the base64 text.
+	q, err := ParseQuery(`SELECT decode(*, 'base64').a AS a, decode(*, 'base64') AS doc FROM 't'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := q.Eval(NewEnv(testMessage("eyJhIjoxLCJiIjpbIngiXX0=\n")))
+	if err != nil || string(out) != `{"a":1,"doc":{"a":1,"b":["x"]}}` {
+		t.Errorf("decode(*): %s %v", out, err)
+	}
 	if _, err := ParseQuery(`SELECT decode(a, 'proto') FROM 't'`); err == nil || !strings.Contains(err.Error(), "decode: the encoding must be the literal 'base64'") {
 		t.Errorf("decode with proto: %v", err)
 	}

@@ -2,6 +2,7 @@ package iotsql
 
 import (
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 )
@@ -14,6 +15,10 @@ import (
 
 func mathFuncs() []*funcDef {
 	return []*funcDef{
+		{name: "abs", minArgs: 1, maxArgs: 1, call: fnAbs},
+		{name: "round", minArgs: 1, maxArgs: 1, call: roundFunc(math.Round)},
+		{name: "ceil", minArgs: 1, maxArgs: 1, call: roundFunc(math.Ceil)},
+		{name: "floor", minArgs: 1, maxArgs: 1, call: roundFunc(math.Floor)},
 		{name: "mod", minArgs: 2, maxArgs: 2, call: fnMod},
 		{name: "power", minArgs: 2, maxArgs: 2, call: fnPower},
 		{name: "sqrt", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Sqrt)},
@@ -29,6 +34,11 @@ func mathFuncs() []*funcDef {
 		{name: "acos", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Acos)},
 		{name: "atan", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Atan)},
 		{name: "atan2", minArgs: 2, maxArgs: 2, call: fnAtan2},
+		{name: "sinh", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Sinh)},
+		{name: "cosh", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Cosh)},
+		{name: "tanh", minArgs: 1, maxArgs: 1, call: decimalFunc(math.Tanh)},
+		{name: "remainder", minArgs: 2, maxArgs: 2, call: fnMod},
+		{name: "rand", call: fnRand},
 	}
 }
 
@@ -69,7 +79,10 @@ func decimalFunc(f func(float64) float64) func(*Env, *callExpr) (any, error) {
 	}
 }
 
-// mod(a, b) is a % b: an Int for two Ints (its sign is a's, as in Java),
+// rand() is a random Decimal in [0, 1), a new one at each call.
+func fnRand(*Env, *callExpr) (any, error) { return rand.Float64(), nil }
+
+// mod(a, b), and remainder(a, b) which AWS defines as the same, is a % b: an Int for two Ints (its sign is a's, as in Java),
 // otherwise a Decimal; Undefined when b is zero.
 func fnMod(env *Env, c *callExpr) (any, error) {
 	a, b, ok, err := numArgs(env, c, 2)
@@ -164,4 +177,40 @@ func fnTrunc(env *Env, c *callExpr) (any, error) {
 		f = 0 // no negative zero
 	}
 	return f, nil
+}
+
+// abs keeps Ints as Ints; Decimals and numeric Strings give Decimals.
+func fnAbs(env *Env, c *callExpr) (any, error) {
+	n, _, ok, err := numArgs(env, c, 1)
+	if err != nil || !ok {
+		return undef, err
+	}
+	if n.isInt {
+		if n.i >= 0 {
+			return n.i, nil
+		}
+		if n.i != math.MinInt64 {
+			return -n.i, nil
+		}
+	}
+	return math.Abs(n.float()), nil
+}
+
+// roundFunc implements round (half away from zero: round(-1.5) = -2), ceil and
+// floor; the result is an Int.
+func roundFunc(f func(float64) float64) func(*Env, *callExpr) (any, error) {
+	return func(env *Env, c *callExpr) (any, error) {
+		n, _, ok, err := numArgs(env, c, 1)
+		if err != nil || !ok {
+			return undef, err
+		}
+		if n.isInt {
+			return n.i, nil
+		}
+		i, ok := floatToInt(f(n.f))
+		if !ok {
+			return undef, nil
+		}
+		return i, nil
+	}
 }

@@ -31,6 +31,26 @@ func TestMathFunctions(t *testing.T) {
 		{"acos(0)", 1.5707963267948966, "AWS: acos example"},
 		{"atan(0)", 0.0, "AWS: atan example"},
 		{"atan2(1, 0)", 1.5707963267948966, "AWS: atan2 example"}, {"atan2(0, -1)", math.Pi, ""},
+		{"sinh(2.3)", 4.936961805545957, "AWS: sinh example"}, {"cosh(2.3)", 5.037220649268761, "AWS: cosh example"},
+		{"tanh(2.3)", 0.9800963962661914, "AWS: tanh example"}, {"sinh(s)", undef, ""},
+		{"remainder(8, 3)", int64(2), "AWS: remainder example"}, {"remainder(8, 0)", undef, ""},
 		{"sin(b)", undef, ""}, {"cos(o)", undef, ""}, {"atan2(1, missing)", undef, ""}, {"atan2('1', '1')", math.Pi / 4, ""},
 	})
+}
+
+func TestRand(t *testing.T) {
+	q, err := ParseQuery("SELECT rand() AS a, rand() AS b FROM 't'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := q.Eval(NewEnv(testMessage(`{}`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := decodeObject(t, out)
+	a, _ := m["a"].(float64)
+	b, _ := m["b"].(float64)
+	if a < 0 || a >= 1 || b < 0 || b >= 1 || a == b {
+		t.Errorf("rand() gave %v and %v, want two Decimals in [0, 1)", m["a"], m["b"])
+	}
 }

@@ -1,6 +1,7 @@
 package iotsql
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"strings"
 	"time"
@@ -26,12 +27,10 @@ type Message struct {
 	// SourceIP is the sender's IP address without port (sourceip()); empty
 	// when the transport does not say.
 	SourceIP string
-	// TraceID identifies the message (traceid()). When it is empty, an MQTT
-	// message gets a random UUID, the same for the whole evaluation.
-	TraceID string
-	// MQTT holds the MQTT 5 PUBLISH properties (get_mqtt_property); zero
-	// for MQTT 3.1.1 and legacy input.
-	MQTT MQTTProperties
+	// MQTT holds the MQTT 5 PUBLISH properties (get_mqtt_property); nil
+	// when the PUBLISH had none (always for MQTT 3.1.1 and legacy input),
+	// which keeps the Message small on the common path.
+	MQTT *MQTTProperties
 }
 
 // MQTTProperties are the MQTT 5 PUBLISH properties that rules can read.
@@ -54,11 +53,15 @@ type UserProperty struct {
 	Key, Value string
 }
 
-// Functions of the message's metadata (the older ones, topic(), clientid()
-// and principal(), are in funcs.go).
+// Functions of the message's metadata: where it came from and how.
 
 func messageFuncs() []*funcDef {
 	return []*funcDef{
+		{name: "topic", minArgs: 0, maxArgs: 1, call: fnTopic, check: checkTopic},
+		{name: "clientid", call: fnClientID},
+		{name: "principal", call: fnPrincipal},
+		{name: "newuuid", call: fnNewUUID},
+		{name: "index", call: fnIndex},
 		{name: "sourceip", call: fnSourceIP},
 		{name: "traceid", call: fnTraceID},
 		{name: "get_mqtt_property", minArgs: 1, maxArgs: 1, call: fnGetMQTTProperty, check: checkGetMQTTProperty},
@@ -75,14 +78,10 @@ func fnSourceIP(env *Env, _ *callExpr) (any, error) {
 	return env.msg.SourceIP, nil
 }
 
-// traceid() is the message's trace id: the transport's, or for an MQTT
-// message without one a random UUID fixed for the evaluation (the SELECT
-// and every template see the same); Undefined for other input, as AWS
-// gives it only for MQTT messages.
+// traceid() is the message's trace id, for an MQTT message a random UUID
+// fixed for the evaluation (the SELECT and every template see the same);
+// Undefined for other input, as AWS gives it only for MQTT messages.
 func fnTraceID(env *Env, _ *callExpr) (any, error) {
-	if env.msg.TraceID != "" {
-		return env.msg.TraceID, nil
-	}
 	if env.msg.Source != "mqtt" {
 		return undef, nil
 	}
@@ -113,15 +112,14 @@ func checkGetMQTTProperty(c *callExpr) (int, string) {
 // AWS gives binary data). An absent property, an unknown name or a message
 // without MQTT 5 properties gives Undefined.
 func fnGetMQTTProperty(env *Env, c *callExpr) (any, error) {
-	v, err := c.args[0].eval(env)
-	if err != nil {
-		return nil, err
+	name, ok, err := stringArg(env, c, 0)
+	if err != nil || !ok {
+		return undef, err
 	}
-	name, ok := v.(string)
-	if !ok {
+	p := env.msg.MQTT
+	if p == nil {
 		return undef, nil
 	}
-	p := &env.msg.MQTT
 	switch strings.ToLower(name) {
 	case "format_indicator":
 		if p.HasPayloadFormat {
@@ -150,12 +148,11 @@ func fnGetMQTTProperty(env *Env, c *callExpr) (any, error) {
 // properties named key (AWS's function of that name), Undefined when there
 // is none.
 func fnGetUserProperties(env *Env, c *callExpr) (any, error) {
-	v, err := c.args[0].eval(env)
-	if err != nil {
-		return nil, err
+	key, ok, err := stringArg(env, c, 0)
+	if err != nil || !ok {
+		return undef, err
 	}
-	key, ok := v.(string)
-	if !ok {
+	if env.msg.MQTT == nil {
 		return undef, nil
 	}
 	var out []any
@@ -168,4 +165,90 @@ func fnGetUserProperties(env *Env, c *callExpr) (any, error) {
 		return undef, nil
 	}
 	return out, nil
+}
+
+func checkTopic(c *callExpr) (int, string) {
+	if len(c.args) == 1 {
+		if l, ok := c.args[0].(*litExpr); ok {
+			if n, ok := toInt(l.v); !ok || n < 1 {
+				return 0, "topic: the level must be a number >= 1"
+			}
+		}
+	}
+	return 0, ""
+}
+
+// topic() is the message topic; topic(n) its n-th level, 1-based (Undefined when
+// there is no such level).
+func fnTopic(env *Env, c *callExpr) (any, error) {
+	if len(c.args) == 0 {
+		return env.msg.Topic, nil
+	}
+	v, err := c.args[0].eval(env)
+	if err != nil {
+		return nil, err
+	}
+	n, ok := toInt(v)
+	if !ok || n < 1 {
+		return undef, nil
+	}
+	t := env.msg.Topic
+	for ; n > 1; n-- {
+		i := strings.IndexByte(t, '/')
+		if i < 0 {
+			return undef, nil
+		}
+		t = t[i+1:]
+	}
+	if i := strings.IndexByte(t, '/'); i >= 0 {
+		t = t[:i]
+	}
+	return t, nil
+}
+
+// clientid() is the MQTT client id, "n/a" when there is none.
+func fnClientID(env *Env, _ *callExpr) (any, error) {
+	if env.msg.ClientID == "" {
+		return "n/a", nil
+	}
+	return env.msg.ClientID, nil
+}
+
+// principal() is the authenticated identity, Undefined for anonymous clients.
+func fnPrincipal(env *Env, _ *callExpr) (any, error) {
+	if env.msg.Principal == "" {
+		return undef, nil
+	}
+	return env.msg.Principal, nil
+}
+
+// newuuid() is a random (version 4) UUID.
+func fnNewUUID(*Env, *callExpr) (any, error) { return newUUID(), nil }
+
+// newUUID returns a random (version 4) UUID.
+func newUUID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:]) // never fails (crypto/rand crashes the program instead)
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var b [36]byte
+	j := 0
+	for i, c := range u {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = hexDigits[c>>4], hexDigits[c&0xf]
+		j += 2
+	}
+	return string(b[:])
+}
+
+// index() is the 0-based position of the current element under a rule's
+// foreach; Undefined elsewhere (fleetgate's own, IoT Core has no foreach).
+func fnIndex(env *Env, _ *callExpr) (any, error) {
+	if !env.inElem {
+		return undef, nil
+	}
+	return int64(env.elemIdx), nil
 }

@@ -21,6 +21,7 @@ import (
 //	postfix = primary {"." name | "[" expr "]"}
 //	primary = number | string | TRUE | FALSE | NULL | name | name "(" [args] ")"
 //	        | cast "(" expr AS type ")" | "(" expr ")" | "[" [exprs] "]"
+//	        | "(" SELECT [VALUE] item {"," item} FROM expr [WHERE expr] ")"
 //	        | "{" [key ":" expr {"," key ":" expr}] "}" | CASE ... END
 //	args    = arg {"," arg};  arg = "*" | expr
 //	foreach = expr AS name     (a rule's foreach: key; see ParseForeach)
@@ -109,11 +110,12 @@ func (p *parser) expectKeyword(kw string) {
 }
 
 // ParseQuery compiles a SELECT statement of the AWS IoT SQL dialect, version
-// 2016-03-23, as far as it serves telemetry: the grammar above, the functions of
-// funcs.go, and the semantics of eval.go and value.go. All parsing and validation
-// happens here: unknown functions, wrong argument counts, invalid parse_time and
+// 2016-03-23: the grammar above, the built-in functions (NewRegistry; one file
+// per family: time.go, strings.go, math.go...), and the semantics of eval.go
+// and value.go. All parsing and validation happens here: unknown functions, wrong argument counts, invalid parse_time and
 // time_to_epoch patterns, unknown time zones and invalid FROM topic filters are
 // reported as a *SyntaxError with the position of the culprit.
+//
 // ParseQuery knows the built-in functions only; a Compiler knows more.
 func ParseQuery(sql string) (q *Query, err error) {
 	return parseQuery(sql, "")

@@ -70,10 +70,25 @@ func checkRegexp(c *callExpr) (int, string) {
 		return 1, c.fn.name + ": " + err.Error()
 	}
 	c.re = re
+	if c.fn.name == "regexp_replace" {
+		if repl, isStr, _ := literalString(c, 2); isStr {
+			// A literal replacement's group references are checked
+			// against the pattern once, here.
+			m := make([]int, 2*(re.NumSubexp()+1))
+			for i := range m {
+				m[i] = -1
+			}
+			var b strings.Builder
+			if !appendJavaReplacement(&b, re, "", m, repl) {
+				return 2, "regexp_replace: the replacement refers to a group the pattern does not have, or ends in $ or \\"
+			}
+		}
+	}
 	return 0, ""
 }
 
-// regexpArgs evaluates the subject (converted to a String) and the pattern.
+// regexpArgs evaluates the subject (a String, number or Boolean, converted
+// to a String; AWS gives Undefined for the other types) and the pattern.
 func regexpArgs(env *Env, c *callExpr) (string, *regexp.Regexp, bool, error) {
 	v, err := c.args[0].eval(env)
 	if err != nil {
@@ -93,7 +108,7 @@ func regexpArgs(env *Env, c *callExpr) (string, *regexp.Regexp, bool, error) {
 			return "", nil, false, nil
 		}
 	}
-	s, ok := toStr(v)
+	s, ok := scalarStr(v)
 	return s, re, ok, nil
 }
 
@@ -130,13 +145,9 @@ func fnRegexpReplace(env *Env, c *callExpr) (any, error) {
 	if err != nil || !ok {
 		return undef, err
 	}
-	v, err := c.args[2].eval(env)
-	if err != nil {
-		return nil, err
-	}
-	repl, ok := toStr(v)
-	if !ok {
-		return undef, nil
+	repl, ok, err := scalarArg(env, c, 2)
+	if err != nil || !ok {
+		return undef, err
 	}
 	matches := re.FindAllStringSubmatchIndex(s, -1)
 	if matches == nil {

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRegexpFunctions(t *testing.T) {
-	runDocCases(t, testMessage(`{"s": "hihihello", "p": "h(i)", "bad": "a(", "r": "[$1]", "i": 1234}`), []docCase{
+	runDocCases(t, testMessage(`{"s": "hihihello", "p": "h(i)", "bad": "a(", "r": "[$1]", "i": 1234, "arr": [1], "r2": "$2", "dollar": "$"}`), []docCase{
 		{`regexp_matches("aaaa", "a{2,}")`, true, "AWS: regexp_matches example"},
 		{`regexp_matches("aaaa", "b")`, false, "AWS: regexp_matches example"},
 		{`regexp_matches("aaa", "(aaa|bbb)")`, true, "AWS: regexp_matches example"},
@@ -17,6 +17,7 @@ func TestRegexpFunctions(t *testing.T) {
 		{`regexp_matches(s, bad)`, undef, "an invalid computed pattern"},
 		{`regexp_matches(s, i)`, undef, "a pattern that is not a String"},
 		{`regexp_matches(missing, 'a')`, undef, ""},
+		{`regexp_matches(arr, '1')`, undef, "AWS: an Array subject is Undefined"},
 		{`regexp_replace("abcd", "bc", "x")`, "axd", "AWS: regexp_replace example"},
 		{`regexp_replace("abcd", "b(.*)d", "$1")`, "ac", "AWS: regexp_replace example"},
 		{`regexp_replace("abcd", "[ae]", "")`, "bcd", ""},
@@ -25,8 +26,8 @@ func TestRegexpFunctions(t *testing.T) {
 		{`regexp_replace("ab", "(a)", "$10")`, "a0b", "Java: $1 then 0, as there is no group 10"},
 		{`regexp_replace("ab", "(?P<x>a)", "${x}${x}")`, "aab", "named groups"},
 		{`regexp_replace("ab", "a", "\\$")`, "$b", "a backslash quotes"},
-		{`regexp_replace("ab", "a", "$2")`, undef, "no group 2"},
-		{`regexp_replace("ab", "a", "$")`, undef, "Java: illegal group reference"},
+		{`regexp_replace("ab", "a", r2)`, undef, "no group 2"},
+		{`regexp_replace("ab", "a", dollar)`, undef, "Java: illegal group reference"},
 		{`regexp_replace(s, p, r)`, "[i][i]hello", ""},
 		{`regexp_replace("ab", "x", "y")`, "ab", "no match"},
 		{`regexp_replace(s, 'h', missing)`, undef, ""},
@@ -42,6 +43,8 @@ func TestRegexpCompileErrors(t *testing.T) {
 		{`SELECT regexp_matches(s, 'a(') FROM 't'`, "line 1, column 26: regexp_matches: error parsing regexp: missing closing ): `a(`"},
 		{`SELECT regexp_substr(s, '(?=a)') FROM 't'`, "column 25: regexp_substr: error parsing regexp: invalid or unsupported Perl syntax"},
 		{`SELECT regexp_replace(s, 1, 'x') FROM 't'`, "column 26: regexp_replace: the pattern must be a string"},
+		{`SELECT regexp_replace(s, 'a', '$2') FROM 't'`, "column 31: regexp_replace: the replacement refers to a group the pattern does not have"},
+		{`SELECT regexp_replace(s, '(a)', 'x$') FROM 't'`, "column 33: regexp_replace: the replacement"},
 	} {
 		_, err := ParseQuery(c.sql)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -72,5 +75,33 @@ func TestRegexpRunTimeCacheIsBounded(t *testing.T) {
 	out, _, _ := q.Eval(NewEnv(testMessage(`{"s": "a", "p": "` + long + `"}`)))
 	if len(out) != 0 {
 		t.Errorf("a pattern of %d bytes gave %s, want Undefined", len(long), out)
+	}
+}
+
+// TestRegexpConcurrentCache: one call site compiling patterns from many
+// goroutines at once (run with -race).
+func TestRegexpConcurrentCache(t *testing.T) {
+	q, err := ParseQuery(`SELECT VALUE regexp_substr(s, p) FROM 't'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan string, 8)
+	for g := range 8 {
+		go func() {
+			bad := ""
+			for i := range 200 {
+				p := "x" + strings.Repeat("y", (g*200+i)%90)
+				out, _, err := q.Eval(NewEnv(testMessage(`{"s": "a` + p + `b", "p": "` + p + `"}`)))
+				if err != nil || string(out) != `"`+p+`"` {
+					bad = string(out)
+				}
+			}
+			done <- bad
+		}()
+	}
+	for range 8 {
+		if bad := <-done; bad != "" {
+			t.Errorf("got %s", bad)
+		}
 	}
 }

@@ -98,6 +98,11 @@ func Undefined() any { return undef }
 // IsUndefined reports whether v is the Undefined value.
 func IsUndefined(v any) bool { return isUndef(v) }
 
+// DecodeJSON decodes one JSON document into the value model (see value.go:
+// objects are map[string]any, integers int64, other numbers float64), the
+// form a LookupTable's rows must have.
+func DecodeJSON(b []byte) (any, error) { return decodeJSON(b) }
+
 // Registry holds the functions a Compiler knows: the built-in ones and those
 // registered. It is not safe for concurrent use while functions are being
 // registered; once a Compiler uses it, it must not change.

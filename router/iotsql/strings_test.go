@@ -5,13 +5,14 @@ import "testing"
 func TestStringFunctions(t *testing.T) {
 	runDocCases(t, testMessage(docPayload), []docCase{
 		{"chr(65)", "A", "AWS: chr example"}, {"chr(49)", "1", "AWS: chr example"},
-		{"chr(65.7)", "A", ""}, {"chr('66')", "B", ""}, {"chr(8364)", "€", ""},
-		{"chr(-1)", undef, ""}, {"chr(55296)", undef, "a surrogate"}, {"chr(1114112)", undef, ""}, {"chr(s)", undef, ""},
+		{"chr(65.7)", "A", ""}, {"chr('66')", "B", ""}, {"chr(0)", "\x00", ""}, {"chr(127)", "\x7f", ""},
+		{"chr(128)", undef, "AWS: no valid ASCII value, Undefined"}, {"chr(8364)", undef, ""},
+		{"chr(-1)", undef, ""}, {"chr(s)", undef, ""}, {"chr(b)", undef, ""},
 		{"lpad('hello', 2)", "  hello", "AWS: lpad example"}, {"lpad(1, 3)", "   1", "AWS: lpad example"},
 		{"rpad('hello', 2)", "hello  ", "AWS: rpad example"}, {"rpad(1, 3)", "1   ", "AWS: rpad example"},
 		{"lpad(s, -4)", "hello", "clamped to 0"}, {"length(rpad('', 5000))", int64(1000), "clamped to 1000"},
 		{"lpad(s, 1.9)", " hello", "rounded down"}, {"lpad(s, '2')", "  hello", ""}, {"lpad(b, 1)", " true", ""},
-		{"lpad(n, 2)", undef, ""}, {"lpad(s, s)", undef, ""}, {"rpad(missing, 1)", undef, ""},
+		{"lpad(n, 2)", undef, ""}, {"lpad(a, 1)", undef, "an Array"}, {"rpad(o, 1)", undef, "an Object"}, {"lpad(s, s)", undef, ""}, {"rpad(missing, 1)", undef, ""},
 		{"numbytes('hi')", int64(2), "AWS: numbytes example"}, {"numbytes('€')", int64(3), "AWS: numbytes example"},
 		{"numbytes('')", int64(0), ""}, {"numbytes(i)", undef, "only Strings"}, {"numbytes(missing)", undef, ""},
 	})

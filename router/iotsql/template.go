@@ -23,6 +23,7 @@ type templatePart struct {
 // ParseTemplate compiles a substitution template. Errors are *SyntaxError with the
 // position in s: an expression that does not parse, an empty "${}" or a "${" with
 // no closing "}".
+//
 // ParseTemplate knows the built-in functions only; a Compiler knows more.
 func ParseTemplate(s string) (t *Template, err error) {
 	return parseTemplate(s, "")
