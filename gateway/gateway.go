@@ -97,10 +97,12 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if err := g.producer.RefreshTopics(); err != nil {
 		return err
 	}
-	if err := g.followLookups(ctx, kcfg); err != nil {
+	if err := g.startOperations(topics); err != nil {
 		return err
 	}
-	if err := g.startOperations(topics); err != nil {
+	// /healthz answers (and /readyz says not ready) while the Kafka lookup
+	// tables catch up; the inputs open after.
+	if err := g.followLookups(ctx, kcfg); err != nil {
 		return err
 	}
 

@@ -10,6 +10,10 @@ import (
 	"unicode/utf8"
 )
 
+// utf8BOM starts files that spreadsheet tools save as "UTF-8"; it is not
+// part of the first row.
+var utf8BOM = []byte("\xef\xbb\xbf")
+
 // span is a row's place in a load's arena.
 type span struct {
 	key      string
@@ -21,6 +25,7 @@ type span struct {
 // a load makes one allocation per key, not per row. A later row replaces
 // an earlier one with the same key. Errors name the line.
 func parseJSONL(data []byte, key string) (map[string][]byte, error) {
+	data = bytes.TrimPrefix(data, utf8BOM)
 	arena := bytes.NewBuffer(make([]byte, 0, len(data)))
 	spans := make([]span, 0, bytes.Count(data, []byte{'\n'})+1)
 	for line := 1; len(data) > 0; line++ {
@@ -63,7 +68,7 @@ func index(arena []byte, spans []span) map[string][]byte {
 // parseCSV reads a header row, then one row per record, each row becoming
 // a JSON object of strings named by the header. Errors name the line.
 func parseCSV(data []byte, key string) (map[string][]byte, error) {
-	r := csv.NewReader(bytes.NewReader(data))
+	r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(data, utf8BOM)))
 	r.ReuseRecord = true
 	header, err := r.Read()
 	if errors.Is(err, io.EOF) {

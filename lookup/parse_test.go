@@ -71,6 +71,17 @@ func TestParseCSV(t *testing.T) {
 	}
 }
 
+func TestByteOrderMark(t *testing.T) {
+	csvRows, err := parseCSV([]byte("\xef\xbb\xbfdevice_no,vin\n861,WDB1\n"), "device_no")
+	if err != nil || string(csvRows["861"]) != `{"device_no":"861","vin":"WDB1"}` {
+		t.Errorf("CSV with a BOM: %q, %v", csvRows, err)
+	}
+	jsonRows, err := parseJSONL([]byte("\xef\xbb\xbf{\"device_no\":\"861\"}\n"), "device_no")
+	if err != nil || len(jsonRows) != 1 {
+		t.Errorf("JSONL with a BOM: %q, %v", jsonRows, err)
+	}
+}
+
 func TestParseCSVErrors(t *testing.T) {
 	for _, tc := range []struct{ name, data, want string }{
 		{"empty", "", "no header row"},

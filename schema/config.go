@@ -52,8 +52,12 @@ func (c Config) Validate() error {
 	r := c.Registry
 	if r.URL != "" {
 		u, err := url.Parse(r.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		switch {
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 			bad("schemas.registry.url: %q is not an http or https URL", r.URL)
+		case u.User != nil:
+			// Errors and logs name the URL: keep secrets out of it.
+			bad("schemas.registry.url: give the credentials in schemas.registry.username and password, not in the URL")
 		}
 		if r.Timeout <= 0 {
 			bad("schemas.registry.timeout must be positive")

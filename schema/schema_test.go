@@ -126,6 +126,7 @@ func TestConfigValidate(t *testing.T) {
 		{"default", func(*schema.Config) {}, ""},
 		{"ok", func(c *schema.Config) { c.Dir = "s"; c.Registry.URL = "https://r:8081"; c.Registry.BearerToken = "t" }, ""},
 		{"bad url", func(c *schema.Config) { c.Registry.URL = "r:8081" }, "schemas.registry.url: "},
+		{"credentials in the url", func(c *schema.Config) { c.Registry.URL = "https://u:p@r:8081" }, "not in the URL"},
 		{"both auths", func(c *schema.Config) {
 			c.Registry.URL = "http://r"
 			c.Registry.Username = "u"
