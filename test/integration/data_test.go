@@ -4,13 +4,17 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 
 	"github.com/fleetgate/fleetgate/config"
+	"github.com/fleetgate/fleetgate/kafka"
 	"github.com/fleetgate/fleetgate/lookup"
 )
 
@@ -193,4 +197,47 @@ func syncProducer(t *testing.T, brokers []string) sarama.SyncProducer {
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	return p
+}
+
+// TestStartWaitsForKafkaLookups: a gateway whose lookup table is a topic
+// with history opens its inputs only once it has read all of it, so the
+// very first report is enriched from the newest record.
+func TestStartWaitsForKafkaLookups(t *testing.T) {
+	ext, err := kafka.StartEmbedded(kafka.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 3,
+		Topics: []string{"message-log", "message-boot", "message-gps", "message-kinematic", "message-adas", "message-dlq", "vehicle-registry"}},
+		zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ext.Close)
+	prod := syncProducer(t, []string{ext.Addr()})
+	var history []*sarama.ProducerMessage
+	for i := range 20000 {
+		history = append(history, &sarama.ProducerMessage{Topic: "vehicle-registry", Key: sarama.StringEncoder(devA),
+			Value: sarama.StringEncoder(`{"revision":` + strconv.Itoa(i) + `}`)})
+	}
+	if err := prod.SendMessages(history); err != nil {
+		t.Fatal(err)
+	}
+	rulesPath := filepath.Join(t.TempDir(), "rules.yaml")
+	writeAtomically(t, rulesPath, `rules:
+  - name: enrich
+    sql: SELECT device_no, lookup('registry', device_no).revision AS revision FROM 'fleet/+/log'
+    actions:
+      - kafka: {topic: message-log, key: "${device_no}"}
+`)
+	rules, err := config.LoadRulesFile(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, func(c *config.Config) {
+		c.Kafka.Brokers = []string{ext.Addr()}
+		c.RulesFile, c.Rules = rulesPath, rules
+		c.Lookups = lookup.Config{"registry": {KafkaTopic: "vehicle-registry"}}
+	})
+	publish(t, connect(t, g.MQTTAddr(), "first"), "fleet/"+devA+"/log", logReport(devA, "info"))
+	recs := consume(t, g.KafkaBrokers(), "message-log", 1)
+	if got := string(recs[0].Value); got != `{"device_no":"`+devA+`","revision":19999}` {
+		t.Errorf("the first report after start: %s, want the newest revision", got)
+	}
 }
