@@ -128,8 +128,10 @@ func (k *kafkaSource) change(m *sarama.ConsumerMessage) (c change, ok bool) {
 	if m.Value == nil {
 		return change{key: string(m.Key)}, true
 	}
-	var row bytes.Buffer
-	if err := json.Compact(&row, m.Value); err != nil || row.Len() == 0 || row.Bytes()[0] != '{' {
+	// Sized to the value, so that the row kept is not a grown buffer's
+	// spare capacity (compact JSON is never longer).
+	row := bytes.NewBuffer(make([]byte, 0, len(m.Value)))
+	if err := json.Compact(row, m.Value); err != nil || row.Len() == 0 || row.Bytes()[0] != '{' {
 		k.refuse(m, "the value is not a JSON object")
 		return change{}, false
 	}

@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,4 +222,37 @@ func writeDirF(f *testing.F, files map[string]string) string {
 		}
 	}
 	return dir
+}
+
+// TestValidateConcurrently: one compiled schema serves every connection's
+// goroutine at once (go test -race).
+func TestValidateConcurrently(t *testing.T) {
+	set, err := loadDir(t, map[string]string{"log.json": logSchema, "common.json": common})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, _ := set.Get("log")
+	good := []byte(`{"device_no":"861234567890123","ts":"2026-12-01T08:00:00Z","level":"info","pos":{"lat":1}}`)
+	bad := []byte(`{"device_no":"861234567890123","ts":"2026-12-01T08:00:00Z","level":"info","pos":{"lat":100}}`)
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for i := range 200 {
+				rec, wantOK := good, true
+				if (i+g)%2 == 1 {
+					rec, wantOK = bad, false
+				}
+				if err := log.Validate(rec); (err == nil) != wantOK {
+					errs <- fmt.Errorf("goroutine %d record %d: %v", g, i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }
