@@ -65,7 +65,9 @@ func (k *kafkaSource) start(client sarama.Client) error {
 	k.consumer = consumer
 	k.table.replace(map[string][]byte{}, time.Now())
 	for _, t := range targets {
-		pc, err := consumer.ConsumePartition(k.topic, t.p, t.oldest)
+		// OffsetOldest rather than t.oldest: retention may have moved the
+		// log start since it was read.
+		pc, err := consumer.ConsumePartition(k.topic, t.p, sarama.OffsetOldest)
 		if err != nil {
 			_ = k.close()
 			return fmt.Errorf("%s: consume %s/%d: %w", key, k.topic, t.p, err)
