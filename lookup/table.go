@@ -6,7 +6,7 @@
 // path never waits for a file or the network.
 //
 // Rows are kept as compact JSON bytes and decoded by the caller on a hit:
-// docs/benchmarks.md shows this takes about a third of the memory of decoded
+// docs/benchmarks.md shows this takes less than a quarter of the memory of decoded
 // objects for the same rows.
 package lookup
 
