@@ -5,9 +5,9 @@
 // followed). Reading a table is a map lookup under a read lock: the message
 // path never waits for a file or the network.
 //
-// Rows are kept as compact JSON bytes and decoded by the caller on a hit:
-// docs/benchmarks.md shows this takes less than a quarter of the memory of decoded
-// objects for the same rows.
+// Rows are kept as compact JSON bytes and decoded on each hit (Get):
+// docs/benchmarks.md shows this takes less than a quarter of the memory of
+// decoded objects for the same rows.
 package lookup
 
 import (
