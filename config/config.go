@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -19,7 +20,9 @@ import (
 	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/kafka"
 	"github.com/fleetgate/fleetgate/limits"
+	"github.com/fleetgate/fleetgate/lookup"
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/schema"
 	"github.com/fleetgate/fleetgate/telematics"
 )
 
@@ -57,6 +60,13 @@ type Config struct {
 	// reload that fails validation keeps the previous rules and is counted
 	// in fleetgate_rule_reloads_total.
 	Rules []router.RuleConfig `mapstructure:"-"`
+	// Lookups are the tables rules read with lookup('name', key): in-memory
+	// snapshots of a file or a compacted Kafka topic (docs/rules.md).
+	Lookups lookup.Config `mapstructure:"lookups"`
+	// Schemas are the JSON Schemas kafka actions validate records with
+	// (schema:), from a directory and/or a Confluent-compatible Schema
+	// Registry, loaded with the rules (docs/rules.md).
+	Schemas schema.Config `mapstructure:"schemas"`
 
 	// Source is the file the configuration came from, "" for the defaults.
 	Source string `mapstructure:"-"`
@@ -89,6 +99,8 @@ func Default() *Config {
 		Kafka:      kafka.DefaultConfig(),
 		Router:     router.DefaultConfig(),
 		Rules:      router.DefaultRules(),
+		Lookups:    lookup.Config{},
+		Schemas:    schema.DefaultConfig(),
 	}
 }
 
@@ -143,6 +155,10 @@ func Load(path string, env func(string) (string, bool)) (*Config, error) {
 	}
 	cfg.Source = path
 	cfg.MQTT.DeliveryTimeout = cfg.Kafka.DeliveryTimeout
+	if path != "" {
+		cfg.Lookups = cfg.Lookups.Resolve(filepath.Dir(path))
+		cfg.Schemas = cfg.Schemas.Resolve(filepath.Dir(path))
+	}
 	var src rulesSource
 	var problems []Problem
 	cfg.RulesFile = resolveRulesFile(cfg.RulesFile, path)
@@ -209,8 +225,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("kafka.sasl.password: %s is not resolved; set the environment variable %s_KAFKA_SASL_PASSWORD", c.Kafka.SASL.Password, EnvPrefix))
 	}
 	errs = append(errs, c.MQTT.Validate(), c.Telematics.Validate(), c.Kafka.Validate())
-	errs = append(errs, c.Router.Validate())
-	if _, err := router.Compile(c.Rules); err != nil {
+	errs = append(errs, c.Router.Validate(), c.Lookups.Validate(), c.Schemas.Validate())
+	if _, err := c.checkCompiler().Compile(c.Rules); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -244,6 +260,8 @@ func decodeProblems(file *yamlFile, err error) []Problem {
 			if m[1] != "" {
 				k = m[1] + "." + k
 			}
+			// A map entry ("lookups[vehicles]") is named as its YAML key path.
+			k = mapKey.ReplaceAllString(k, ".$1")
 			p := file.problem(fmt.Sprintf("unknown key %s; check the spelling against docs/configuration.md", k))
 			if file.root != nil {
 				if n, key, whole := walk(file.root, k); whole {
@@ -259,5 +277,7 @@ func decodeProblems(file *yamlFile, err error) []Problem {
 	slices.SortStableFunc(problems, func(a, b Problem) int { return a.Line - b.Line })
 	return problems
 }
+
+var mapKey = regexp.MustCompile(`\[([^\]0-9][^\]]*)\]`)
 
 var invalidKeys = regexp.MustCompile(`'([^']*)' has invalid keys: ([^\n]*)`)

@@ -29,6 +29,10 @@ type ReloaderOptions struct {
 	Check func(ctx context.Context, rules *router.Rules) error
 	// CheckTimeout bounds Check for reloads the watcher starts; default 30s.
 	CheckTimeout time.Duration
+	// Compiler builds the compiler for each reload, with the lookup tables
+	// and freshly loaded schemas (schemas are reloaded with the rules); an
+	// error rejects the reload. nil: the default compiler.
+	Compiler func(ctx context.Context) (*router.Compiler, error)
 	// OnReload is called after every reload attempt with whether the new
 	// rules were swapped in (the metrics count rule reloads by result).
 	// nil: none.
@@ -104,7 +108,15 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	rules, _, err := LoadRules(r.path, r.standalone)
+	var rc *router.Compiler
+	var err error
+	if r.opts.Compiler != nil {
+		rc, err = r.opts.Compiler(ctx)
+	}
+	var rules *router.Rules
+	if err == nil {
+		rules, _, err = LoadRulesWith(r.path, r.standalone, rc)
+	}
 	if err == nil && r.opts.Check != nil {
 		err = r.opts.Check(ctx, rules)
 	}

@@ -30,20 +30,35 @@ type rulesSource struct {
 // file, of which only rules: is read (the default rule when it has none).
 // Every problem is reported, as an *Error with file and line.
 func LoadRules(path string, standalone bool) (*router.Rules, []router.RuleConfig, error) {
+	return LoadRulesWith(path, standalone, nil)
+}
+
+// LoadRulesWith is LoadRules compiling with rc (nil: the built-in
+// functions, no lookup tables, no schemas).
+func LoadRulesWith(path string, standalone bool, rc *router.Compiler) (*router.Rules, []router.RuleConfig, error) {
 	f, err := readYAML(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	return compileRules(f, standalone)
+	return compileRulesWith(f, standalone, rc)
 }
 
 // compileRules decodes and compiles the rules of f.
 func compileRules(f *yamlFile, standalone bool) (*router.Rules, []router.RuleConfig, error) {
+	return compileRulesWith(f, standalone, nil)
+}
+
+// compileRulesWith decodes and compiles the rules of f with rc (nil: the
+// default compiler).
+func compileRulesWith(f *yamlFile, standalone bool, rc *router.Compiler) (*router.Rules, []router.RuleConfig, error) {
 	cfgs, src, problems := rulesOf(f, standalone)
 	if len(problems) > 0 {
 		return nil, nil, &Error{Problems: problems}
 	}
-	rules, err := router.Compile(cfgs)
+	if rc == nil {
+		rc = router.NewCompiler(router.CompilerOptions{})
+	}
+	rules, err := rc.Compile(cfgs)
 	if err != nil {
 		return nil, nil, &Error{Problems: src.problems(err)}
 	}

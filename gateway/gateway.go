@@ -46,6 +46,7 @@ type Gateway struct {
 	onRulesReload func(ok bool)
 
 	securityWatchers []*config.FileWatcher // users and policy files (security.go)
+	data          data // lookup tables and schemas (data.go)
 }
 
 // New prepares a gateway for cfg, which must be valid (config.Load
@@ -64,7 +65,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 			g.stop(context.Background())
 		}
 	}()
-	rules, err := router.Compile(g.cfg.Rules)
+	compiler, err := g.openData(ctx)
+	if err != nil {
+		return err
+	}
+	rules, err := compiler.Compile(g.cfg.Rules)
 	if err != nil {
 		return err
 	}
@@ -77,7 +82,7 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	if kcfg.Embedded() {
 		g.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{
 			Listen:     kcfg.EmbeddedListen,
-			Topics:     topics,
+			Topics:     append(slices.Clone(topics), g.embeddedLookupTopics()...),
 			Partitions: kcfg.Topics.Partitions,
 		}, g.log)
 		if err != nil {
@@ -97,6 +102,11 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := g.startOperations(topics); err != nil {
+		return err
+	}
+	// /healthz answers (and /readyz says not ready) while the Kafka lookup
+	// tables catch up; the inputs open after.
+	if err := g.followLookups(ctx, kcfg); err != nil {
 		return err
 	}
 
@@ -160,13 +170,14 @@ func (g *Gateway) stop(ctx context.Context) error {
 		wg.Go(func() { brokerErr = g.broker.Shutdown(ctx) })
 	}
 	wg.Wait()
+	dataErr := g.closeData()
 	if g.producer != nil {
 		producerErr = g.producer.Shutdown(ctx)
 	}
 	if g.embedded != nil {
 		g.embedded.Close()
 	}
-	return errors.Join(rulesErr, httpErr, brokerErr, producerErr, g.stopOperations())
+	return errors.Join(rulesErr, httpErr, brokerErr, dataErr, producerErr, g.stopOperations())
 }
 
 // MQTTAddr returns the bound address of the plain MQTT listener.

@@ -33,6 +33,9 @@ func (g *Gateway) startOperations(topics []string) error {
 // answers; an error before Start finished and from the moment Shutdown
 // begins, so that a load balancer sends new terminals elsewhere.
 func (g *Gateway) ready() error {
+	if err := g.data.lookups.Ready(); err != nil {
+		return err // Kafka lookup tables still catching up (data.go)
+	}
 	if !g.serving.Load() {
 		return errors.New("not serving: starting or shutting down")
 	}

@@ -60,6 +60,7 @@ type Metrics struct {
 	resends        prometheus.Counter
 	responses      *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
+	lookups        *lookupSeries // lookup.go
 }
 
 // New returns the gateway's metrics, with Go runtime and process series
@@ -155,6 +156,7 @@ func New() *Metrics {
 	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	m.lookups = newLookupSeries(m.reg)
 	return m
 }
 

@@ -34,8 +34,9 @@ type actionSpec interface {
 // when it is compiled (a schema source for the kafka action) belong here,
 // handed in through CompilerOptions like the SQL functions' Deps.
 type actionEnv struct {
-	sql   *iotsql.Compiler
-	alias string
+	sql     *iotsql.Compiler
+	alias   string
+	schemas SchemaSet // nil: none configured
 }
 
 // template compiles a substitution template of the action.

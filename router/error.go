@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -35,7 +36,8 @@ type failure struct {
 // errorHeaders are the headers that say why a message is in the error
 // topic: error ("reason: message"), rule, action (what failed: "sql",
 // "foreach", "identity" or "actions[N]"), source, client_id, mqtt_topic,
-// then the failure's own. Values the sender chose are clipped to
+// then the failure's own, and for a schema violation schema_pointer and
+// schema_keyword. Values the sender chose are clipped to
 // MaxErrorHeaderBytes (errheaders.go).
 func errorHeaders(msg *Message, f failure) []Header {
 	return append([]Header{
@@ -45,7 +47,7 @@ func errorHeaders(msg *Message, f failure) []Header {
 		{Key: "source", Value: []byte(msg.Source)},
 		{Key: "client_id", Value: clip(msg.ClientID)},
 		{Key: "mqtt_topic", Value: clip(msg.Topic)},
-	}, f.headers...)
+	}, slices.Concat(f.headers, schemaHeaders(f.err))...)
 }
 
 // runErrorActions writes the original payload to each failed rule's error

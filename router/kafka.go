@@ -19,6 +19,13 @@ type KafkaActionConfig struct {
 	// that yields a partition number.
 	Partition string            `mapstructure:"partition" yaml:"partition"`
 	Headers   map[string]string `mapstructure:"headers" yaml:"headers"`
+	// Schema names the JSON Schema the record value must match (a template,
+	// e.g. "${type}"); see schema.go. Empty: no validation, unless Format is
+	// confluent, which validates against the subject "<topic>-value".
+	Schema string `mapstructure:"schema" yaml:"schema"`
+	// Format is json (the default: the value as SELECT made it) or
+	// confluent (the Confluent wire format: magic byte, schema id, JSON).
+	Format string `mapstructure:"format" yaml:"format"`
 }
 
 // kafkaAction is a compiled kafka action; it also serves as a rule's error
@@ -29,6 +36,7 @@ type kafkaAction struct {
 	partition *iotsql.Template // nil: partitioner decides
 	fixedPart int32            // used when partition is a literal
 	headers   []headerTemplate
+	schema    *recordSchema // nil: no validation
 }
 
 type headerTemplate struct {
@@ -78,6 +86,9 @@ func (c *KafkaActionConfig) compile(env actionEnv) (Action, error) {
 		}
 		k.headers = append(k.headers, headerTemplate{key: hk, value: t})
 	}
+	if k.schema, err = compileSchema(c, env); err != nil {
+		return nil, err
+	}
 	return k, nil
 }
 
@@ -87,6 +98,12 @@ func (k *kafkaAction) Start(out Output, value []byte) {
 	if err != nil {
 		out.Fail(reason, err)
 		return
+	}
+	if k.schema != nil {
+		if reason, err := k.schema.apply(out.Env(), rec); err != nil {
+			out.Fail(reason, err)
+			return
+		}
 	}
 	out.Produce(rec)
 }

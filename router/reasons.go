@@ -38,6 +38,11 @@ const (
 	// too long, has control characters or leading/trailing spaces, does not
 	// match router.identity.pattern, or appears more than once.
 	ReasonInvalidDeviceID = "invalid_device_id"
+	// ReasonSchemaInvalid: the record value does not match its schema.
+	ReasonSchemaInvalid = "schema_invalid"
+	// ReasonSchemaUnknown: the schema the action names is not loaded (or,
+	// with format: confluent, has no registry id).
+	ReasonSchemaUnknown = "schema_unknown"
 	// ReasonForeachTooLarge: a foreach array has more elements than
 	// router.max_foreach_elements.
 	ReasonForeachTooLarge = "foreach_too_large"
@@ -70,7 +75,7 @@ func PermanentReasons() []string {
 		ReasonEvalError, ReasonTemplateError, ReasonInvalidPartition, ReasonRepublishFailed,
 		ReasonInvalidTopic, ReasonUnknownTopic, ReasonRecordTooLarge, ReasonInvalidRecord,
 		ReasonNotAuthorized, ReasonPermanentError, ReasonIdentityMismatch, ReasonInvalidDeviceID,
-		ReasonForeachTooLarge,
+		ReasonForeachTooLarge, ReasonSchemaInvalid, ReasonSchemaUnknown,
 	}
 }
 

@@ -77,7 +77,8 @@ func (e *RuleError) Unwrap() error { return e.Err }
 // dependencies its functions take (lookup tables, a clock). It is safe for
 // concurrent use.
 type Compiler struct {
-	sql *iotsql.Compiler
+	sql     *iotsql.Compiler
+	schemas SchemaSet
 }
 
 // CompilerOptions configure a Compiler.
@@ -87,11 +88,14 @@ type CompilerOptions struct {
 	Functions *iotsql.Registry
 	// Deps are handed to the functions that need them at compile time.
 	Deps iotsql.Deps
+	// Schemas are the schemas kafka actions may name (schema:); nil: none,
+	// and an action that names one is an error.
+	Schemas SchemaSet
 }
 
 // NewCompiler returns a rule compiler.
 func NewCompiler(opts CompilerOptions) *Compiler {
-	return &Compiler{sql: iotsql.NewCompiler(opts.Functions, opts.Deps)}
+	return &Compiler{sql: iotsql.NewCompiler(opts.Functions, opts.Deps), schemas: opts.Schemas}
 }
 
 // Compile validates and compiles rule configurations into a table with the
@@ -126,7 +130,7 @@ func (rc *Compiler) Compile(cfgs []RuleConfig) (*Rules, error) {
 				r.each, alias = f, f.Alias()
 			}
 		}
-		env := actionEnv{sql: rc.sql, alias: alias}
+		env := actionEnv{sql: rc.sql, alias: alias, schemas: rc.schemas}
 		q, err := rc.sql.Query(c.SQL, alias)
 		if err != nil {
 			fail("sql", err)
@@ -162,6 +166,8 @@ func (rc *Compiler) Compile(cfgs []RuleConfig) (*Rules, error) {
 				}
 			case !ok:
 				fail("error_action", errors.New("the error action must be a kafka action"))
+			case validates(ew):
+				fail("error_action.kafka.schema", errors.New("the error action stores the original payload as it came; it takes no schema or format"))
 			default:
 				r.errorAction = ew
 			}

@@ -17,6 +17,9 @@ type Record struct {
 	Partition int32
 	Headers   []Header
 	Value     []byte
+	// Schema is the schema Value was validated against ("": none); it is
+	// not sent, rules test prints it.
+	Schema string
 }
 
 // Sink stores records. The kafka package's producer implements it.

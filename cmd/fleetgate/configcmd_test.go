@@ -78,6 +78,18 @@ mqtt:
 		t.Errorf("rules loaded back as\n%s\nnot\n%s", r1, r2)
 	}
 	again.Rules = orig.Rules
+	for _, d := range []struct {
+		a, b any
+		n    string
+	}{{again.Lookups, orig.Lookups, "lookups"}, {again.Schemas, orig.Schemas, "schemas"}, {again.MQTT, orig.MQTT, "mqtt"}, {again.Kafka, orig.Kafka, "kafka"}, {again.Router, orig.Router, "router"}, {again.Telematics, orig.Telematics, "tm"}} {
+		if !reflect.DeepEqual(d.a, d.b) {
+			t.Logf("DIFF %s: %#v vs %#v", d.n, d.a, d.b)
+		}
+	}
+	// An empty list prints as [] and loads back as an empty slice where the
+	// default was nil: the same configuration.
+	nilEmptySlices(reflect.ValueOf(again).Elem())
+	nilEmptySlices(reflect.ValueOf(orig).Elem())
 	if !reflect.DeepEqual(again, orig) {
 		t.Errorf("the printed configuration loads as\n%+v\nnot\n%+v", again, orig)
 	}
@@ -107,6 +119,23 @@ func TestVersion(t *testing.T) {
 	for _, want := range []string{"fleetgate ", "go go1.", "github.com/mochi-mqtt/server/v2 v2.", "github.com/IBM/sarama v1."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("version lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// nilEmptySlices sets every empty slice reachable through v's struct fields
+// to nil.
+func nilEmptySlices(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				nilEmptySlices(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.Len() == 0 && !v.IsNil() && v.CanSet() {
+			v.Set(reflect.Zero(v.Type()))
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,6 +66,14 @@ func rulesCheck(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		printProblems(stderr, err)
 		return 1
+	}
+	// Load the lookup files and schemas as the gateway would: a schema that
+	// does not compile, or names a rule gives that are not loaded, fail.
+	if len(cfg.Lookups) > 0 || cfg.Schemas.Enabled() {
+		if _, err := compileWithData(context.Background(), cfg, stdout, nil); err != nil {
+			printProblems(stderr, err)
+			return 1
+		}
 	}
 	from := *path
 	if cfg.RulesFile != "" {

@@ -20,6 +20,7 @@ import (
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/kafka"
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/schema"
 )
 
 // rulesTest dry-runs the rules on one message through the real engine, with
@@ -80,12 +81,12 @@ func rulesTest(args []string, stdout, stderr io.Writer, stdin io.Reader) int {
 		printProblems(stderr, err)
 		return 1
 	}
-	compiled, err := router.Compile(cfg.Rules)
-	if err != nil { // config.Load compiled them already
-		fmt.Fprintln(stderr, err)
+	out := &traceWriter{w: stdout}
+	compiled, err := compileWithData(context.Background(), cfg, stderr, out.lookup)
+	if err != nil {
+		printProblems(stderr, err)
 		return 1
 	}
-	out := &traceWriter{w: stdout}
 	sink := newDryRunSink(cfg.Kafka, compiled)
 	opts := router.Options{
 		Publisher:      dryRunPublisher{},
@@ -225,15 +226,30 @@ func (t *traceWriter) trace(tr router.Trace) {
 		o.addRaw("value", jsonValue(tr.Payload))
 	}
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.lines++
-	if _, err := t.w.Write(append(o.bytes(), '\n')); err != nil && t.err == nil {
+	t.mu.Unlock()
+	t.write(o.bytes())
+}
+
+func (t *traceWriter) write(line []byte) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := t.w.Write(append(line, '\n')); err != nil && t.err == nil {
 		t.err = err
 	}
 }
 
+// lookup prints a lookup() the rules made.
+func (t *traceWriter) lookup(table, key string, found bool) {
+	var o object
+	o.add("lookup", table)
+	o.add("key", key)
+	o.addRaw("found", []byte(strconv.FormatBool(found)))
+	t.write(o.bytes())
+}
+
 // recordFields adds a Kafka record's topic, key, partition (when fixed),
-// headers and value.
+// headers, the schema it was validated against, and value.
 func recordFields(o *object, r *router.Record) {
 	o.add("topic", r.Topic)
 	if r.Key != nil {
@@ -249,7 +265,16 @@ func recordFields(o *object, r *router.Record) {
 		h.add(x.Key, string(x.Value))
 	}
 	o.addRaw("headers", h.bytes())
-	o.addRaw("value", jsonValue(r.Value))
+	value := r.Value
+	if r.Schema != "" {
+		o.add("schema", r.Schema)
+		if id, payload, err := schema.Unframe(value); err == nil && json.Valid(payload) {
+			o.add("format", "confluent")
+			o.add("schema_id", id)
+			value = payload
+		}
+	}
+	o.addRaw("value", jsonValue(value))
 }
 
 // jsonValue returns b compacted when it is JSON, else b as a JSON string
