@@ -1,0 +1,269 @@
+package broker
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+)
+
+// RetainedConfig is mqtt.retained: retained messages are kept in memory,
+// per instance, so they are off by default and capped when on.
+type RetainedConfig struct {
+	// Enabled keeps messages published with the retain flag (and retained
+	// wills) for later subscribers. Default false: the flag is ignored (the
+	// message is still stored in Kafka and delivered to current
+	// subscribers), and the refusal counted.
+	Enabled bool `mapstructure:"enabled"`
+	// MaxMessages caps how many topics hold a retained message. Default 1000.
+	MaxMessages int `mapstructure:"max_messages"`
+	// MaxMessageBytes caps one retained message (topic + payload + user
+	// properties). Default 65536.
+	MaxMessageBytes int64 `mapstructure:"max_message_bytes"`
+	// MaxTotalBytes caps all retained messages together. Default 16 MiB.
+	MaxTotalBytes int64 `mapstructure:"max_total_bytes"`
+}
+
+// LimitObserver is told about the broker's bounds at work. If the Observer
+// given to WithObserver also implements it, the broker uses it; its methods
+// must be safe for concurrent use and cheap.
+type LimitObserver interface {
+	// BrokerDropped: a retained message was not kept, or a queued message
+	// was dropped, for reason (the Reason* constants of bounds.go).
+	BrokerDropped(reason string)
+	// ConnectionRefused: a connection was refused before CONNECT, for
+	// reason (ws_origin).
+	ConnectionRefused(reason string)
+}
+
+// Reasons given to LimitObserver.BrokerDropped.
+const (
+	// ReasonRetainDisabled: a retained message with mqtt.retained.enabled false.
+	ReasonRetainDisabled = "retain_disabled"
+	// ReasonRetainedTooLarge: over mqtt.retained.max_message_bytes.
+	ReasonRetainedTooLarge = "retained_too_large"
+	// ReasonRetainedCount: a new topic beyond mqtt.retained.max_messages.
+	ReasonRetainedCount = "retained_count_limit"
+	// ReasonRetainedBytes: beyond mqtt.retained.max_total_bytes.
+	ReasonRetainedBytes = "retained_bytes_limit"
+	// ReasonQueueSession: the oldest queued message of a session dropped at
+	// mqtt.max_queued_messages or mqtt.max_queued_bytes.
+	ReasonQueueSession = "queue_session_limit"
+	// ReasonQueueTotal: the oldest queued message of all sessions dropped
+	// at limits.max_queued_messages or limits.max_queued_bytes.
+	ReasonQueueTotal = "queue_total_limit"
+)
+
+// DropReasons lists every reason given to LimitObserver.BrokerDropped.
+var DropReasons = []string{ReasonRetainDisabled, ReasonRetainedTooLarge, ReasonRetainedCount, ReasonRetainedBytes,
+	ReasonQueueSession, ReasonQueueTotal}
+
+// RefusalReasons lists every reason given to LimitObserver.ConnectionRefused.
+var RefusalReasons = []string{reasonWSOrigin}
+
+// validateBounds checks the keys of bounds.go.
+func (c Config) validateBounds() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.WSSListen != "" {
+		if !strings.Contains(c.WSSListen, ":") {
+			bad("mqtt.wss_listen: %q is not [host]:port", c.WSSListen)
+		}
+		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
+			bad("mqtt.wss_listen needs mqtt.tls.cert_file and mqtt.tls.key_file")
+		}
+	}
+	for _, o := range c.WSAllowedOrigins {
+		if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+			bad("mqtt.ws_allowed_origins: %q is not an origin such as https://console.example.com", o)
+		}
+	}
+	if c.MaxKeepAlive < time.Second || c.MaxKeepAlive > math.MaxUint16*time.Second {
+		bad("mqtt.max_keep_alive: %s is out of range 1s..65535s", c.MaxKeepAlive)
+	}
+	if c.MaxSessionExpiry < 0 || c.MaxSessionExpiry > math.MaxUint32*time.Second {
+		bad("mqtt.max_session_expiry: %s is out of range 0..%ds", c.MaxSessionExpiry, uint32(math.MaxUint32))
+	}
+	if c.MaxQueuedMessages < 1 || c.MaxQueuedMessages > math.MaxUint16-1 {
+		bad("mqtt.max_queued_messages: %d is out of range 1..65534", c.MaxQueuedMessages)
+	}
+	if c.MaxQueuedBytes < int64(c.MaxPacketBytes) {
+		bad("mqtt.max_queued_bytes: %d is below mqtt.max_packet_bytes (%d): one message must fit", c.MaxQueuedBytes, c.MaxPacketBytes)
+	}
+	r := c.Retained
+	if r.MaxMessages < 1 {
+		bad("mqtt.retained.max_messages: %d must be at least 1", r.MaxMessages)
+	}
+	if r.MaxMessageBytes < 1 {
+		bad("mqtt.retained.max_message_bytes: %d must be at least 1", r.MaxMessageBytes)
+	}
+	if r.MaxTotalBytes < r.MaxMessageBytes {
+		bad("mqtt.retained.max_total_bytes: %d is below mqtt.retained.max_message_bytes (%d)", r.MaxTotalBytes, r.MaxMessageBytes)
+	}
+	return errs
+}
+
+// boundCapabilities sets mochi's own caps for the bounds of bounds.go.
+func (c Config) boundCapabilities(caps *mqtt.Capabilities) {
+	// mochi caps a client's session expiry here, tells MQTT 5 clients the
+	// capped value in CONNACK, and uses it as the expiry of 3.1.1
+	// persistent sessions. (A DISCONNECT that raises the expiry is capped
+	// by boundsHook.OnPacketRead.)
+	caps.MaximumSessionExpiryInterval = uint32(c.MaxSessionExpiry / time.Second)
+	// mochi refuses a new queued message when a session holds this many;
+	// the queue hook drops the oldest at MaxQueuedMessages first, so this
+	// is only the backstop.
+	caps.MaximumInflight = uint16(c.MaxQueuedMessages + 1)
+}
+
+// boundsHook enforces the keep-alive and session expiry caps, and hosts the
+// retained guard and the queue accounting. It is added after the ingest
+// hook, so it sees only the publishes that the ingest hook lets mochi
+// handle (QoS 0, and the broker's own fan-out and republish).
+type boundsHook struct {
+	mqtt.HookBase
+	maxKeepAlive     uint16
+	maxSessionExpiry uint32
+	retained         *retainGuard
+	queues           *queueAccounts
+	log              *zap.Logger
+}
+
+// ID implements mqtt.Hook.
+func (h *boundsHook) ID() string { return "fleetgate-bounds" }
+
+// Provides implements mqtt.Hook.
+func (h *boundsHook) Provides(b byte) bool {
+	return bytes.Contains([]byte{
+		mqtt.OnConnect, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnWill, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
+		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPublishDropped,
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
+	}, []byte{b})
+}
+
+// OnConnect implements mqtt.Hook: a keep-alive of 0 (none) or above
+// mqtt.max_keep_alive becomes mqtt.max_keep_alive. mochi then sends it as
+// Server Keep Alive in an MQTT 5 CONNACK and, for every version, closes a
+// connection silent for 1.5 times it. A 3.1.1 client cannot be told: it is
+// held to the maximum all the same.
+func (h *boundsHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	if ka := pk.Connect.Keepalive; ka == 0 || ka > h.maxKeepAlive {
+		cl.State.Keepalive = h.maxKeepAlive
+		cl.State.ServerKeepalive = true
+	}
+	return nil
+}
+
+// OnPacketRead implements mqtt.Hook: an MQTT 5 DISCONNECT may set a new
+// session expiry, which mochi would keep uncapped.
+func (h *boundsHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Disconnect && pk.Properties.SessionExpiryIntervalFlag &&
+		pk.Properties.SessionExpiryInterval > h.maxSessionExpiry {
+		pk.Properties.SessionExpiryInterval = h.maxSessionExpiry
+	}
+	return pk, nil
+}
+
+// OnPublish implements mqtt.Hook: the retained guard.
+func (h *boundsHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	return h.retained.onPublish(cl, pk), nil
+}
+
+// OnWill implements mqtt.Hook: the retained guard.
+func (h *boundsHook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	return h.retained.onWill(cl, will), nil
+}
+
+// OnRetainMessage implements mqtt.Hook.
+func (h *boundsHook) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, r int64) {
+	h.retained.stored(pk.TopicName)
+}
+
+// OnRetainedExpired implements mqtt.Hook.
+func (h *boundsHook) OnRetainedExpired(filter string) { h.retained.expired(filter) }
+
+// OnQosPublish implements mqtt.Hook.
+func (h *boundsHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int64, resends int) {
+	h.queues.added(cl, pk)
+}
+
+// OnQosComplete implements mqtt.Hook.
+func (h *boundsHook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	h.queues.removed(cl, pk.PacketID)
+}
+
+// OnQosDropped implements mqtt.Hook.
+func (h *boundsHook) OnQosDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.queues.removed(cl, pk.PacketID)
+}
+
+// OnPublishDropped implements mqtt.Hook: mochi rolled back a queued
+// message without saying which.
+func (h *boundsHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) { h.queues.resync(cl) }
+
+// OnSessionEstablished implements mqtt.Hook: the session may have
+// inherited queued messages.
+func (h *boundsHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) { h.queues.resync(cl) }
+
+// OnDisconnect implements mqtt.Hook.
+func (h *boundsHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
+	if expire && !cl.IsTakenOver() {
+		h.queues.forget(cl)
+	}
+}
+
+// OnClientExpired implements mqtt.Hook.
+func (h *boundsHook) OnClientExpired(cl *mqtt.Client) { h.queues.forget(cl) }
+
+// messageBytes is what a message held by the broker is counted as: topic,
+// payload and user properties (the parts a client chooses the size of).
+func messageBytes(topic string, payload []byte, user []packets.UserProperty) int64 {
+	n := int64(len(topic) + len(payload))
+	for _, u := range user {
+		n += int64(len(u.Key) + len(u.Val))
+	}
+	return n
+}
+
+// WithQueueLimiter makes the messages queued for subscribers in all
+// sessions together take room from l (limits.max_queued_*); at its bound
+// the oldest queued message of any session is dropped. Default: only the
+// per-session caps.
+func WithQueueLimiter(l Limiter) Option { return func(op *options) { op.queued = l } }
+
+// newBoundsHook builds the hook of bounds.go for server.
+func newBoundsHook(cfg Config, server *mqtt.Server, op options, log *zap.Logger) *boundsHook {
+	obs, ok := op.obs.(LimitObserver)
+	if !ok {
+		obs = nopLimitObserver{}
+	}
+	return &boundsHook{
+		maxKeepAlive:     uint16(cfg.MaxKeepAlive / time.Second),
+		maxSessionExpiry: uint32(cfg.MaxSessionExpiry / time.Second),
+		retained:         newRetainGuard(cfg.Retained, server.Topics, obs, log),
+		queues:           newQueueAccounts(cfg.MaxQueuedMessages, cfg.MaxQueuedBytes, op.queued, &server.Info.Inflight, obs, log),
+		log:              log,
+	}
+}
+
+// Retained returns the retained messages held and their bytes (as counted
+// against mqtt.retained.*).
+func (b *Broker) Retained() (msgs, bytes int64) { return b.bounds.retained.usage() }
+
+// Queued returns the QoS 1/2 messages held for subscribers in all sessions
+// and their bytes (as counted against mqtt.max_queued_* and
+// limits.max_queued_*).
+func (b *Broker) Queued() (msgs, bytes int64) {
+	m, n, _ := b.bounds.queues.usage()
+	return m, n
+}
+
+type nopLimitObserver struct{}
+
+func (nopLimitObserver) BrokerDropped(string)     {}
+func (nopLimitObserver) ConnectionRefused(string) {}
