@@ -70,6 +70,7 @@ type Metrics struct {
 	resends        prometheus.Counter
 	responses      *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
+	bounds         boundsMetrics // bounds.go
 }
 
 // New returns the gateway's metrics, with Go runtime and process series
@@ -154,6 +155,7 @@ func New() *Metrics {
 	for _, r := range knownReasons {
 		m.errors.WithLabelValues(r)
 	}
+	m.bounds = newBoundsMetrics(m.reg)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	return m
