@@ -174,15 +174,17 @@ func (r *Reloader) config() *tls.Config {
 // On error the signature names the error, so one failure is logged once.
 func (r *Reloader) stat() (string, error) {
 	var b strings.Builder
-	for _, name := range []string{r.files.CertFile, r.files.KeyFile, r.files.ClientCAFile} {
-		if name == "" {
+	for _, f := range []struct{ key, name string }{
+		{"cert_file", r.files.CertFile}, {"key_file", r.files.KeyFile}, {"client_ca_file", r.files.ClientCAFile},
+	} {
+		if f.name == "" {
 			continue
 		}
-		fi, err := os.Stat(name)
+		fi, err := os.Stat(f.name)
 		if err != nil {
-			return "error:" + err.Error(), fmt.Errorf("%s: %w", r.files.Key, err)
+			return "error:" + err.Error(), fmt.Errorf("%s.%s: %w", r.files.Key, f.key, err)
 		}
-		fmt.Fprintf(&b, "%s:%d:%d;", name, fi.Size(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&b, "%s:%d:%d;", f.name, fi.Size(), fi.ModTime().UnixNano())
 	}
 	return b.String(), nil
 }

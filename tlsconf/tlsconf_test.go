@@ -2,10 +2,13 @@ package tlsconf_test
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -207,5 +210,17 @@ func TestNewNamesTheKey(t *testing.T) {
 	_, err := tlsconf.New(tlsconf.Files{CertFile: "/nonexistent/c.pem", KeyFile: "/nonexistent/k.pem", Key: "mqtt.tls"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "mqtt.tls") {
 		t.Fatalf("error %v does not name mqtt.tls", err)
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	der := []byte("not really a certificate")
+	got := tlsconf.Fingerprint(der)
+	if !regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`).MatchString(got) {
+		t.Fatalf("fingerprint %q is not 32 colon-separated hex bytes", got)
+	}
+	sum := sha256.Sum256(der)
+	if strings.ReplaceAll(got, ":", "") != strings.ToUpper(hex.EncodeToString(sum[:])) {
+		t.Fatalf("fingerprint %q is not the SHA-256 of the DER", got)
 	}
 }
