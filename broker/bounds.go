@@ -115,10 +115,11 @@ func (c Config) boundCapabilities(caps *mqtt.Capabilities) {
 	// persistent sessions. (A DISCONNECT that raises the expiry is capped
 	// by boundsHook.OnPacketRead.)
 	caps.MaximumSessionExpiryInterval = uint32(c.MaxSessionExpiry / time.Second)
-	// mochi refuses a new queued message when a session holds this many;
-	// the queue hook drops the oldest at MaxQueuedMessages first, so this
-	// is only the backstop.
-	caps.MaximumInflight = uint16(c.MaxQueuedMessages + 1)
+	// mochi refuses a new queued message when a session's store holds this
+	// many entries; the queue hook drops the oldest at MaxQueuedMessages
+	// first, so this is only the backstop. The store also holds the
+	// session's PUBRECs of inbound QoS 2 (at most MaxInflight).
+	caps.MaximumInflight = uint16(min(c.MaxQueuedMessages+c.MaxInflight+1, math.MaxUint16))
 }
 
 // boundsHook enforces the keep-alive and session expiry caps, and hosts the

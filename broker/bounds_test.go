@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -185,6 +186,21 @@ func TestRetainedOffByDefault(t *testing.T) {
 	}
 	if n := obs.drops(ReasonRetainDisabled); n != 2 {
 		t.Fatalf("%d retain_disabled refusals counted, want 2", n)
+	}
+	// A retained will is delivered, not kept, either.
+	live := dialRaw(t, b.Addr("tcp"), "R1-live", 4)
+	live.subscribe("will/#", 0)
+	_, _ = dialConnect(t, b.Addr("tcp"), packets.Packet{ProtocolVersion: 4, Connect: packets.ConnectParams{
+		ClientIdentifier: "R1-will", Keepalive: 30, Clean: true,
+		WillFlag: true, WillRetain: true, WillTopic: "will/R1", WillPayload: []byte("gone")}})
+	if cl, ok := b.server.Clients.Get("R1-will"); ok {
+		cl.Stop(errors.New("test: connection lost")) // not a DISCONNECT: the will is sent
+	}
+	if pk := live.read(3 * time.Second); pk.FixedHeader.Type != packets.Publish || pk.TopicName != "will/R1" {
+		t.Fatalf("the will was not delivered live: type %d topic %q", pk.FixedHeader.Type, pk.TopicName)
+	}
+	if n := obs.drops(ReasonRetainDisabled); n != 3 {
+		t.Fatalf("%d retain_disabled refusals counted, want 3 (with the will)", n)
 	}
 	if got := subscriberSees(t, b.Addr("tcp")); len(got) != 0 {
 		t.Fatalf("retained messages kept with mqtt.retained.enabled false: %v", got)
