@@ -36,8 +36,8 @@ type LimitObserver interface {
 	// BrokerDropped: a retained message was not kept, or a queued message
 	// was dropped, for reason (the Reason* constants of bounds.go).
 	BrokerDropped(reason string)
-	// ConnectionRefused: a connection was refused before CONNECT, for
-	// reason (ws_origin).
+	// ConnectionRefused: a connection was closed before CONNECT, for
+	// reason (RefusalReasons: connect_timeout, tls_handshake, ws_origin).
 	ConnectionRefused(reason string)
 }
 
@@ -62,9 +62,6 @@ const (
 // DropReasons lists every reason given to LimitObserver.BrokerDropped.
 var DropReasons = []string{ReasonRetainDisabled, ReasonRetainedTooLarge, ReasonRetainedCount, ReasonRetainedBytes,
 	ReasonQueueSession, ReasonQueueTotal}
-
-// RefusalReasons lists every reason given to LimitObserver.ConnectionRefused.
-var RefusalReasons = []string{reasonWSOrigin}
 
 // validateBounds checks the keys of bounds.go.
 func (c Config) validateBounds() []error {

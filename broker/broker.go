@@ -111,7 +111,7 @@ func (b *Broker) Start() error {
 		if err != nil {
 			return fmt.Errorf("mqtt.listen: %w", err)
 		}
-		if err := add("mqtt.listen", "tcp", listeners.NewNet("tcp", ln)); err != nil {
+		if err := add("mqtt.listen", "tcp", b.counted(listeners.NewNet("tcp", ln))); err != nil {
 			ln.Close()
 			return err
 		}
@@ -121,7 +121,7 @@ func (b *Broker) Start() error {
 		if err != nil {
 			return fmt.Errorf("mqtt.tls_listen: %w", err)
 		}
-		if err := add("mqtt.tls_listen", "tls", listeners.NewNet("tls", ln)); err != nil {
+		if err := add("mqtt.tls_listen", "tls", b.counted(listeners.NewNet("tls", ln))); err != nil {
 			ln.Close()
 			return err
 		}

@@ -179,6 +179,9 @@ func (l *wsListener) serveConn(raw net.Conn, establish listeners.EstablishFn) {
 		return
 	}
 	if err := establish(l.id, &wsStream{Conn: ws.UnderlyingConn(), ws: ws}); err != nil {
+		if r := preConnectReason(nil, err); r != "" {
+			l.onRefused(r)
+		}
 		l.log.Debug("websocket client ended", "error", err, "listener", l.id)
 	}
 	ws.Close()
@@ -197,6 +200,9 @@ func (l *wsListener) upgrade(raw net.Conn) *websocket.Conn {
 	if l.tls != nil {
 		tc := tls.Server(raw, l.tls)
 		if err := tc.Handshake(); err != nil {
+			if r := preConnectReason(tc, err); r != "" {
+				l.onRefused(r)
+			}
 			raw.Close()
 			return nil
 		}
@@ -206,6 +212,9 @@ func (l *wsListener) upgrade(raw net.Conn) *websocket.Conn {
 	br := bufio.NewReaderSize(limit, 4096)
 	req, err := http.ReadRequest(br)
 	if err != nil {
+		if isTimeout(err) {
+			l.onRefused(reasonConnectTimeout)
+		}
 		conn.Close()
 		return nil
 	}
@@ -322,16 +331,10 @@ func (c *wsStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Reasons an upgrade is refused, for Observer.ConnectionRefused.
-const reasonWSOrigin = "ws_origin"
-
 // startWebSocket binds mqtt.ws_listen and mqtt.wss_listen (with tc) and
 // adds them through add (Start's listener registration).
 func (b *Broker) startWebSocket(add func(key, id string, l listeners.Listener) error, tc *tls.Config) error {
-	obs, ok := b.hook.obs.(LimitObserver)
-	if !ok {
-		obs = nopLimitObserver{}
-	}
+	obs := b.limitObserver()
 	for _, ws := range []struct {
 		key, id, addr string
 		tls           *tls.Config

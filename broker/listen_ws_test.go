@@ -94,10 +94,11 @@ func (c *rawClient) connect(clientID string, keepalive uint16) packets.Packet {
 // sent CONNECT stays.
 func TestWebSocketConnectTimeout(t *testing.T) {
 	const timeout = 500 * time.Millisecond
+	obs := newLimitObserver()
 	b := startBroker(t, newFakePipeline(), func(c *Config) {
 		c.WSListen = "127.0.0.1:0"
 		c.ConnectTimeout = timeout
-	})
+	}, WithObserver(obs))
 	addr := b.Addr("ws")
 	good := dialWS(t, "ws://"+addr+"/mqtt", &websocket.Dialer{Subprotocols: []string{"mqtt"}}, nil)
 	if ack := good.connect("WSGOOD", 30); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
@@ -136,6 +137,52 @@ func TestWebSocketConnectTimeout(t *testing.T) {
 	if pk := good.read(time.Second); pk.FixedHeader.Type == 255 {
 		t.Fatal("a connected WebSocket client was cut by the connect timeout")
 	}
+	waitCount(t, "connect_timeout refusals", func() int { return obs.refusedConns(reasonConnectTimeout) }, 2*n)
+}
+
+// waitCount polls until count() reaches want, and fails if it passes it.
+func waitCount(t *testing.T, what string, count func() int, want int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for count() < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := count(); got != want {
+		t.Fatalf("%d %s counted, want %d", got, what, want)
+	}
+}
+
+// TestRefusalsBeforeConnectAreCounted: on the TCP and TLS listeners, a
+// connection that sends no CONNECT in time and a failed TLS handshake are
+// counted by reason; a client that just connects and leaves (a load
+// balancer's health check) is not.
+func TestRefusalsBeforeConnectAreCounted(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "count")
+	server := ca.Server(t, dir, "server")
+	obs := newLimitObserver()
+	b := startBroker(t, newFakePipeline(), func(c *Config) {
+		c.TLSListen = "127.0.0.1:0"
+		c.TLS = TLSConfig{CertFile: server.CertFile, KeyFile: server.KeyFile}
+		c.ConnectTimeout = 300 * time.Millisecond
+	}, WithObserver(obs))
+	for _, addr := range []string{b.Addr("tcp"), b.Addr("tls")} {
+		silent, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer silent.Close()
+		probe, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		probe.Close()
+	}
+	if _, ok := tlstest.OpenSSL(t, b.Addr("tls"), "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA", "-servername", "localhost"); ok {
+		t.Fatal("CBC suite accepted")
+	}
+	waitCount(t, "connect_timeout refusals", func() int { return obs.refusedConns(reasonConnectTimeout) }, 2)
+	waitCount(t, "tls_handshake refusals", func() int { return obs.refusedConns(reasonTLSHandshake) }, 1)
 }
 
 // TestWebSocketUpgradeTooLarge: an endless upgrade request is cut at
