@@ -115,17 +115,19 @@ func (l *wsListener) Init(log *slog.Logger) error {
 	return nil
 }
 
-// Serve implements listeners.Listener: it accepts until Close.
+// Serve implements listeners.Listener: it accepts until Close, waiting
+// out failures to accept (see waitToAccept).
 func (l *wsListener) Serve(establish listeners.EstablishFn) {
+	var delay time.Duration
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if !waitToAccept(err, &delay) {
+				return // closed
 			}
-			return // closed
+			continue
 		}
+		delay = 0
 		if !l.track(c) {
 			c.Close()
 			return
