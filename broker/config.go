@@ -21,8 +21,8 @@ type Config struct {
 	// Auth says who may connect.
 	Auth AuthConfig `mapstructure:"auth"`
 	// ConnectTimeout is how long a new connection may take to complete its
-	// TLS handshake and send CONNECT; after CONNECT the keep-alive rules.
-	// Default 10s.
+	// TLS handshake (and WebSocket upgrade) and send CONNECT; after CONNECT
+	// the keep-alive rules. Default 10s.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// MaxPacketBytes is the largest MQTT packet accepted. Default 262144.
 	MaxPacketBytes int `mapstructure:"max_packet_bytes"`
