@@ -121,6 +121,7 @@ func TestSessionExpiryIsCapped(t *testing.T) {
 	addr := b.Addr("tcp")
 
 	t.Run("mqtt5-connect", func(t *testing.T) {
+		t.Parallel() // each waits for mochi's once-a-second expiry sweep
 		c, ack := dialConnect(t, addr, packets.Packet{ProtocolVersion: 5,
 			Properties: packets.Properties{SessionExpiryInterval: math.MaxUint32, SessionExpiryIntervalFlag: true},
 			Connect:    packets.ConnectParams{ClientIdentifier: "SE5", Keepalive: 30}})
@@ -131,6 +132,7 @@ func TestSessionExpiryIsCapped(t *testing.T) {
 		waitSessionGone(t, b, "SE5", 5*time.Second)
 	})
 	t.Run("mqtt5-disconnect-raises-expiry", func(t *testing.T) {
+		t.Parallel() // each waits for mochi's once-a-second expiry sweep
 		c, _ := dialConnect(t, addr, packets.Packet{ProtocolVersion: 5,
 			Properties: packets.Properties{SessionExpiryInterval: 1, SessionExpiryIntervalFlag: true},
 			Connect:    packets.ConnectParams{ClientIdentifier: "SE5D", Keepalive: 30}})
@@ -139,6 +141,7 @@ func TestSessionExpiryIsCapped(t *testing.T) {
 		waitSessionGone(t, b, "SE5D", 5*time.Second)
 	})
 	t.Run("mqtt311-persistent", func(t *testing.T) {
+		t.Parallel() // each waits for mochi's once-a-second expiry sweep
 		c := dialRawSession(t, addr, "SE4", 4, false)
 		c.conn.Close()
 		waitSessionGone(t, b, "SE4", 5*time.Second)
