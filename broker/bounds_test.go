@@ -403,3 +403,68 @@ func containsString(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestDelayedWillReservesNothing: an MQTT 5 will with a delay may never be
+// sent (its client returns in time), so it must not hold room in the
+// retained caps; one that is sent into a full store is not kept.
+func TestDelayedWillReservesNothing(t *testing.T) {
+	obs := newLimitObserver()
+	b := startBroker(t, autoPipeline{}, func(c *Config) {
+		c.Retained = RetainedConfig{Enabled: true, MaxMessages: 1, MaxMessageBytes: 1024, MaxTotalBytes: 4096}
+	}, WithObserver(obs))
+	addr := b.Addr("tcp")
+	willConnect := func(id string, delay uint32) packets.Packet {
+		return packets.Packet{ProtocolVersion: 5,
+			Properties: packets.Properties{SessionExpiryInterval: 60, SessionExpiryIntervalFlag: true},
+			Connect: packets.ConnectParams{ClientIdentifier: id, Keepalive: 30,
+				WillFlag: true, WillRetain: true, WillTopic: "will/" + id, WillPayload: []byte("gone"),
+				WillProperties: packets.Properties{WillDelayInterval: delay}}}
+	}
+	lose := func(id string) {
+		t.Helper()
+		cl, ok := b.server.Clients.Get(id)
+		if !ok {
+			t.Fatalf("no client %s", id)
+		}
+		cl.Stop(errors.New("test: connection lost"))
+		deadline := time.Now().Add(3 * time.Second)
+		for !cl.Closed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	// A's will is due in 60 s; A comes back at once, which cancels it.
+	dialConnect(t, addr, willConnect("A", 60))
+	lose("A")
+	time.Sleep(100 * time.Millisecond)
+	dialConnect(t, addr, willConnect("A", 60))
+
+	// The one retained slot is still free.
+	c := dialRaw(t, addr, "B", 4)
+	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true}, TopicName: "r/B", PacketID: 1, Payload: []byte("b")})
+	expectAck(t, c, 1)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		if got := subscriberSees(t, addr); fmt.Sprint(got) == "map[r/B:1]" {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("retained messages %v; the cancelled delayed will took the only slot", got)
+		}
+	}
+
+	// C's will, due in 1 s, fits when C goes; before it is sent, B takes
+	// the slot again: the will is not kept.
+	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true}, TopicName: "r/B", PacketID: 2})
+	expectAck(t, c, 2) // deleted: the slot is free
+	dialConnect(t, addr, willConnect("C", 1))
+	lose("C")
+	c.write(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true}, TopicName: "r/B", PacketID: 3, Payload: []byte("b")})
+	expectAck(t, c, 3)
+	waitCount(t, "retained_count_limit refusals", func() int { return obs.drops(ReasonRetainedCount) }, 1)
+	if got := subscriberSees(t, addr); fmt.Sprint(got) != "map[r/B:1]" {
+		t.Fatalf("retained messages %v after a delayed will into a full store", got)
+	}
+	if m, _ := b.Retained(); m != 1 {
+		t.Fatalf("Retained() counts %d messages, want 1", m)
+	}
+}

@@ -21,8 +21,11 @@ import (
 // Admission reserves the message's size under the lock, so concurrent
 // publishes cannot together pass a cap; OnRetainMessage then sets the
 // topic's size from what mochi actually holds (the last of two concurrent
-// writes to one topic wins there), and expiry removes it. It is safe for
-// concurrent use.
+// writes to one topic wins there), and expiry removes it. A will with a
+// delay (MQTT 5) is only checked when its client goes: it may never be
+// sent (the client comes back in time), so it reserves nothing; when it is
+// stored, OnRetainMessage removes it again if it no longer fits. It is
+// safe for concurrent use.
 type retainGuard struct {
 	cfg    RetainedConfig
 	topics *mqtt.TopicsIndex
@@ -55,7 +58,14 @@ func (g *retainGuard) onWill(cl *mqtt.Client, will mqtt.Will) mqtt.Will {
 	if !will.Retain {
 		return will
 	}
-	if reason := g.admit(will.TopicName, messageBytes(will.TopicName, will.Payload, will.User), len(will.Payload) == 0); reason != "" {
+	size := messageBytes(will.TopicName, will.Payload, will.User)
+	var reason string
+	if will.WillDelayInterval > 0 {
+		reason = g.check(will.TopicName, size)
+	} else {
+		reason = g.admit(will.TopicName, size, len(will.Payload) == 0)
+	}
+	if reason != "" {
 		will.Retain = false
 		g.refused(cl, will.TopicName, len(will.Payload), reason)
 	}
@@ -72,6 +82,24 @@ func (g *retainGuard) admit(topic string, size int64, empty bool) string {
 		delete(g.sizes, topic)
 		return ""
 	}
+	if reason := g.fits(topic, size); reason != "" {
+		return reason
+	}
+	g.total += size - g.sizes[topic]
+	g.sizes[topic] = size
+	return ""
+}
+
+// check is admit without the reservation.
+func (g *retainGuard) check(topic string, size int64) string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.fits(topic, size)
+}
+
+// fits says why a message of size bytes for topic may not be kept, or "".
+// g.mu must be held.
+func (g *retainGuard) fits(topic string, size int64) string {
 	if !g.cfg.Enabled {
 		return ReasonRetainDisabled
 	}
@@ -85,23 +113,31 @@ func (g *retainGuard) admit(topic string, size int64, empty bool) string {
 	if g.total-old+size > g.cfg.MaxTotalBytes {
 		return ReasonRetainedBytes
 	}
-	g.sizes[topic] = size
-	g.total += size - old
 	return ""
 }
 
-// stored sets topic's size from mochi's store after a write to it.
+// stored sets topic's size from mochi's store after a write to it, and
+// takes the message out again if it does not fit (a delayed will, which
+// reserved nothing).
 func (g *retainGuard) stored(topic string) {
 	pk, ok := g.topics.Retained.Get(topic)
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.total -= g.sizes[topic]
 	delete(g.sizes, topic)
-	if ok && len(pk.Payload) > 0 {
-		n := messageBytes(topic, pk.Payload, pk.Properties.User)
-		g.sizes[topic] = n
-		g.total += n
+	if !ok || len(pk.Payload) == 0 {
+		return
 	}
+	n := messageBytes(topic, pk.Payload, pk.Properties.User)
+	if reason := g.fits(topic, n); reason != "" {
+		g.topics.RetainMessage(packets.Packet{TopicName: topic}) // an empty message deletes
+		g.obs.BrokerDropped(reason)
+		g.log.Info("retained message not kept", zap.String("reason", reason), zap.String("mqtt_topic", topic),
+			zap.Int("payload_bytes", len(pk.Payload)))
+		return
+	}
+	g.sizes[topic] = n
+	g.total += n
 }
 
 // expired forgets an expired retained message.
