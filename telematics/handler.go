@@ -160,6 +160,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int, 
 	var maxErr *http.MaxBytesError
 	switch {
 	case err == nil:
+		r.Body = http.NoBody // read: later answers may keep the connection (see refuse)
 		return buf.Bytes(), 0, nil
 	case errors.As(err, &maxErr):
 		return nil, http.StatusRequestEntityTooLarge, tooLarge
@@ -213,6 +214,15 @@ type errorBody struct {
 // for client errors, warn for 503, error for 500. cause, when given, is
 // logged and, for a 400, gives the field.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, device string, status int, msg string, cause error) {
+	early := r.Body != http.NoBody // refused before its body was read (readBody sets NoBody)
+	if early {
+		// Answer and close at once. net/http would otherwise read up to
+		// 256 KiB of the unread body before answering, and again before
+		// closing, so a client holding its body back waited for
+		// telematics.read_timeout twice.
+		w.Header().Set("Connection", "close")
+		defer func() { _ = http.NewResponseController(w).SetReadDeadline(time.Now()) }()
+	}
 	body := errorBody{Error: msg}
 	var fe *legacy.FieldError
 	if status == http.StatusBadRequest && errors.As(cause, &fe) {
