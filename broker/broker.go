@@ -6,12 +6,8 @@ package broker
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -37,6 +33,7 @@ type Broker struct {
 	server *mqtt.Server
 	hook   *ingestHook
 	auth   *authHook
+	bounds *boundsHook
 	log    *zap.Logger
 
 	mu       sync.Mutex
@@ -70,6 +67,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	// republish and fan-out. A subscriber that falls this far behind has
 	// messages dropped (counted in $SYS), as it would at 8192.
 	caps.MaximumClientWritesPending = maxPendingWrites
+	cfg.boundCapabilities(caps)
 
 	// mochi logs every client that hangs up as a warning; our hook logs
 	// connection events itself, so only mochi's errors come through.
@@ -91,6 +89,10 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	if err := server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
 	}
+	b.bounds = newBoundsHook(cfg, server, op, log)
+	if err := server.AddHook(b.bounds, nil); err != nil {
+		return nil, fmt.Errorf("mqtt: add bounds hook: %w", err)
+	}
 	return b, nil
 }
 
@@ -108,9 +110,9 @@ func (b *Broker) Start() error {
 		return nil
 	}
 	var tlsCfg *tls.Config
-	if b.cfg.TLSListen != "" {
+	if b.cfg.TLSListen != "" || b.cfg.WSSListen != "" {
 		var err error
-		if tlsCfg, err = serverTLS(b.cfg.TLS); err != nil {
+		if tlsCfg, err = serverTLS(b.cfg.TLS, b.log); err != nil {
 			return err
 		}
 	}
@@ -119,7 +121,7 @@ func (b *Broker) Start() error {
 		if err != nil {
 			return fmt.Errorf("mqtt.listen: %w", err)
 		}
-		if err := add("mqtt.listen", "tcp", listeners.NewNet("tcp", ln)); err != nil {
+		if err := add("mqtt.listen", "tcp", b.counted(listeners.NewNet("tcp", ln))); err != nil {
 			ln.Close()
 			return err
 		}
@@ -129,22 +131,13 @@ func (b *Broker) Start() error {
 		if err != nil {
 			return fmt.Errorf("mqtt.tls_listen: %w", err)
 		}
-		if err := add("mqtt.tls_listen", "tls", listeners.NewNet("tls", ln)); err != nil {
+		if err := add("mqtt.tls_listen", "tls", b.counted(listeners.NewNet("tls", ln))); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-	if b.cfg.WSListen != "" {
-		// mochi binds its WebSocket listener only once serving, on its own
-		// goroutine, and merely logs a failure: check the address here so a
-		// busy port fails the start, and resolve port 0 to a real one.
-		addr, err := reserveAddr(b.cfg.WSListen)
-		if err != nil {
-			return fmt.Errorf("mqtt.ws_listen: %w", err)
-		}
-		if err := add("mqtt.ws_listen", "ws", listeners.NewWebsocket(listeners.Config{ID: "ws", Address: addr})); err != nil {
-			return err
-		}
+	if err := b.startWebSocket(add, tlsCfg); err != nil {
+		return err
 	}
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
@@ -179,7 +172,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.shutdown.Do(func() {
 		// Listeners first, with a no-op closer: their clients stay connected
 		// while in-flight messages finish.
-		for _, id := range []string{"tcp", "tls", "ws"} {
+		for _, id := range []string{"tcp", "tls", "ws", "wss"} {
 			b.server.Listeners.Close(id, func(string) {})
 		}
 		b.hook.drain()
@@ -202,43 +195,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.hook.stop()
 	})
 	return err
-}
-
-// reserveAddr binds addr and lets it go again, returning it with port 0
-// replaced by the port the system chose.
-func reserveAddr(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	bound := ln.Addr().(*net.TCPAddr)
-	ln.Close()
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", err
-	}
-	return net.JoinHostPort(host, strconv.Itoa(bound.Port)), nil
-}
-
-func serverTLS(c TLSConfig) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("mqtt.tls.cert_file/key_file: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("mqtt.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("mqtt.tls.client_ca_file: %s holds no PEM certificate", c.ClientCAFile)
-		}
-		tc.ClientCAs = pool
-		tc.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return tc, nil
 }
 
 // maxPendingWrites bounds each client's queue of downlink packets.

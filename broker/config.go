@@ -27,9 +27,9 @@ type Config struct {
 	// change and on SIGHUP, keeping the last good policy.
 	ACLFile string `mapstructure:"acl_file"`
 	// ConnectTimeout is how long a new connection may take to complete its
-	// TLS handshake and send CONNECT (mochi alone would wait forever, so
-	// silent sockets could exhaust file descriptors); after CONNECT the
-	// client's keep-alive applies. Default 10s.
+	// TLS handshake (and WebSocket upgrade) and send CONNECT (mochi alone
+	// would wait forever, so silent sockets could exhaust file descriptors);
+	// after CONNECT the client's keep-alive applies. Default 10s.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout"`
 	// MaxPacketBytes is the largest MQTT packet accepted (1024 to
 	// 268435455). Default 262144.
@@ -39,6 +39,35 @@ type Config struct {
 	// Receive Maximum. A connection that sends more is not read until one
 	// completes. 1 to 65535; default 64.
 	MaxInflight int `mapstructure:"max_inflight"`
+
+	// Bounds on the broker's own state and connections (bounds.go).
+
+	// WSSListen is the MQTT over secure WebSocket listener, with the
+	// certificate of mqtt.tls; empty disables it.
+	WSSListen string `mapstructure:"wss_listen"`
+	// WSAllowedOrigins, when not empty, is the list of Origin header values
+	// (e.g. "https://console.example.com") a WebSocket upgrade may carry;
+	// an upgrade with another Origin gets 403. Requests without Origin
+	// (non-browser clients) are not affected. Default empty: any origin.
+	WSAllowedOrigins []string `mapstructure:"ws_allowed_origins"`
+	// MaxKeepAlive is the longest keep-alive a client gets; a client asking
+	// for 0 (none) or more gets this one (MQTT 5: Server Keep Alive in
+	// CONNACK). Default 20m, 1s..65535s.
+	MaxKeepAlive time.Duration `mapstructure:"max_keep_alive"`
+	// MaxSessionExpiry caps how long a disconnected persistent session
+	// (3.1.1 clean session false, MQTT 5 session expiry) is kept, with its
+	// subscriptions and queued messages. Default 1h; 0 ends every session
+	// at disconnect.
+	MaxSessionExpiry time.Duration `mapstructure:"max_session_expiry"`
+	// MaxQueuedMessages caps each session's QoS 1/2 messages waiting for
+	// its subscriber (offline, or not yet acknowledged); at the cap the
+	// oldest is dropped. Default 100.
+	MaxQueuedMessages int `mapstructure:"max_queued_messages"`
+	// MaxQueuedBytes caps the payload bytes of those messages, at least
+	// mqtt.max_packet_bytes. Default 1 MiB.
+	MaxQueuedBytes int64 `mapstructure:"max_queued_bytes"`
+	// Retained bounds retained messages.
+	Retained RetainedConfig `mapstructure:"retained"`
 
 	// DeliveryTimeout is how long a message may wait for Kafka before the
 	// connection is told it failed. Set from kafka.delivery_timeout.
@@ -115,6 +144,12 @@ func DefaultConfig() Config {
 		MaxPacketBytes:  262144,
 		MaxInflight:     64,
 		DeliveryTimeout: 30 * time.Second,
+
+		MaxKeepAlive:      20 * time.Minute,
+		MaxSessionExpiry:  time.Hour,
+		MaxQueuedMessages: 100,
+		MaxQueuedBytes:    1 << 20,
+		Retained:          RetainedConfig{MaxMessages: 1000, MaxMessageBytes: 64 << 10, MaxTotalBytes: 16 << 20},
 	}
 }
 
@@ -122,8 +157,8 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Listen == "" && c.TLSListen == "" && c.WSListen == "" {
-		bad("mqtt: no listener; set mqtt.listen, mqtt.tls_listen or mqtt.ws_listen")
+	if c.Listen == "" && c.TLSListen == "" && c.WSListen == "" && c.WSSListen == "" {
+		bad("mqtt: no listener; set mqtt.listen, mqtt.tls_listen, mqtt.ws_listen or mqtt.wss_listen")
 	}
 	for key, addr := range map[string]string{"mqtt.listen": c.Listen, "mqtt.tls_listen": c.TLSListen, "mqtt.ws_listen": c.WSListen} {
 		if addr != "" && !strings.Contains(addr, ":") {
@@ -146,6 +181,7 @@ func (c Config) Validate() error {
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		bad("mqtt.max_inflight: %d is out of range 1..65535", c.MaxInflight)
 	}
+	errs = append(errs, c.validateBounds()...)
 	if c.DeliveryTimeout <= 0 {
 		errs = append(errs, errors.New("kafka.delivery_timeout must be positive"))
 	}

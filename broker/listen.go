@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"time"
 )
@@ -30,19 +31,39 @@ type connectDeadlineListener struct {
 	timeout time.Duration
 }
 
-// Accept implements net.Listener. A connection whose deadline cannot be
-// set is closed and the next one accepted: an error from Accept would stop
-// mochi's accept loop for good.
+// Accept implements net.Listener. An error from Accept stops mochi's
+// accept loop for good, so only the listener's closing is returned: a
+// connection whose deadline cannot be set is closed and the next one
+// accepted, and a failure to accept (out of file descriptors, the very
+// state a flood of silent sockets aims for) is waited out.
 func (l connectDeadlineListener) Accept() (net.Conn, error) {
+	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			if !waitToAccept(err, &delay) {
+				return nil, err
+			}
+			continue
 		}
+		delay = 0
 		if err := c.SetDeadline(time.Now().Add(l.timeout)); err != nil {
 			c.Close()
 			continue
 		}
 		return c, nil
 	}
+}
+
+// waitToAccept reports whether the accept loop should go on after err: not
+// when the listener is closed; otherwise (EMFILE and other resource errors)
+// after a pause that doubles from 5ms to 1s while the errors last, as
+// net/http's server does.
+func waitToAccept(err error, delay *time.Duration) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	*delay = min(max(2**delay, 5*time.Millisecond), time.Second)
+	time.Sleep(*delay)
+	return true
 }

@@ -51,8 +51,9 @@ type Limiter interface {
 type Option func(*options)
 
 type options struct {
-	obs   Observer
-	limit Limiter
+	obs    Observer
+	limit  Limiter
+	queued Limiter // limits.max_queued_* (bounds.go)
 }
 
 // WithObserver reports connections and acknowledgements to o. Default: none.

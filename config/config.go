@@ -221,6 +221,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("limits.max_inflight_bytes: %d is below mqtt.max_packet_bytes (%d) or telematics.max_body_bytes (%d)",
 			b, c.MQTT.MaxPacketBytes, c.Telematics.MaxBodyBytes))
 	}
+	// The broker drops older queued messages to make room, never the new
+	// one: the largest message must fit alone.
+	if b := c.Limits.MaxQueuedBytes; b < int64(c.MQTT.MaxPacketBytes) {
+		errs = append(errs, fmt.Errorf("limits.max_queued_bytes: %d is below mqtt.max_packet_bytes (%d)", b, c.MQTT.MaxPacketBytes))
+	}
 	if strings.HasPrefix(c.Kafka.SASL.Password, "${") {
 		errs = append(errs, fmt.Errorf("kafka.sasl.password: %s is not resolved; set the environment variable %s_KAFKA_SASL_PASSWORD", c.Kafka.SASL.Password, EnvPrefix))
 	}

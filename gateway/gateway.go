@@ -38,6 +38,7 @@ type Gateway struct {
 
 	metrics *metrics.Metrics
 	budget  *limits.Budget // limits.*, shared by both inputs
+	queued  *limits.Budget // limits.max_queued_*: the broker's session queues
 	prober  *kafka.Prober
 	admin   *admin.Server
 	serving atomic.Bool // inputs listening and not shutting down: /readyz
@@ -52,7 +53,7 @@ type Gateway struct {
 // New prepares a gateway for cfg, which must be valid (config.Load
 // validates). Nothing is started.
 func New(cfg *config.Config, log *zap.Logger) *Gateway {
-	g := &Gateway{cfg: cfg, log: log, metrics: metrics.New(), budget: limits.New(cfg.Limits)}
+	g := &Gateway{cfg: cfg, log: log, metrics: metrics.New(), budget: limits.New(cfg.Limits), queued: limits.NewQueued(cfg.Limits)}
 	g.metrics.WatchInflight(g.budget)
 	return g
 }
@@ -119,10 +120,12 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		ropts.EnforceIdentity = []string{"mqtt"}
 	}
 	g.engine = router.NewEngine(rules, g.producer, ropts, g.log.Named("router"))
-	if b, err = broker.New(g.cfg.MQTT, g.engine, g.log.Named("mqtt"), broker.WithObserver(g.metrics), broker.WithLimiter(g.budget)); err != nil {
+	if b, err = broker.New(g.cfg.MQTT, g.engine, g.log.Named("mqtt"), broker.WithObserver(g.metrics), broker.WithLimiter(g.budget),
+		broker.WithQueueLimiter(g.queued)); err != nil {
 		return err
 	}
 	g.broker = b
+	g.metrics.WatchBroker(b, g.queued, broker.DropReasons, broker.RefusalReasons)
 	if err := b.Start(); err != nil {
 		return err
 	}

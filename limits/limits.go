@@ -27,11 +27,22 @@ type Config struct {
 	// mqtt.max_packet_bytes and telematics.max_body_bytes so the largest
 	// single message or request fits. Default 67108864 (64 MiB).
 	MaxInflightBytes int64 `mapstructure:"max_inflight_bytes"`
+
+	// MaxQueuedMessages bounds the QoS 1/2 messages the MQTT broker holds
+	// for subscribers, all sessions together: offline persistent sessions
+	// and messages not yet acknowledged (limits.max_queued_messages). At the
+	// bound the oldest is dropped. Default 100000.
+	MaxQueuedMessages int64 `mapstructure:"max_queued_messages"`
+	// MaxQueuedBytes bounds the bytes (topic + payload) of those messages
+	// (limits.max_queued_bytes). Must be at least mqtt.max_packet_bytes.
+	// Default 67108864 (64 MiB).
+	MaxQueuedBytes int64 `mapstructure:"max_queued_bytes"`
 }
 
 // DefaultConfig returns the defaults above.
 func DefaultConfig() Config {
-	return Config{MaxInflightMessages: 20000, MaxInflightBytes: 64 << 20}
+	return Config{MaxInflightMessages: 20000, MaxInflightBytes: 64 << 20,
+		MaxQueuedMessages: 100000, MaxQueuedBytes: 64 << 20}
 }
 
 // Validate checks the configuration; its errors name the key at fault.
@@ -42,6 +53,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflightBytes < 1024 {
 		errs = append(errs, fmt.Errorf("limits.max_inflight_bytes: %d must be at least 1024", c.MaxInflightBytes))
+	}
+	if c.MaxQueuedMessages < 1 {
+		errs = append(errs, fmt.Errorf("limits.max_queued_messages: %d must be at least 1", c.MaxQueuedMessages))
+	}
+	if c.MaxQueuedBytes < 1024 {
+		errs = append(errs, fmt.Errorf("limits.max_queued_bytes: %d must be at least 1024", c.MaxQueuedBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -61,6 +61,7 @@ type Metrics struct {
 	responses      *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
 	lookups        *lookupSeries // lookup.go
+	bounds         boundsMetrics // bounds.go
 }
 
 // New returns the gateway's metrics, with Go runtime and process series
@@ -154,6 +155,7 @@ func New() *Metrics {
 	for _, r := range slices.Concat(router.PermanentReasons(), router.TransientReasons(), router.RefusalReasons()) {
 		m.errors.WithLabelValues(r)
 	}
+	m.bounds = newBoundsMetrics(m.reg)
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	m.lookups = newLookupSeries(m.reg)

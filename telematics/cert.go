@@ -4,38 +4,46 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"strings"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/tlsconf"
 )
 
 // selfSignedValidity is how long a generated certificate is valid. It is
 // made anew at every start, so a year is only a bound for pinned clients.
 const selfSignedValidity = 365 * 24 * time.Hour
 
-// loadCertificate returns the configured key pair or, with none configured,
-// a new self-signed one.
-func loadCertificate(cfg Config) (cert tls.Certificate, selfSigned bool, err error) {
+// serverTLS returns the endpoint's TLS configuration (TLS 1.2+, AEAD
+// suites only, HTTP/1.1) and a function returning the current
+// certificate's fingerprint. With telematics.tls files, their certificate
+// is reloaded when they change (tlsconf); without, a new self-signed one
+// is served.
+func serverTLS(cfg Config, log *zap.Logger) (tc *tls.Config, fingerprint func() string, selfSigned bool, err error) {
 	if cfg.TLS.CertFile == "" {
-		cert, err = newSelfSigned(time.Now())
+		cert, err := newSelfSigned(time.Now())
 		if err != nil {
-			return cert, true, fmt.Errorf("telematics: generate self-signed certificate: %w", err)
+			return nil, nil, true, fmt.Errorf("telematics: generate self-signed certificate: %w", err)
 		}
-		return cert, true, nil
+		tc = tlsconf.Static(cert)
+		tc.NextProtos = []string{"http/1.1"}
+		sum := tlsconf.Fingerprint(cert.Certificate[0])
+		return tc, func() string { return sum }, true, nil
 	}
-	cert, err = tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+	r, err := tlsconf.New(tlsconf.Files{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile, Key: "telematics.tls"}, log)
 	if err != nil {
-		return cert, false, fmt.Errorf("telematics.tls.cert_file %s / telematics.tls.key_file %s: %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		return nil, nil, false, err
 	}
-	return cert, false, nil
+	return r.ServerConfig("http/1.1"), r.Fingerprint, false, nil
 }
 
 // newSelfSigned makes an ECDSA P-256 certificate for localhost, 127.0.0.1,
@@ -73,21 +81,4 @@ func newSelfSigned(now time.Time) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
-}
-
-// fingerprint returns the SHA-256 fingerprint of a DER certificate as
-// colon-separated upper-case hex, the form `openssl x509 -fingerprint
-// -sha256` prints, for pinning and for comparing with the start-up log.
-func fingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
-	var b strings.Builder
-	b.Grow(len(h) + len(sum) - 1)
-	for i := 0; i < len(h); i += 2 {
-		if i > 0 {
-			b.WriteByte(':')
-		}
-		b.WriteString(h[i : i+2])
-	}
-	return b.String()
 }

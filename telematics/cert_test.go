@@ -3,18 +3,17 @@ package telematics
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetgate/fleetgate/tlsconf"
 )
 
 func TestSelfSignedCertificate(t *testing.T) {
@@ -48,18 +47,6 @@ func TestSelfSignedCertificate(t *testing.T) {
 	}
 }
 
-func TestFingerprint(t *testing.T) {
-	der := []byte("not really a certificate")
-	got := fingerprint(der)
-	if !regexp.MustCompile(`^([0-9A-F]{2}:){31}[0-9A-F]{2}$`).MatchString(got) {
-		t.Fatalf("fingerprint %q is not 32 colon-separated hex bytes", got)
-	}
-	sum := sha256.Sum256(der)
-	if strings.ReplaceAll(got, ":", "") != strings.ToUpper(hex.EncodeToString(sum[:])) {
-		t.Fatalf("fingerprint %q is not the SHA-256 of the DER", got)
-	}
-}
-
 // TestConfiguredCertificate serves a certificate from files and checks that
 // CertFingerprint and the start-up log report it.
 func TestConfiguredCertificate(t *testing.T) {
@@ -80,7 +67,7 @@ func TestConfiguredCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newRig(t, func(c *Config) { c.TLS.CertFile, c.TLS.KeyFile = certFile, keyFile })
-	want := fingerprint(cert.Certificate[0])
+	want := tlsconf.Fingerprint(cert.Certificate[0])
 	if r.srv.CertFingerprint() != want {
 		t.Fatalf("CertFingerprint %s, want %s", r.srv.CertFingerprint(), want)
 	}
@@ -89,7 +76,7 @@ func TestConfiguredCertificate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if got := fingerprint(conn.ConnectionState().PeerCertificates[0].Raw); got != want {
+	if got := tlsconf.Fingerprint(conn.ConnectionState().PeerCertificates[0].Raw); got != want {
 		t.Fatalf("served %s, want %s", got, want)
 	}
 	if alpn := conn.ConnectionState().NegotiatedProtocol; alpn != "" && alpn != "http/1.1" {

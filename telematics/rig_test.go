@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/tlsconf"
 )
 
 // fakeIngester records what it is given. fn, when set, runs first and its
@@ -104,7 +105,7 @@ func pinnedCert(t *testing.T, srv *Server) *x509.Certificate {
 	conn, err := tls.Dial("tcp", srv.Addr().String(), &tls.Config{
 		InsecureSkipVerify: true, // verified by the pin below
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if got := fingerprint(cs.PeerCertificates[0].Raw); got != srv.CertFingerprint() {
+			if got := tlsconf.Fingerprint(cs.PeerCertificates[0].Raw); got != srv.CertFingerprint() {
 				return errors.New("fingerprint " + got + " is not the pinned " + srv.CertFingerprint())
 			}
 			return nil

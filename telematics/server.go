@@ -34,7 +34,7 @@ type Server struct {
 	log        *zap.Logger
 	obs        Observer
 	tlsConfig  *tls.Config
-	certSHA256 string
+	certSHA256 func() string // the current certificate's fingerprint
 	selfSigned bool
 	tokens     *tokenSet // nil: no authentication
 	limit      Limiter   // nil: request bodies are not counted
@@ -93,18 +93,11 @@ func New(cfg Config, ing Ingester, log *zap.Logger, opts ...Option) (*Server, er
 				zap.Strings("tokens", names))
 		}
 	}
-	cert, selfSigned, err := loadCertificate(cfg)
-	if err != nil {
+	// HTTP/1.1 only: terminals speak it, and the per-connection timeouts
+	// below mean what they say (HTTP/2 multiplexes requests on one).
+	var err error
+	if s.tlsConfig, s.certSHA256, s.selfSigned, err = serverTLS(cfg, log); err != nil {
 		return nil, err
-	}
-	s.selfSigned = selfSigned
-	s.certSHA256 = fingerprint(cert.Certificate[0])
-	s.tlsConfig = &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		MinVersion:   tls.VersionTLS12,
-		// HTTP/1.1 only: terminals speak it, and the per-connection timeouts
-		// below mean what they say (HTTP/2 multiplexes requests on one).
-		NextProtos: []string{"http/1.1"},
 	}
 
 	errorLog, err := zap.NewStdLogAt(log, zap.DebugLevel) // TLS handshake noise from scanners
@@ -157,7 +150,7 @@ func (s *Server) Start() error {
 	}()
 	s.log.Info("listening",
 		zap.Stringer("addr", ln.Addr()),
-		zap.String("cert_sha256", s.certSHA256),
+		zap.String("cert_sha256", s.certSHA256()),
 		zap.Bool("self_signed", s.selfSigned),
 		zap.Bool("auth", s.tokens != nil),
 		zap.String("topic", s.cfg.Topic))
@@ -178,7 +171,7 @@ func (s *Server) Addr() net.Addr {
 // (the generated one, or the leaf of telematics.tls.cert_file) as
 // colon-separated upper-case hex, as `openssl x509 -fingerprint -sha256`
 // prints it. Clients of a self-signed server can pin it.
-func (s *Server) CertFingerprint() string { return s.certSHA256 }
+func (s *Server) CertFingerprint() string { return s.certSHA256() }
 
 // Shutdown stops accepting connections, closes idle keep-alive connections
 // and waits for requests in progress to get their response (stored: 200, or

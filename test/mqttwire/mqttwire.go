@@ -19,7 +19,8 @@ import (
 // opposed to a read that failed or timed out).
 var ErrDecode = errors.New("mqttwire: cannot decode packet")
 
-// Encode returns the wire bytes of pk (CONNECT, PUBLISH, PUBREL, SUBSCRIBE).
+// Encode returns the wire bytes of pk (CONNECT, PUBLISH, PUBREL,
+// SUBSCRIBE, DISCONNECT).
 func Encode(pk packets.Packet) ([]byte, error) {
 	var buf bytes.Buffer
 	var err error
@@ -32,6 +33,8 @@ func Encode(pk packets.Packet) ([]byte, error) {
 		err = pk.PubrelEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
 	default:
 		err = fmt.Errorf("mqttwire cannot encode packet type %d", pk.FixedHeader.Type)
 	}

@@ -1,0 +1,162 @@
+// Package tlstest makes certificates for tests: a CA, server and client
+// certificates signed by it, written as PEM files; and runs `openssl
+// s_client` against a listener.
+package tlstest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// CA is a test certificate authority.
+type CA struct {
+	Cert *x509.Certificate
+	Key  *ecdsa.PrivateKey
+	// File is the CA certificate's PEM file.
+	File string
+	Pool *x509.CertPool
+}
+
+// NewCA makes a CA named cn and writes its certificate to dir.
+func NewCA(t testing.TB, dir, cn string) *CA {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := &CA{Cert: cert, Key: key, File: filepath.Join(dir, cn+"-ca.pem"), Pool: x509.NewCertPool()}
+	ca.Pool.AddCert(cert)
+	WriteFile(t, ca.File, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return ca
+}
+
+// Leaf is a certificate signed by a CA, with its PEM files.
+type Leaf struct {
+	CertFile, KeyFile string
+	CertPEM, KeyPEM   []byte
+	Cert              *x509.Certificate
+	TLS               tls.Certificate
+}
+
+// Server makes a server certificate for localhost and 127.0.0.1 named cn.
+func (ca *CA) Server(t testing.TB, dir, cn string) *Leaf {
+	t.Helper()
+	return ca.leaf(t, dir, cn, x509.ExtKeyUsageServerAuth)
+}
+
+// Client makes a client certificate with common name cn.
+func (ca *CA) Client(t testing.TB, dir, cn string) *Leaf {
+	t.Helper()
+	return ca.leaf(t, dir, cn, x509.ExtKeyUsageClientAuth)
+}
+
+func (ca *CA) leaf(t testing.TB, dir, cn string, usage x509.ExtKeyUsage) *Leaf {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(t), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{usage},
+		DNSNames:    []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Leaf{
+		CertFile: filepath.Join(dir, cn+".pem"), KeyFile: filepath.Join(dir, cn+"-key.pem"),
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}),
+	}
+	l.Cert, _ = x509.ParseCertificate(der)
+	if l.TLS, err = tls.X509KeyPair(l.CertPEM, l.KeyPEM); err != nil {
+		t.Fatal(err)
+	}
+	WriteFile(t, l.CertFile, l.CertPEM)
+	WriteFile(t, l.KeyFile, l.KeyPEM)
+	return l
+}
+
+// InstallAs writes l's certificate and key over certFile and keyFile, each
+// by a rename (as a deployment tool does), so a reader never sees half a
+// file.
+func (l *Leaf) InstallAs(t testing.TB, certFile, keyFile string) {
+	t.Helper()
+	WriteFile(t, keyFile, l.KeyPEM)
+	WriteFile(t, certFile, l.CertPEM)
+}
+
+// WriteFile writes data to name through a temporary file and a rename.
+func WriteFile(t testing.TB, name string, data []byte) {
+	t.Helper()
+	tmp := name + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// OpenSSL runs `openssl s_client -connect addr args...` with no input and
+// returns its combined output and whether the handshake succeeded (exit
+// status 0). The test fails when openssl is not installed.
+func OpenSSL(t testing.TB, addr string, args ...string) (string, bool) {
+	t.Helper()
+	path, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Fatal("openssl is not installed (Debian package openssl); this test needs its s_client")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, path, append([]string{"s_client", "-connect", addr}, args...)...)
+	cmd.Stdin = bytes.NewReader(nil)
+	out, err := cmd.CombinedOutput()
+	return string(out), err == nil
+}
+
+func newKey(t testing.TB) *ecdsa.PrivateKey {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func serial(t testing.TB) *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
