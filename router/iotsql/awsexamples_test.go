@@ -86,6 +86,12 @@ func TestAWSFunctionExamples(t *testing.T) {
 		{"upper('hello')", "HELLO", "AWS: upper example"}, {"upper(['hello'])", `["HELLO"]`, "AWS: upper example"},
 		{"cast(true AS Int)", int64(1), "AWS: cast example"}, {"cast('5E-12' AS Decimal)", 5e-12, "AWS: cast, String: \"5E-12\" converts"},
 		{"cast(n AS String)", undef, "AWS: cast to string, Null | Undefined"},
+		{`parse_time("yyyy.MM.dd G 'at' HH:mm:ss z", 100000000, "America/Belize")`, "1970.01.01 AD at 21:46:40 CST", "AWS: parse_time example"},
+		{`time_to_epoch("2020-04-03 09:45:18 UTC+01:00", "yyyy-MM-dd HH:mm:ss VV")`, int64(1585903518000), "AWS: time_to_epoch example"},
+		{`time_to_epoch("18 December 2015", "dd MMMM yyyy")`, int64(1450396800000), "AWS: time_to_epoch example"},
+		{`time_to_epoch("2007-12-03 10:15:30.592 America/Los_Angeles", "yyyy-MM-dd HH:mm:ss.SSS z")`, int64(1196705730592), "AWS: time_to_epoch example"},
+		{"topic()", "fleet/D1/report", "AWS: topic example (the whole topic)"}, {"topic(1)", "fleet", "AWS: topic(1), the first segment"},
+		{"clientid()", "D1", "AWS: clientid"},
 	})
 }
 
