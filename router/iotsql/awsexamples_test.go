@@ -98,12 +98,8 @@ func TestAWSFunctionExamples(t *testing.T) {
 // TestAWSDecodeExample is decode's example: the payload's base64 member is
 // a JSON document whose members the statement reads.
 func TestAWSDecodeExample(t *testing.T) {
-	q, err := ParseQuery(`SELECT decode(encoded_temp, "base64").temperature AS temp FROM 'topic/subtopic'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, ok, err := q.Eval(NewEnv(testMessage(`{"encoded_temp": "eyAidGVtcGVyYXR1cmUiOiAzMyB9Cg=="}`)))
-	if err != nil || !ok || string(out) != `{"temp":33}` {
-		t.Errorf("AWS: decode example = %s, %v, %v; want {\"temp\":33}", out, ok, err)
-	}
+	runQueryCases(t, []queryCase{
+		{`SELECT decode(encoded_temp, "base64").temperature AS temp FROM 'topic/subtopic'`,
+			`{"encoded_temp": "eyAidGVtcGVyYXR1cmUiOiAzMyB9Cg=="}`, `{"temp":33}`, "AWS: decode example"},
+	})
 }

@@ -14,7 +14,7 @@ const awsTransform3 = `{"data1": "example", "data2": {"a": "first attribute", "b
   "c": [{"x": {"someInt": 5, "someString": "hello"}, "y": true}, {"x": {"someInt": 10, "someString": "world"}, "y": false}]}}`
 
 func TestTransform(t *testing.T) {
-	for _, c := range []struct{ sql, payload, want, doc string }{
+	runQueryCases(t, []queryCase{
 		{`select value transform("enrichArray", attributes, values) from 'A/B'`, awsTransform,
 			`[{"a":3,"data1":1,"data2":2},{"b":4,"data1":1,"data2":2},{"c":5,"data1":1,"data2":2}]`, "AWS: transform example 1"},
 		{`select value transform("enrichArray", {"key": attributes.data1}, values) from 'A/B'`, awsTransform,
@@ -29,18 +29,7 @@ func TestTransform(t *testing.T) {
 		{`select transform('enrichArray', attributes, values) AS t from 'A/B'`, `{"attributes": {"a": 9}, "values": [{"a": 3, "z": 0}, 7, []]}`,
 			`{"t":[{"a":9,"z":0}]}`, "[fleetgate] the object's member wins; elements that are not Objects are left out"},
 		{`select transform('enrichArray', attributes, values) AS t from 'A/B'`, `{"attributes": {}, "values": []}`, `{"t":[]}`, ""},
-	} {
-		t.Run(c.sql, func(t *testing.T) {
-			q, err := ParseQuery(c.sql)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, ok, err := q.Eval(NewEnv(testMessage(c.payload)))
-			if err != nil || !ok || string(out) != c.want {
-				t.Errorf("got %s, %v, %v; want %s (%s)", out, ok, err, c.want, c.doc)
-			}
-		})
-	}
+	})
 }
 
 // TestTransformLimit: AWS limits the returned array to 128 KiB; past it
