@@ -10,9 +10,11 @@ import (
 )
 
 // Hash functions of the AWS IoT SQL reference: the lower-case hex digest of
-// the argument's UTF-8 bytes. A number or Boolean is converted to a String
-// first (md5(1) is md5('1')); an Array, Object, Null or Undefined gives
-// Undefined. The hashes are the standard library's.
+// the argument's UTF-8 bytes. Any other argument is converted to a String
+// first by the standard conversions, as AWS says ("Standard string
+// conversions apply to non-string arguments"): md5(1) is md5('1'), an Array
+// or Object hashes its JSON; Null or Undefined gives Undefined. The hashes
+// are the standard library's.
 
 func cryptoFuncs() []*funcDef {
 	return []*funcDef{
@@ -27,7 +29,7 @@ func cryptoFuncs() []*funcDef {
 
 func hashFunc(newHash func() hash.Hash) func(*Env, *callExpr) (any, error) {
 	return func(env *Env, c *callExpr) (any, error) {
-		s, ok, err := scalarArg(env, c, 0)
+		s, ok, err := strArg(env, c, 0)
 		if err != nil || !ok {
 			return undef, err
 		}

@@ -13,6 +13,11 @@ func TestHashFunctions(t *testing.T) {
 		{"md5(s)", "5d41402abc4b2a76b9719d911017c592", ""},
 		{"md5(1)", "c4ca4238a0b923820dcc509a6f75849b", "converted to the String '1'"},
 		{"sha1('')", "da39a3ee5e6b4b0d3255bfef95601890afd80709", ""},
-		{"md5(n)", undef, ""}, {"md5(a)", undef, "an Array"}, {"sha1(o)", undef, "an Object"}, {"sha256(missing)", undef, ""},
+		{"md5(n)", undef, "Null: the To string conversion gives Undefined"}, {"sha256(missing)", undef, ""},
+		// AWS: "Standard string conversions apply to non-string arguments";
+		// an Array or Object converts to its JSON ("[1,2]", `{"k":"v"}`).
+		{"md5(a)", "f79408e5ca998cd53faf44af31e6eb45", "AWS: hashing functions, an Array is hashed as its JSON"},
+		{"sha1(o)", "a6d884843f57ee12a695952daaa2cc24099ab372", "AWS: hashing functions, an Object is hashed as its JSON"},
+		{"md5(true)", "b326b5062b2f0e69046810717534cb09", "AWS: hashing functions, a Boolean as 'true'"},
 	})
 }

@@ -11,16 +11,17 @@ func defaultFuncs() []*funcDef {
 	}
 }
 
-// nanvl(x, default) is x unless x is not a valid Decimal (NaN) or is
-// Undefined, when it is default. fleetgate's evaluator never yields NaN (an
+// nanvl(x, default) is x unless x is Undefined, Null or a Decimal that is
+// NaN, when it is default (AWS's table: "Undefined | Null | Decimal (NaN):
+// the second argument"). fleetgate's evaluator never yields NaN (an
 // operation that would is Undefined), so in practice nanvl replaces
-// Undefined; Null and other types are returned as they are.
+// Undefined and Null; other values are returned as they are.
 func fnNanvl(env *Env, c *callExpr) (any, error) {
 	v, err := c.args[0].eval(env)
 	if err != nil {
 		return nil, err
 	}
-	if f, ok := v.(float64); isUndef(v) || ok && math.IsNaN(f) {
+	if f, ok := v.(float64); v == nil || isUndef(v) || ok && math.IsNaN(f) {
 		return c.args[1].eval(env)
 	}
 	return v, nil

@@ -34,7 +34,7 @@ func TestDefaults(t *testing.T) {
 		{"nanvl(8, 3)", int64(8), "AWS: nanvl example"},
 		{"nanvl(missing, 3)", int64(3), "Undefined is no valid Decimal"},
 		{"nanvl(sqrt(-1), 0.0)", 0.0, "an operation that is not a number"},
-		{"nanvl(d, 3)", 2.5, ""}, {"nanvl(n, 3)", nil, "Null is returned as it is"}, {"nanvl(s, 3)", "hello", ""},
+		{"nanvl(d, 3)", 2.5, ""}, {"nanvl(n, 3)", int64(3), "AWS: nanvl table, Null | Any value: the second argument"}, {"nanvl(s, 3)", "hello", ""},
 		{"get_or_default(s, 'x')", "hello", ""},
 		{"get_or_default(missing, 'x')", "x", "AWS: get_or_default, Undefined gives the default"},
 		{"get_or_default(n, 0)", int64(0), "AWS: get_or_default, Null gives the default"},

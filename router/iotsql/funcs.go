@@ -37,7 +37,7 @@ func plural(n int, word string) string {
 // puts them in each new registry.
 var builtinGroups = []func() []*funcDef{
 	timeFuncs, messageFuncs, stringFuncs, typeFuncs, mathFuncs, bitFuncs,
-	cryptoFuncs, regexpFuncs, encodingFuncs, defaultFuncs,
+	cryptoFuncs, regexpFuncs, encodingFuncs, defaultFuncs, transformFuncs,
 }
 
 // literalString returns the value of argument i when it is a string literal; lit

@@ -20,6 +20,7 @@ func FuzzFunctions(f *testing.F) {
 		"sourceip()", "traceid()", "get_mqtt_property('content_type')", "get_user_properties(s)",
 		"(SELECT VALUE v FROM e WHERE n = 't')", "(SELECT *, v * 2 AS w FROM e)", "(SELECT VALUE (SELECT VALUE k FROM o) FROM e)",
 		"get((SELECT v FROM e), 0).v", "(SELECT VALUE k FROM o)",
+		"transform('enrichArray', o, e)", "transform('enrichArray', (SELECT * FROM o), (SELECT VALUE e FROM o))", "regexp_matches(o, 1)", "regexp_replace(e, i, d)", "lpad(e, '3')", "numbytes(o)", "nanvl(null, e)", "sha256(e)",
 	} {
 		f.Add(x, []byte(payload))
 	}

@@ -55,15 +55,19 @@ func (rc *regexpCache) get(pattern string) *regexp.Regexp {
 	return re
 }
 
-// checkRegexp compiles a literal pattern (argument 1) at parse time.
+// checkRegexp compiles a literal pattern (argument 1) at parse time. A
+// literal number or Boolean is converted to a String first, as AWS converts
+// a pattern that is not a String; a literal null is left to run time, where
+// it gives Undefined.
 func checkRegexp(c *callExpr) (int, string) {
-	s, isStr, lit := literalString(c, 1)
-	if !lit {
+	l, lit := c.args[1].(*litExpr)
+	s, conv := "", false
+	if lit {
+		s, conv = toStr(l.v)
+	}
+	if !conv {
 		c.reCache = &regexpCache{}
 		return 0, ""
-	}
-	if !isStr {
-		return 1, c.fn.name + ": the pattern must be a string"
 	}
 	re, err := regexp.Compile(s)
 	if err != nil {
@@ -71,7 +75,8 @@ func checkRegexp(c *callExpr) (int, string) {
 	}
 	c.re = re
 	if c.fn.name == "regexp_replace" {
-		if repl, isStr, _ := literalString(c, 2); isStr {
+		if l, ok := c.args[2].(*litExpr); ok {
+			repl, _ := toStr(l.v)
 			// A literal replacement's group references are checked
 			// against the pattern once, here.
 			m := make([]int, 2*(re.NumSubexp()+1))
@@ -87,8 +92,9 @@ func checkRegexp(c *callExpr) (int, string) {
 	return 0, ""
 }
 
-// regexpArgs evaluates the subject (a String, number or Boolean, converted
-// to a String; AWS gives Undefined for the other types) and the pattern.
+// regexpArgs evaluates the subject and the pattern, both converted to
+// Strings by the standard conversions (AWS's tables: an Array or Object
+// gives its JSON, Null or Undefined gives Undefined).
 func regexpArgs(env *Env, c *callExpr) (string, *regexp.Regexp, bool, error) {
 	v, err := c.args[0].eval(env)
 	if err != nil {
@@ -100,7 +106,7 @@ func regexpArgs(env *Env, c *callExpr) (string, *regexp.Regexp, bool, error) {
 		if err != nil {
 			return "", nil, false, err
 		}
-		ps, ok := p.(string)
+		ps, ok := toStr(p)
 		if !ok {
 			return "", nil, false, nil
 		}
@@ -108,7 +114,7 @@ func regexpArgs(env *Env, c *callExpr) (string, *regexp.Regexp, bool, error) {
 			return "", nil, false, nil
 		}
 	}
-	s, ok := scalarStr(v)
+	s, ok := toStr(v)
 	return s, re, ok, nil
 }
 
@@ -145,7 +151,7 @@ func fnRegexpReplace(env *Env, c *callExpr) (any, error) {
 	if err != nil || !ok {
 		return undef, err
 	}
-	repl, ok, err := scalarArg(env, c, 2)
+	repl, ok, err := strArg(env, c, 2)
 	if err != nil || !ok {
 		return undef, err
 	}

@@ -21,26 +21,6 @@ func strArg(env *Env, c *callExpr, i int) (s string, ok bool, err error) {
 	return s, ok, nil
 }
 
-// scalarArg is strArg for the functions AWS documents as taking a String,
-// an Int, a Decimal or a Boolean: an Array or Object is Undefined too.
-func scalarArg(env *Env, c *callExpr, i int) (s string, ok bool, err error) {
-	v, err := c.args[i].eval(env)
-	if err != nil {
-		return "", false, err
-	}
-	s, ok = scalarStr(v)
-	return s, ok, nil
-}
-
-// scalarStr is toStr for Strings, numbers and Booleans only.
-func scalarStr(v any) (string, bool) {
-	switch v.(type) {
-	case []any, map[string]any:
-		return "", false
-	}
-	return toStr(v)
-}
-
 // stringArg evaluates argument i of c, which must be a String (ok false
 // otherwise): no conversion.
 func stringArg(env *Env, c *callExpr, i int) (s string, ok bool, err error) {
@@ -92,12 +72,15 @@ func fnChr(env *Env, c *callExpr) (any, error) {
 // 0..1000.
 const maxPad = 1000
 
-// padFunc implements lpad(s, n) and rpad(s, n): s (a String, number or
-// Boolean) converted to a String with n spaces added on the left (or right). n is an Int (a Decimal or
-// numeric String is rounded down) clamped to 0..1000.
+// padFunc implements lpad(s, n) and rpad(s, n): s converted to a String by
+// the standard conversions (AWS: "Other value | Int/Decimal/String: the
+// first value is converted to a String using the standard conversions"; an
+// Array or Object gives its JSON) with n spaces added on the left (or
+// right). n is an Int (a Decimal or numeric String is rounded down) clamped
+// to 0..1000; another type gives Undefined.
 func padFunc(left bool) func(*Env, *callExpr) (any, error) {
 	return func(env *Env, c *callExpr) (any, error) {
-		s, ok, err := scalarArg(env, c, 0)
+		s, ok, err := strArg(env, c, 0)
 		if err != nil || !ok {
 			return undef, err
 		}
@@ -113,10 +96,11 @@ func padFunc(left bool) func(*Env, *callExpr) (any, error) {
 	}
 }
 
-// numbytes(s) is the number of bytes of the String s in UTF-8, an Int;
-// Undefined for anything but a String.
+// numbytes(s) is the number of bytes in UTF-8 of s converted to a String
+// (AWS: "Standard conversion rules apply to non-String arguments":
+// numbytes(123) is 3), an Int; Null or Undefined gives Undefined.
 func fnNumBytes(env *Env, c *callExpr) (any, error) {
-	s, ok, err := stringArg(env, c, 0)
+	s, ok, err := strArg(env, c, 0)
 	if err != nil || !ok {
 		return undef, err
 	}

@@ -12,8 +12,13 @@ func TestStringFunctions(t *testing.T) {
 		{"rpad('hello', 2)", "hello  ", "AWS: rpad example"}, {"rpad(1, 3)", "1   ", "AWS: rpad example"},
 		{"lpad(s, -4)", "hello", "clamped to 0"}, {"length(rpad('', 5000))", int64(1000), "clamped to 1000"},
 		{"lpad(s, 1.9)", " hello", "rounded down"}, {"lpad(s, '2')", "  hello", ""}, {"lpad(b, 1)", " true", ""},
-		{"lpad(n, 2)", undef, ""}, {"lpad(a, 1)", undef, "an Array"}, {"rpad(o, 1)", undef, "an Object"}, {"lpad(s, s)", undef, ""}, {"rpad(missing, 1)", undef, ""},
+		{"lpad(n, 2)", undef, ""}, {"lpad(s, s)", undef, ""}, {"rpad(missing, 1)", undef, ""},
+		{"lpad(a, 1)", " [1,2]", "AWS: lpad, Other value | Int: the first value is converted to a String using the standard conversions"},
+		{"rpad(o, 1)", `{"k":"v"} `, "AWS: rpad, Other value | Int: converted by the standard conversions"},
+		{"lpad(s, b)", undef, "AWS: lpad, Any value | Other value: Undefined"}, {"rpad(s, a)", undef, "AWS: rpad, Any value | Other value: Undefined"},
 		{"numbytes('hi')", int64(2), "AWS: numbytes example"}, {"numbytes('€')", int64(3), "AWS: numbytes example"},
-		{"numbytes('')", int64(0), ""}, {"numbytes(i)", undef, "only Strings"}, {"numbytes(missing)", undef, ""},
+		{"numbytes('')", int64(0), ""}, {"numbytes(missing)", undef, ""}, {"numbytes(n)", undef, ""},
+		{"numbytes(i)", int64(2), "AWS: numbytes, Standard conversion rules apply to non-String arguments (13 is '13')"},
+		{"numbytes(b)", int64(4), "AWS: numbytes, a Boolean converts to 'true'"}, {"numbytes(a)", int64(5), "an Array converts to its JSON '[1,2]'"},
 	})
 }

@@ -8,8 +8,29 @@ import (
 // awsNested is the message of AWS's "Nested object queries" examples.
 const awsNested = `{"e": [{"n": "temperature", "u": "Fahrenheit", "v": 80}, {"n": "light", "u": "lumens", "v": 1000}, {"n": "acidity", "u": "pH", "v": 7}]}`
 
+// queryCase is one statement, the payload it reads and the output it must
+// give (its JSON), with where the case comes from.
+type queryCase struct{ sql, payload, want, doc string }
+
+// runQueryCases evaluates each case's statement against its payload.
+func runQueryCases(t *testing.T, cases []queryCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.sql, func(t *testing.T) {
+			q, err := ParseQuery(c.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, ok, err := q.Eval(NewEnv(testMessage(c.payload)))
+			if err != nil || !ok || string(out) != c.want {
+				t.Errorf("%s\n got %s %v %v\nwant %s (%s)", c.sql, out, ok, err, c.want, c.doc)
+			}
+		})
+	}
+}
+
 func TestNestedSelect(t *testing.T) {
-	for _, c := range []struct{ sql, payload, want, doc string }{
+	runQueryCases(t, []queryCase{
 		{"SELECT (SELECT VALUE n FROM e) as sensors FROM 'my/topic'", awsNested,
 			`{"sensors":["temperature","light","acidity"]}`, "AWS: nested object queries, first example"},
 		{"SELECT (SELECT v FROM e WHERE n = 'temperature') as temperature FROM 'my/topic'", awsNested,
@@ -30,18 +51,7 @@ func TestNestedSelect(t *testing.T) {
 		{"SELECT (SELECT VALUE s.k FROM e) AS viaAlias FROM 't'", `{"e": [{"s": {"k": "a"}}]}`, `{"viaAlias":["a"]}`, "paths inside the element"},
 		{"SELECT e FROM 't' WHERE (SELECT VALUE v FROM e WHERE v = 7) = [7]", awsNested,
 			`{"e":[{"n":"temperature","u":"Fahrenheit","v":80},{"n":"light","u":"lumens","v":1000},{"n":"acidity","u":"pH","v":7}]}`, "in WHERE"},
-	} {
-		t.Run(c.sql, func(t *testing.T) {
-			q, err := ParseQuery(c.sql)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out, ok, err := q.Eval(NewEnv(testMessage(c.payload)))
-			if err != nil || !ok || string(out) != c.want {
-				t.Errorf("%s\n got %s %v %v\nwant %s (%s)", c.sql, out, ok, err, c.want, c.doc)
-			}
-		})
-	}
+	})
 }
 
 func TestNestedSelectErrors(t *testing.T) {
