@@ -470,12 +470,15 @@ func TestBoundedMemoryUnderOverload(t *testing.T) {
 		totalSent, acked, failed, unanswered, produced)
 
 	var peakMsgs, peakBytes int64
-	var heapMin, heapMax uint64 = ^uint64(0), 0
+	var heapMin, heapMax, heapLate uint64 = ^uint64(0), 0, 0
 	for _, s := range samples {
 		t.Logf("t=%4.1fs heap in use %5.1f MiB, in flight %3d msgs %6d bytes", s.at.Seconds(), float64(s.heap)/(1<<20), s.msgs, s.byts)
 		peakMsgs, peakBytes = max(peakMsgs, s.msgs), max(peakBytes, s.byts)
 		if s.at >= 3*time.Second { // after warm-up: connections, buffers, metadata
 			heapMin, heapMax = min(heapMin, s.heap), max(heapMax, s.heap)
+		}
+		if s.at >= duration*6/10 { // the run's last 40%
+			heapLate = max(heapLate, s.heap)
 		}
 	}
 	if peakMsgs > maxMsgs || peakBytes > maxBytes {
@@ -497,8 +500,12 @@ func TestBoundedMemoryUnderOverload(t *testing.T) {
 	if cost := int64(heapMax) - int64(baseline); cost > 8<<20 {
 		t.Errorf("the overload cost %.1f MiB of live heap; want under 8 MiB", float64(cost)/(1<<20))
 	}
-	if growth := int64(heapMax) - int64(heapMin); growth > 4<<20 {
-		t.Errorf("live heap grew by %.1f MiB under steady overload; want flat", float64(growth)/(1<<20))
+	// Growth is the end of the run over its lowest point: a spike early on
+	// (a GC cycle that came late on a loaded machine) that falls back is
+	// not growth; a leak shows in the last samples.
+	if growth := int64(heapLate) - int64(heapMin); growth > 4<<20 {
+		t.Errorf("live heap grew by %.1f MiB under steady overload (lowest %.1f MiB, last 40%% of the run up to %.1f MiB); want flat",
+			float64(growth)/(1<<20), float64(heapMin)/(1<<20), float64(heapLate)/(1<<20))
 	}
 	// No silent drop: every message sent got a PUBACK, stored (0x00) or
 	// refused with a reason code the terminal can act on.
