@@ -36,6 +36,7 @@ type Broker struct {
 	cfg    Config
 	server *mqtt.Server
 	hook   *ingestHook
+	fanout *fanOut
 	log    *zap.Logger
 
 	mu       sync.Mutex
@@ -76,7 +77,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		ClientNetWriteBufferSize: 2048,
 		ClientNetReadBufferSize:  2048,
 	})
-	b := &Broker{cfg: cfg, server: server, log: log, addrs: map[string]string{}}
+	b := &Broker{cfg: cfg, server: server, fanout: newFanOut(server, log), log: log, addrs: map[string]string{}}
 	b.hook = newIngestHook(b, pipeline, users, log, op)
 	if err := server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
@@ -139,6 +140,13 @@ func (b *Broker) Start() error {
 	if err := b.server.Serve(); err != nil {
 		return fmt.Errorf("mqtt: serve: %w", err)
 	}
+	if addr := b.Addr("ws"); addr != "" {
+		// mochi starts serving WebSocket on a goroutine of its own: the
+		// broker is started once that listener accepts.
+		if err := awaitListening(addr, 5*time.Second); err != nil {
+			return fmt.Errorf("mqtt.ws_listen: %w", err)
+		}
+	}
 	b.hook.wg.Add(1)
 	go b.hook.sweepResends()
 	return nil
@@ -191,6 +199,21 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.hook.stop()
 	})
 	return err
+}
+
+// awaitListening dials addr until it accepts or timeout passes.
+func awaitListening(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return c.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not accepting connections on %s after %s: %w", addr, timeout, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // reserveAddr binds addr and lets it go again, returning it with port 0

@@ -97,16 +97,14 @@ func (h *ingestHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) b
 // subscribe.
 func (h *ingestHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool { return true }
 
-// OnSessionEstablished implements mqtt.Hook: it starts the connection's
-// session before mochi reads its first packet.
+// OnSessionEstablished implements mqtt.Hook: it creates the connection's
+// session before mochi reads its first packet. A session costs no
+// goroutine until it has a message to answer.
 func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
-	s := newSession(h, cl, h.resends.client(cl.ID))
-	h.sessions.Store(cl, s)
-	h.wg.Add(1)
-	go s.ackLoop()
+	h.sessions.Store(cl, newSession(h, cl, h.resends.client(cl.ID)))
 	h.obs.ClientConnected()
 	h.log.Debug("mqtt client connected", zap.String("client_id", cl.ID), zap.String("remote", cl.Net.Remote),
 		zap.Uint8("protocol", cl.Properties.ProtocolVersion))
@@ -153,11 +151,10 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		return pk, packets.ErrRejectPacket // the connection is being cut: see session.refused
 	}
 	t := &ticket{
+		s:        s,
 		id:       pk.PacketID,
 		qos:      pk.FixedHeader.Qos,
-		retain:   pk.FixedHeader.Retain,
-		topic:    pk.TopicName,
-		payload:  pk.Payload,
+		pk:       pk,
 		sum:      messageSum(pk.TopicName, pk.Payload),
 		received: msg.Received,
 		deadline: msg.Received.Add(h.b.cfg.DeliveryTimeout),
@@ -167,6 +164,14 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	stored := false
 	if pk.FixedHeader.Dup {
 		first, stored = s.log.original(t.id, t.sum)
+	}
+	if s.v5 {
+		// mochi checks the receive quota before OnPublish and disconnects
+		// a client that sends more than Receive Maximum unanswered QoS 1/2
+		// messages (0x93), but counts only the messages it acknowledges
+		// itself: this one is ours. The ack gives it back (QoS 2: the
+		// PUBREL), so the quota is taken before the ticket can be answered.
+		cl.State.Inflight.DecreaseReceiveQuota()
 	}
 	h.inflight.Add(1)
 	if !s.enqueue(t) {
@@ -305,7 +310,7 @@ func (h *ingestHook) sweepResends() {
 	}
 }
 
-// stop ends every session and waits for their goroutines.
+// stop ends every session and waits for the flushers.
 func (h *ingestHook) stop() {
 	h.cancel()
 	h.sessions.Range(func(k, v any) bool {
@@ -318,12 +323,11 @@ func (h *ingestHook) stop() {
 
 // ticket is one QoS 1/2 message waiting for its records to be stored.
 type ticket struct {
+	s        *session
 	id       uint16
 	qos      byte
-	retain   bool
-	topic    string
-	payload  []byte
-	sum      uint64 // messageSum(topic, payload)
+	pk       packets.Packet // as received: fanned out once stored
+	sum      uint64         // messageSum(topic, payload)
 	received time.Time
 	deadline time.Time
 	// awaitingRoom is set while the message waits for room under
@@ -337,6 +341,30 @@ type ticket struct {
 func (t *ticket) complete(err error) {
 	t.err = err
 	close(t.done)
+	if t.s != nil {
+		t.s.kick()
+	}
+}
+
+func (t *ticket) isDone() bool {
+	select {
+	case <-t.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// result is the outcome of a ticket taken for answering: its own when it
+// completed, else the reason its deadline passed.
+func (t *ticket) result() error {
+	switch {
+	case t.isDone():
+		return t.err
+	case t.awaitingRoom.Load():
+		return errInflightLimit
+	}
+	return errDeliveryTimeout
 }
 
 // resendTTL is how long a disconnected client's recent packet ids are kept

@@ -130,3 +130,11 @@ func (c *clientLog) original(id uint16, sum uint64) (inflight *ticket, stored bo
 	}
 	return nil, false
 }
+
+// settleIfDone records t's outcome if it has one. A ticket still on its way
+// to Kafka stays in the log: a re-send waits for its real outcome.
+func (c *clientLog) settleIfDone(t *ticket) {
+	if t.isDone() {
+		c.settle(t, t.err == nil)
+	}
+}
