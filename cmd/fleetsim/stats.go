@@ -246,6 +246,7 @@ type Summary struct {
 	ElapsedS    float64        `json:"elapsed_s"` // clock start to the last ack
 	Size        int            `json:"size"`
 	Rate        float64        `json:"rate"`
+	DeviceRate  float64        `json:"device_rate,omitempty"` // open loop, per device
 	Mix         string         `json:"mix"`
 	Records     int64          `json:"records"` // records expected in Kafka from acked units
 	RecordsPerS float64        `json:"records_per_s"`
