@@ -60,11 +60,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	// exceed it; 3.1.1 clients that do are simply read more slowly.
 	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
 	// mochi gives every client a queue of this many pending downlink
-	// writes (8192 by default: 64 KiB of pointers per connection, most of
-	// an idle connection's memory). Terminals publish; downlink is only
-	// republish and fan-out. A subscriber that falls this far behind has
-	// messages dropped (counted in $SYS), as it would at 8192.
-	caps.MaximumClientWritesPending = maxPendingWrites
+	// writes, allocated at connect (8192 by default: 64 KiB of pointers
+	// per connection, most of an idle connection's memory). Terminals
+	// publish; downlink is only republish and fan-out. A subscriber that
+	// falls this far behind has messages dropped (counted in $SYS).
+	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
 
 	// mochi logs every client that hangs up as a warning; our hook logs
 	// connection events itself, so only mochi's errors come through.
@@ -252,9 +252,6 @@ func serverTLS(c TLSConfig) (*tls.Config, error) {
 	}
 	return tc, nil
 }
-
-// maxPendingWrites bounds each client's queue of downlink packets.
-const maxPendingWrites = 1024
 
 // pollInterval is how often Shutdown checks that in-flight messages are done.
 const pollInterval = 10 * time.Millisecond

@@ -31,6 +31,12 @@ type Config struct {
 	// Receive Maximum. A connection that sends more is not read until one
 	// completes. Default 64.
 	MaxInflight int `mapstructure:"max_inflight"`
+	// MaxPendingWrites is how many packets (fan-out to subscribers,
+	// republish) may wait for one connection's writer; a subscriber that
+	// falls further behind has messages dropped (counted in $SYS). mochi
+	// allocates the queue for every connection up front: 8 bytes a slot.
+	// Default 256.
+	MaxPendingWrites int `mapstructure:"max_pending_writes"`
 
 	// DeliveryTimeout is how long a message may wait for Kafka before the
 	// connection is told it failed. Set from kafka.delivery_timeout.
@@ -59,12 +65,13 @@ type AuthConfig struct {
 // DefaultConfig returns the defaults of SPEC section 5.
 func DefaultConfig() Config {
 	return Config{
-		Listen:          ":1883",
-		Auth:            AuthConfig{AllowAnonymous: true},
-		ConnectTimeout:  10 * time.Second,
-		MaxPacketBytes:  262144,
-		MaxInflight:     64,
-		DeliveryTimeout: 30 * time.Second,
+		Listen:           ":1883",
+		Auth:             AuthConfig{AllowAnonymous: true},
+		ConnectTimeout:   10 * time.Second,
+		MaxPacketBytes:   262144,
+		MaxInflight:      64,
+		MaxPendingWrites: 256,
+		DeliveryTimeout:  30 * time.Second,
 	}
 }
 
@@ -94,6 +101,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		bad("mqtt.max_inflight: %d is out of range 1..65535", c.MaxInflight)
+	}
+	if c.MaxPendingWrites < 16 || c.MaxPendingWrites > 65536 {
+		bad("mqtt.max_pending_writes: %d is out of range 16..65536", c.MaxPendingWrites)
 	}
 	if c.DeliveryTimeout <= 0 {
 		errs = append(errs, errors.New("kafka.delivery_timeout must be positive"))

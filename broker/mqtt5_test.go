@@ -322,7 +322,7 @@ func startPlainMochiMax(t *testing.T, receiveMax uint16) string {
 	t.Helper()
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.ReceiveMaximum = receiveMax
-	caps.MaximumClientWritesPending = maxPendingWrites
+	caps.MaximumClientWritesPending = int32(DefaultConfig().MaxPendingWrites)
 	s := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err := s.AddHook(new(allowAll), nil); err != nil {
 		t.Fatal(err)

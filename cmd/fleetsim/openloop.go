@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"math/rand/v2"
+	"sync"
 	"time"
 )
 
@@ -37,4 +40,24 @@ func (s *schedule) wait(ctx context.Context) (time.Time, error) {
 		}
 	}
 	return slot, ctx.Err()
+}
+
+// holdIdle keeps the connected clients idle for cfg.hold (or until ctx
+// ends), then disconnects them. The summary counts the connections.
+func holdIdle(ctx context.Context, cfg *runConfig, mq *mqttLoad, started time.Time, logw io.Writer) *Summary {
+	fmt.Fprintf(logw, "fleetsim: holding %d idle connections for %s\n", mq.stats.connected.Load(), cfg.hold)
+	_ = sleepCtx(ctx, cfg.hold)
+	up := mq.stats.connected.Load()
+	var wg sync.WaitGroup
+	for _, c := range mq.conns {
+		if c.client != nil && c.up {
+			wg.Go(func() { c.client.Disconnect(250) })
+		}
+	}
+	wg.Wait()
+	sum := &Summary{Run: cfg.runID, Started: started.UTC(), ElapsedS: cfg.hold.Seconds(), Size: cfg.size, Mix: cfg.mixSpec}
+	sum.MQTT = mq.stats.summarize(cfg.hold)
+	sum.MQTT.Unit, sum.MQTT.Devices, sum.MQTT.Connections = "message", cfg.devices, cfg.connections
+	sum.MQTT.Connected = up
+	return sum
 }

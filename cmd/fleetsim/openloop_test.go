@@ -69,3 +69,18 @@ func TestOpenLoopShowsAStall(t *testing.T) {
 		t.Fatalf("p90 %.1f ms; the ~15 messages due during the 300 ms stall must show it", m.Latency.P90)
 	}
 }
+
+func TestHoldKeepsIdleConnections(t *testing.T) {
+	h := &recordingHook{}
+	addr := startBroker(t, h)
+	cfg := testRunConfig(t, "--mqtt", addr, "--devices", "20", "--hold", "300ms", "--progress", "0")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sum, err := simulate(ctx, ctx, cfg, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.MQTT.Connected != 20 || sum.MQTT.Sent != 0 || len(h.records()) != 0 {
+		t.Fatalf("connected %d sent %d stored %d; want 20 idle connections and no message", sum.MQTT.Connected, sum.MQTT.Sent, len(h.records()))
+	}
+}

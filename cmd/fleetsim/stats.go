@@ -236,6 +236,7 @@ type SourceSummary struct {
 	Latency          LatencyMS        `json:"latency_ms"`
 	ConnectFailures  int64            `json:"connect_failures"`
 	ConnectionLosses int64            `json:"connection_losses"`
+	Connected        int64            `json:"connected,omitempty"` // --hold: connections up at the end of the hold
 	Errors           map[string]int64 `json:"errors,omitempty"`
 }
 
