@@ -32,7 +32,7 @@ func newFanOut(server *mqtt.Server, log *zap.Logger) *fanOut {
 
 // publish fans t out for publisher cl.
 func (f *fanOut) publish(cl *mqtt.Client, t *ticket) {
-	pk := t.pk
+	pk := *t.fan
 	if !pk.FixedHeader.Retain && !f.hasSubscribers(pk.TopicName) {
 		return
 	}

@@ -144,21 +144,26 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	v, ok := h.sessions.Load(cl)
 	if !ok || h.draining.Load() {
-		return pk, packets.ErrRejectPacket // no ack: the client re-sends it
+		return pk, errRejectPacket // no ack: the client re-sends it
 	}
 	s := v.(*session)
 	if s.refused {
-		return pk, packets.ErrRejectPacket // the connection is being cut: see session.refused
+		return pk, errRejectPacket // the connection is being cut: see session.refused
 	}
 	t := &ticket{
 		s:        s,
 		id:       pk.PacketID,
 		qos:      pk.FixedHeader.Qos,
-		pk:       pk,
+		topic:    pk.TopicName,
 		sum:      messageSum(pk.TopicName, pk.Payload),
 		received: msg.Received,
 		deadline: msg.Received.Add(h.b.cfg.DeliveryTimeout),
-		done:     make(chan struct{}),
+	}
+	if pk.FixedHeader.Retain || atomic.LoadInt64(&h.b.server.Info.Subscriptions) > 0 {
+		// Kept for the fan-out once stored. A packet is 800 bytes: with
+		// nobody subscribed (a fleet's usual case) it is not kept.
+		kept := pk
+		t.fan = &kept
 	}
 	var first *ticket
 	stored := false
@@ -176,7 +181,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	h.inflight.Add(1)
 	if !s.enqueue(t) {
 		h.inflight.Add(-1)
-		return pk, packets.ErrRejectPacket
+		return pk, errRejectPacket
 	}
 	switch {
 	case stored:
@@ -188,7 +193,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		// way to Kafka: answer with its outcome.
 		h.obs.Resent()
 		go func() {
-			<-first.done
+			<-first.doneChan()
 			t.complete(first.err)
 		}()
 	default:
@@ -206,7 +211,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			t.complete(err)
 		})
 	}
-	return pk, packets.ErrRejectPacket
+	return pk, errRejectPacket
 }
 
 // processQoS0 hands a QoS 0 message to the pipeline. There is no ack to
@@ -326,33 +331,49 @@ type ticket struct {
 	s        *session
 	id       uint16
 	qos      byte
-	pk       packets.Packet // as received: fanned out once stored
-	sum      uint64         // messageSum(topic, payload)
+	topic    string
+	fan      *packets.Packet // as received, for the fan-out once stored; nil: nobody to get it
+	sum      uint64          // messageSum(topic, payload)
 	received time.Time
 	deadline time.Time
 	// awaitingRoom is set while the message waits for room under
 	// limits.*: a ticket that times out then failed for lack of room.
 	awaitingRoom atomic.Bool
-	err          error
-	done         chan struct{}
+	err          error       // set before done
+	done         atomic.Bool // completed
+
+	// doneCh is made only for a re-send waiting for this first copy.
+	mu     sync.Mutex
+	doneCh chan struct{}
 }
 
 // complete is the pipeline's done callback.
 func (t *ticket) complete(err error) {
 	t.err = err
-	close(t.done)
+	t.mu.Lock()
+	t.done.Store(true)
+	if t.doneCh != nil {
+		close(t.doneCh)
+	}
+	t.mu.Unlock()
 	if t.s != nil {
 		t.s.kick()
 	}
 }
 
-func (t *ticket) isDone() bool {
-	select {
-	case <-t.done:
-		return true
-	default:
-		return false
+func (t *ticket) isDone() bool { return t.done.Load() }
+
+// doneChan returns a channel closed once t completed.
+func (t *ticket) doneChan() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.doneCh == nil {
+		t.doneCh = make(chan struct{})
+		if t.done.Load() {
+			close(t.doneCh)
+		}
 	}
+	return t.doneCh
 }
 
 // result is the outcome of a ticket taken for answering: its own when it
@@ -366,6 +387,10 @@ func (t *ticket) result() error {
 	}
 	return errDeliveryTimeout
 }
+
+// errRejectPacket is packets.ErrRejectPacket as an error value, boxed
+// once: OnPublish returns it for every QoS 1/2 message.
+var errRejectPacket error = packets.ErrRejectPacket
 
 // resendTTL is how long a disconnected client's recent packet ids are kept
 // for recognising its re-sends.

@@ -127,12 +127,10 @@ func (c *clientLog) original(id uint16, sum uint64) (inflight *ticket, stored bo
 		if e.t == nil {
 			return nil, e.ok
 		}
-		select {
-		case <-e.t.done:
+		if e.t.isDone() {
 			return nil, e.t.err == nil
-		default:
-			return e.t, false
 		}
+		return e.t, false
 	}
 	return nil, false
 }

@@ -206,7 +206,7 @@ func (s *session) answer(batch []*ticket) {
 	s.wbuf = s.writeAcks(buf)
 	s.h.inflight.Add(-int64(len(batch)))
 	for _, t := range batch {
-		if t != nil {
+		if t != nil && t.fan != nil {
 			s.h.b.fanout.publish(s.cl, t)
 		}
 	}
@@ -293,7 +293,7 @@ func (s *session) fail(t *ticket, err error) {
 	// message fails at once.
 	s.h.log.Warn("mqtt message not stored; not acknowledged", zap.String("client_id", s.cl.ID),
 		zap.String("remote", s.cl.Net.Remote), zap.Uint8("protocol", s.cl.Properties.ProtocolVersion),
-		zap.Uint16("packet_id", t.id), zap.String("mqtt_topic", t.pk.TopicName), zap.Error(err))
+		zap.Uint16("packet_id", t.id), zap.String("mqtt_topic", t.topic), zap.Error(err))
 	if !s.v5 {
 		s.failed = true
 		s.cl.Stop(err)
