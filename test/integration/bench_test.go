@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // PUBACK, which the gateway sends once Kafka stored the record. The
 // clients write pre-encoded packets and read PUBACKs into a fixed buffer,
 // so allocs/op is the gateway's (and the embedded Kafka broker's) per
-// message:
+// message, as is most of cpu-µs/msg (the process's CPU time, user and
+// system, per message; the clients' share is a write and a read syscall
+// per message or fewer):
 //
 //	go test -run XXX -bench QoS1EndToEnd -benchmem ./test/integration/
 func BenchmarkQoS1EndToEnd(b *testing.B) {
@@ -36,6 +39,7 @@ func BenchmarkQoS1EndToEnd(b *testing.B) {
 				per[i%shape.conns]++
 			}
 			b.ReportAllocs()
+			cpu0 := processCPU()
 			b.ResetTimer()
 			var wg sync.WaitGroup
 			for i, c := range conns {
@@ -48,8 +52,20 @@ func BenchmarkQoS1EndToEnd(b *testing.B) {
 			wg.Wait()
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			// CPU per message varies far less than the rate on a shared
+			// machine: compare this between runs.
+			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 		})
 	}
+}
+
+// processCPU is the CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchConn is one MQTT 3.1.1 connection of the benchmark.
