@@ -21,8 +21,10 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes = append(c.writes, append([]byte(nil), p...))
 	return len(p), nil
 }
-func (c *countingConn) Close() error         { return nil }
-func (c *countingConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1} }
+func (c *countingConn) Close() error { return nil }
+func (c *countingConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
+}
 
 func (c *countingConn) got() [][]byte {
 	c.mu.Lock()
