@@ -28,8 +28,9 @@ type session struct {
 	v5  bool       // MQTT 5: receive quota and reason codes
 
 	mu       sync.Mutex
-	pending  []*ticket // arrival order; at most max_inflight
-	head     int       // index of the oldest pending ticket
+	ring     []*ticket // pending tickets, a ring of max_inflight; nil until the first
+	head     int       // index of the oldest pending ticket in ring
+	n        int       // pending tickets
 	flushing bool      // a flusher is running
 	closed   bool
 	timer    *time.Timer // fires at the head's deadline; nil until needed
@@ -58,7 +59,19 @@ func newSession(h *ingestHook, cl *mqtt.Client, log *clientLog) *session {
 }
 
 // queued returns the number of pending tickets. Under s.mu.
-func (s *session) queued() int { return len(s.pending) - s.head }
+func (s *session) queued() int { return s.n }
+
+// oldest returns the oldest pending ticket; queued() > 0. Under s.mu.
+func (s *session) oldest() *ticket { return s.ring[s.head] }
+
+// pop removes the oldest pending ticket. Under s.mu.
+func (s *session) pop() *ticket {
+	t := s.ring[s.head]
+	s.ring[s.head] = nil
+	s.head = (s.head + 1) % len(s.ring)
+	s.n--
+	return t
+}
 
 // enqueue adds t, blocking while max_inflight tickets are pending (MQTT
 // 3.1.1: the back-pressure; MQTT 5 clients are held to it by the receive
@@ -72,11 +85,12 @@ func (s *session) enqueue(t *ticket) bool {
 			s.mu.Unlock()
 			return false
 		}
-		if s.queued() < limit {
-			if s.head > 0 && s.head == len(s.pending) {
-				s.pending, s.head = s.pending[:0], 0
+		if s.n < limit {
+			if s.ring == nil {
+				s.ring = make([]*ticket, limit)
 			}
-			s.pending = append(s.pending, t)
+			s.ring[(s.head+s.n)%limit] = t
+			s.n++
 			if !s.armed && !s.flushing {
 				s.arm(t.deadline)
 			}
@@ -109,7 +123,7 @@ func (s *session) onTimer() {
 	s.armed = false
 	if !s.startFlush() && !s.closed && !s.flushing && s.queued() > 0 {
 		// Armed for a ticket answered since: wait for the new head.
-		s.arm(s.pending[s.head].deadline)
+		s.arm(s.oldest().deadline)
 	}
 	s.mu.Unlock()
 }
@@ -127,7 +141,7 @@ func (s *session) startFlush() bool {
 	if s.flushing || s.closed || s.queued() == 0 {
 		return false
 	}
-	if t := s.pending[s.head]; !t.isDone() && time.Now().Before(t.deadline) {
+	if t := s.oldest(); !t.isDone() && time.Now().Before(t.deadline) {
 		return false
 	}
 	s.flushing = true
@@ -148,14 +162,11 @@ func (s *session) takeReady() bool {
 		return false
 	}
 	now := time.Now()
-	for s.queued() > 0 {
-		t := s.pending[s.head]
-		if !t.isDone() && now.Before(t.deadline) {
+	for s.n > 0 {
+		if t := s.oldest(); !t.isDone() && now.Before(t.deadline) {
 			break
 		}
-		s.pending[s.head] = nil
-		s.head++
-		s.batch = append(s.batch, t)
+		s.batch = append(s.batch, s.pop())
 	}
 	if len(s.batch) > 0 {
 		select {
@@ -168,8 +179,8 @@ func (s *session) takeReady() bool {
 	if cap(s.wbuf) > maxKeptAckBuffer {
 		s.wbuf = nil
 	}
-	if s.queued() > 0 && !s.armed {
-		s.arm(s.pending[s.head].deadline)
+	if s.n > 0 && !s.armed {
+		s.arm(s.oldest().deadline)
 	}
 	return false
 }
@@ -263,15 +274,13 @@ func (s *session) close() {
 	if s.timer != nil {
 		s.timer.Stop()
 	}
-	n := 0
-	for ; s.head < len(s.pending); s.head++ {
+	dropped := s.n
+	for s.n > 0 {
 		// A ticket still on its way to Kafka stays in the resend log: a
 		// re-send from the next connection waits for its real outcome.
-		s.log.settleIfDone(s.pending[s.head])
-		s.pending[s.head] = nil
-		n++
+		s.log.settleIfDone(s.pop())
 	}
-	s.h.inflight.Add(-int64(n))
+	s.h.inflight.Add(-int64(dropped))
 	close(s.room)
 }
 

@@ -10,7 +10,7 @@ import (
 
 // countingConn records every Write.
 type countingConn struct {
-	net.Conn // nil: only Write, Close and RemoteAddr are called
+	net.Conn // nil: only Write, Close, SetDeadline and RemoteAddr are called
 	mu       sync.Mutex
 	writes   [][]byte
 }
@@ -21,7 +21,8 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	c.writes = append(c.writes, append([]byte(nil), p...))
 	return len(p), nil
 }
-func (c *countingConn) Close() error { return nil }
+func (c *countingConn) Close() error                { return nil }
+func (c *countingConn) SetDeadline(time.Time) error { return nil }
 func (c *countingConn) RemoteAddr() net.Addr {
 	return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}
 }
@@ -68,5 +69,35 @@ func TestAcksReadyTogetherShareOneWrite(t *testing.T) {
 	}
 	if len(w) != 1 || !bytes.Equal(w[0], want) {
 		t.Fatalf("writes %x; want one write of the %d PUBACKs in order %x", w, n, want)
+	}
+}
+
+// TestSessionQueueStaysBounded: a connection that always has a message
+// pending (a busy firehose) keeps a queue of max_inflight slots.
+func TestSessionQueueStaysBounded(t *testing.T) {
+	b := startBroker(t, storingPipeline{}, func(c *Config) { c.MaxInflight = 4 })
+	cl := b.server.NewClient(&countingConn{}, "test", "Q1", false)
+	s := newSession(b.hook, cl, b.hook.resends.client("Q1"))
+	var prev *ticket
+	for i := range 1000 {
+		tk := &ticket{s: s, id: uint16(i%65535 + 1), qos: 1, received: time.Now(), deadline: time.Now().Add(time.Minute)}
+		b.hook.inflight.Add(1)
+		if !s.enqueue(tk) {
+			t.Fatal("enqueue failed")
+		}
+		if prev != nil {
+			prev.complete(nil) // the older one is stored; tk stays pending
+		}
+		prev = tk
+	}
+	prev.complete(nil)
+	deadline := time.Now().Add(3 * time.Second)
+	for b.hook.inflight.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ring) != 4 || s.n != 0 {
+		t.Fatalf("queue of %d slots with %d pending after 1000 messages; want 4 and 0", len(s.ring), s.n)
 	}
 }
