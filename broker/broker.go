@@ -34,6 +34,7 @@ type Broker struct {
 	hook   *ingestHook
 	auth   *authHook
 	bounds *boundsHook
+	fanout *fanOut
 	log    *zap.Logger
 
 	mu       sync.Mutex
@@ -62,11 +63,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	// exceed it; 3.1.1 clients that do are simply read more slowly.
 	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
 	// mochi gives every client a queue of this many pending downlink
-	// writes (8192 by default: 64 KiB of pointers per connection, most of
-	// an idle connection's memory). Terminals publish; downlink is only
-	// republish and fan-out. A subscriber that falls this far behind has
-	// messages dropped (counted in $SYS), as it would at 8192.
-	caps.MaximumClientWritesPending = maxPendingWrites
+	// writes, allocated at connect (8192 by default: 64 KiB of pointers
+	// per connection, most of an idle connection's memory). Terminals
+	// publish; downlink is only republish and fan-out. A subscriber that
+	// falls this far behind has messages dropped (counted in $SYS).
+	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
 	cfg.boundCapabilities(caps)
 
 	// mochi logs every client that hangs up as a warning; our hook logs
@@ -80,7 +81,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		ClientNetWriteBufferSize: 2048,
 		ClientNetReadBufferSize:  2048,
 	})
-	b := &Broker{cfg: cfg, server: server, log: log, addrs: map[string]string{}}
+	b := &Broker{cfg: cfg, server: server, fanout: newFanOut(server, log), log: log, addrs: map[string]string{}}
 	b.auth = newAuthHook(cfg, users, pol, polFrom, op.obs, log)
 	if err := server.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add auth hook: %w", err)
@@ -197,8 +198,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// maxPendingWrites bounds each client's queue of downlink packets.
-const maxPendingWrites = 1024
 
 // pollInterval is how often Shutdown checks that in-flight messages are done.
 const pollInterval = 10 * time.Millisecond

@@ -39,6 +39,12 @@ type Config struct {
 	// Receive Maximum. A connection that sends more is not read until one
 	// completes. 1 to 65535; default 64.
 	MaxInflight int `mapstructure:"max_inflight"`
+	// MaxPendingWrites is how many packets (fan-out to subscribers,
+	// republish) may wait for one connection's writer; a subscriber that
+	// falls further behind has messages dropped (counted in $SYS). mochi
+	// allocates the queue for every connection up front: 8 bytes a slot.
+	// Default 256.
+	MaxPendingWrites int `mapstructure:"max_pending_writes"`
 
 	// Bounds on the broker's own state and connections (bounds.go).
 
@@ -140,10 +146,11 @@ func DefaultConfig() Config {
 			Keys: []string{"remote_addr", "username"}, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second,
 			ForgetAfter: 10 * time.Minute, MaxTracked: 10000, MaxWaiting: 8,
 		}},
-		ConnectTimeout:  10 * time.Second,
-		MaxPacketBytes:  262144,
-		MaxInflight:     64,
-		DeliveryTimeout: 30 * time.Second,
+		ConnectTimeout:   10 * time.Second,
+		MaxPacketBytes:   262144,
+		MaxInflight:      64,
+		MaxPendingWrites: 256,
+		DeliveryTimeout:  30 * time.Second,
 
 		MaxKeepAlive:      20 * time.Minute,
 		MaxSessionExpiry:  time.Hour,
@@ -180,6 +187,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
 		bad("mqtt.max_inflight: %d is out of range 1..65535", c.MaxInflight)
+	}
+	if c.MaxPendingWrites < 16 || c.MaxPendingWrites > 65536 {
+		bad("mqtt.max_pending_writes: %d is out of range 16..65536", c.MaxPendingWrites)
 	}
 	errs = append(errs, c.validateBounds()...)
 	if c.DeliveryTimeout <= 0 {

@@ -64,16 +64,14 @@ func (h *ingestHook) Provides(b byte) bool {
 	}, []byte{b})
 }
 
-// OnSessionEstablished implements mqtt.Hook: it starts the connection's
-// session before mochi reads its first packet.
+// OnSessionEstablished implements mqtt.Hook: it creates the connection's
+// session before mochi reads its first packet. A session costs no
+// goroutine until it has a message to answer.
 func (h *ingestHook) OnSessionEstablished(cl *mqtt.Client, pk packets.Packet) {
 	if cl.Net.Inline {
 		return
 	}
-	s := newSession(h, cl, h.resends.client(cl.ID))
-	h.sessions.Store(cl, s)
-	h.wg.Add(1)
-	go s.ackLoop()
+	h.sessions.Store(cl, newSession(h, cl, h.resends.client(cl.ID)))
 	h.obs.ClientConnected()
 	h.log.Debug("mqtt client connected", zap.String("client_id", cl.ID), zap.String("remote", cl.Net.Remote),
 		zap.Uint8("protocol", cl.Properties.ProtocolVersion))
@@ -118,32 +116,44 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	}
 	v, ok := h.sessions.Load(cl)
 	if !ok || h.draining.Load() {
-		return pk, packets.ErrRejectPacket // no ack: the client re-sends it
+		return pk, errRejectPacket // no ack: the client re-sends it
 	}
 	s := v.(*session)
 	if s.refused {
-		return pk, packets.ErrRejectPacket // the connection is being cut: see session.refused
+		return pk, errRejectPacket // the connection is being cut: see session.refused
 	}
 	t := &ticket{
+		s:        s,
 		id:       pk.PacketID,
 		qos:      pk.FixedHeader.Qos,
-		retain:   pk.FixedHeader.Retain,
 		topic:    pk.TopicName,
-		payload:  pk.Payload,
 		sum:      messageSum(pk.TopicName, pk.Payload),
 		received: msg.Received,
 		deadline: msg.Received.Add(h.b.cfg.DeliveryTimeout),
-		done:     make(chan struct{}),
+	}
+	if pk.FixedHeader.Retain || atomic.LoadInt64(&h.b.server.Info.Subscriptions) > 0 {
+		// Kept for the fan-out once stored. A packet is 800 bytes: with
+		// nobody subscribed (a fleet's usual case) it is not kept.
+		kept := pk
+		t.fan = &kept
 	}
 	var first *ticket
 	stored := false
 	if pk.FixedHeader.Dup {
 		first, stored = s.log.original(t.id, t.sum)
 	}
+	if s.v5 {
+		// mochi checks the receive quota before OnPublish and disconnects
+		// a client that sends more than Receive Maximum unanswered QoS 1/2
+		// messages (0x93), but counts only the messages it acknowledges
+		// itself: this one is ours. The ack gives it back (QoS 2: the
+		// PUBREL), so the quota is taken before the ticket can be answered.
+		cl.State.Inflight.DecreaseReceiveQuota()
+	}
 	h.inflight.Add(1)
 	if !s.enqueue(t) {
 		h.inflight.Add(-1)
-		return pk, packets.ErrRejectPacket
+		return pk, errRejectPacket
 	}
 	switch {
 	case stored:
@@ -155,7 +165,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 		// way to Kafka: answer with its outcome.
 		h.obs.Resent()
 		go func() {
-			<-first.done
+			<-first.doneChan()
 			t.complete(first.err)
 		}()
 	default:
@@ -173,7 +183,7 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 			t.complete(err)
 		})
 	}
-	return pk, packets.ErrRejectPacket
+	return pk, errRejectPacket
 }
 
 // processQoS0 hands a QoS 0 message to the pipeline. There is no ack to
@@ -277,7 +287,7 @@ func (h *ingestHook) sweepResends() {
 	}
 }
 
-// stop ends every session and waits for their goroutines.
+// stop ends every session and waits for the flushers.
 func (h *ingestHook) stop() {
 	h.cancel()
 	h.sessions.Range(func(k, v any) bool {
@@ -290,26 +300,69 @@ func (h *ingestHook) stop() {
 
 // ticket is one QoS 1/2 message waiting for its records to be stored.
 type ticket struct {
+	s        *session
 	id       uint16
 	qos      byte
-	retain   bool
 	topic    string
-	payload  []byte
-	sum      uint64 // messageSum(topic, payload)
+	fan      *packets.Packet // as received, for the fan-out once stored; nil: nobody to get it
+	sum      uint64          // messageSum(topic, payload)
 	received time.Time
 	deadline time.Time
 	// awaitingRoom is set while the message waits for room under
 	// limits.*: a ticket that times out then failed for lack of room.
 	awaitingRoom atomic.Bool
-	err          error
-	done         chan struct{}
+	err          error       // set before done
+	done         atomic.Bool // completed
+
+	// doneCh is made only for a re-send waiting for this first copy.
+	mu     sync.Mutex
+	doneCh chan struct{}
 }
 
 // complete is the pipeline's done callback.
 func (t *ticket) complete(err error) {
 	t.err = err
-	close(t.done)
+	t.mu.Lock()
+	t.done.Store(true)
+	if t.doneCh != nil {
+		close(t.doneCh)
+	}
+	t.mu.Unlock()
+	if t.s != nil {
+		t.s.kick()
+	}
 }
+
+func (t *ticket) isDone() bool { return t.done.Load() }
+
+// doneChan returns a channel closed once t completed.
+func (t *ticket) doneChan() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.doneCh == nil {
+		t.doneCh = make(chan struct{})
+		if t.done.Load() {
+			close(t.doneCh)
+		}
+	}
+	return t.doneCh
+}
+
+// result is the outcome of a ticket taken for answering: its own when it
+// completed, else the reason its deadline passed.
+func (t *ticket) result() error {
+	switch {
+	case t.isDone():
+		return t.err
+	case t.awaitingRoom.Load():
+		return errInflightLimit
+	}
+	return errDeliveryTimeout
+}
+
+// errRejectPacket is packets.ErrRejectPacket as an error value, boxed
+// once: OnPublish returns it for every QoS 1/2 message.
+var errRejectPacket error = packets.ErrRejectPacket
 
 // resendTTL is how long a disconnected client's recent packet ids are kept
 // for recognising its re-sends.

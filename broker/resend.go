@@ -23,7 +23,8 @@ type resendLog struct {
 // clientLog is one client id's ring of recent messages.
 type clientLog struct {
 	mu      sync.Mutex
-	ring    []resendEntry
+	size    int
+	ring    []resendEntry // nil until the first record
 	next    int
 	touched time.Time // under resendLog.mu
 }
@@ -46,7 +47,9 @@ func (r *resendLog) client(id string) *clientLog {
 	defer r.mu.Unlock()
 	c := r.clients[id]
 	if c == nil {
-		c = &clientLog{ring: make([]resendEntry, r.size)}
+		// The ring is made by the first record: a connection that never
+		// sends QoS 1/2 costs no ring.
+		c = &clientLog{size: r.size}
 		r.clients[id] = c
 	}
 	c.touched = time.Now()
@@ -84,6 +87,9 @@ func messageSum(topic string, payload []byte) uint64 {
 func (c *clientLog) record(t *ticket) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.ring == nil {
+		c.ring = make([]resendEntry, c.size)
+	}
 	for i := range c.ring {
 		if c.ring[i].used && c.ring[i].id == t.id {
 			c.ring[i] = resendEntry{used: true, id: t.id, sum: t.sum, t: t}
@@ -121,12 +127,18 @@ func (c *clientLog) original(id uint16, sum uint64) (inflight *ticket, stored bo
 		if e.t == nil {
 			return nil, e.ok
 		}
-		select {
-		case <-e.t.done:
+		if e.t.isDone() {
 			return nil, e.t.err == nil
-		default:
-			return e.t, false
 		}
+		return e.t, false
 	}
 	return nil, false
+}
+
+// settleIfDone records t's outcome if it has one. A ticket still on its way
+// to Kafka stays in the log: a re-send waits for its real outcome.
+func (c *clientLog) settleIfDone(t *ticket) {
+	if t.isDone() {
+		c.settle(t, t.err == nil)
+	}
 }

@@ -117,7 +117,7 @@ func TestCleanSessionForgetsPacketIDs(t *testing.T) {
 func TestResendLogRingAndSweep(t *testing.T) {
 	r := newResendLog(2, time.Minute)
 	c := r.client("X")
-	mk := func(id uint16) *ticket { return &ticket{id: id, sum: uint64(id), done: make(chan struct{})} }
+	mk := func(id uint16) *ticket { return &ticket{id: id, sum: uint64(id)} }
 	t1, t2, t3 := mk(1), mk(2), mk(3)
 	c.record(t1)
 	c.record(t2)

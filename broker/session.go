@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -10,17 +11,34 @@ import (
 	"go.uber.org/zap"
 )
 
-// session is one connection's queue of tickets and the goroutine that
-// answers them in order.
+// session is one connection's tickets, answered in arrival order.
+//
+// No goroutine waits on an idle connection: a ticket's completion (on the
+// producer's goroutine) or its deadline (a timer armed only while tickets
+// are pending) starts a flusher when the oldest ticket can be answered. The
+// flusher takes every ticket that is ready at the head of the queue,
+// writes their PUBACKs (PUBRECs) in one write, fans the messages out to
+// subscribers, and ends when the head is not ready any more. So acks of
+// messages stored together leave in one TCP segment, and one connection
+// never has two flushers.
 type session struct {
-	h      *ingestHook
-	cl     *mqtt.Client
-	log    *clientLog // shared by every connection of this client id
-	queue  chan *ticket
-	closed chan struct{}
-	once   sync.Once
-	// failed is set (by the ack goroutine only) once an MQTT 3.1.1
-	// connection has been cut for a failed message: nothing after it may be
+	h   *ingestHook
+	cl  *mqtt.Client
+	log *clientLog // shared by every connection of this client id
+	v5  bool       // MQTT 5: receive quota and reason codes
+
+	mu       sync.Mutex
+	ring     []*ticket // pending tickets, a ring of max_inflight; nil until the first
+	head     int       // index of the oldest pending ticket in ring
+	n        int       // pending tickets
+	flushing bool      // a flusher is running
+	closed   bool
+	timer    *time.Timer // fires at the head's deadline; nil until needed
+	armed    bool        // timer is set
+	room     chan struct{}
+
+	// failed is set (by the flusher only) once an MQTT 3.1.1 connection
+	// has been cut for a failed message: nothing after it may be
 	// acknowledged, or the client would re-send the failed one after newer
 	// ones.
 	failed bool
@@ -29,62 +47,159 @@ type session struct {
 	// later messages of the connection are not taken either, or one of them
 	// could be stored before the refused one is re-sent.
 	refused bool
+
+	// Flusher-owned scratch space, kept between flushes of a busy
+	// connection.
+	batch []*ticket
+	wbuf  []byte
 }
 
 func newSession(h *ingestHook, cl *mqtt.Client, log *clientLog) *session {
-	// The ack goroutine holds the oldest ticket while it waits, so the
-	// queue holds one fewer: max_inflight tickets in all.
-	return &session{h: h, cl: cl, log: log, queue: make(chan *ticket, h.b.cfg.MaxInflight-1), closed: make(chan struct{})}
+	return &session{h: h, cl: cl, log: log, v5: cl.Properties.ProtocolVersion >= 5, room: make(chan struct{}, 1)}
 }
 
-// enqueue adds t, blocking while the window is full. It returns false when
-// the session closed meanwhile.
+// queued returns the number of pending tickets. Under s.mu.
+func (s *session) queued() int { return s.n }
+
+// oldest returns the oldest pending ticket; queued() > 0. Under s.mu.
+func (s *session) oldest() *ticket { return s.ring[s.head] }
+
+// pop removes the oldest pending ticket. Under s.mu.
+func (s *session) pop() *ticket {
+	t := s.ring[s.head]
+	s.ring[s.head] = nil
+	s.head = (s.head + 1) % len(s.ring)
+	s.n--
+	return t
+}
+
+// enqueue adds t, blocking while max_inflight tickets are pending (MQTT
+// 3.1.1: the back-pressure; MQTT 5 clients are held to it by the receive
+// quota). It returns false when the session closed meanwhile.
 func (s *session) enqueue(t *ticket) bool {
-	select {
-	case s.queue <- t:
-		return true
-	default:
+	limit := s.h.b.cfg.MaxInflight
+	held := false
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return false
+		}
+		if s.n < limit {
+			if s.ring == nil {
+				s.ring = make([]*ticket, limit)
+			}
+			s.ring[(s.head+s.n)%limit] = t
+			s.n++
+			if !s.armed && !s.flushing {
+				s.arm(t.deadline)
+			}
+			s.mu.Unlock()
+			return true
+		}
+		s.mu.Unlock()
+		if !held {
+			// The wait ends by the oldest ticket's deadline, before t's.
+			holdConnection(s.cl, t.deadline)
+			held = true
+		}
+		<-s.room
 	}
-	// The wait ends by the oldest ticket's deadline, before t's.
-	holdConnection(s.cl, t.deadline)
-	select {
-	case s.queue <- t:
-		return true
-	case <-s.closed:
+}
+
+// arm sets the timer to fire at deadline. Under s.mu.
+func (s *session) arm(deadline time.Time) {
+	d := time.Until(deadline)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(d, s.onTimer)
+	} else {
+		s.timer.Reset(d)
+	}
+	s.armed = true
+}
+
+func (s *session) onTimer() {
+	s.mu.Lock()
+	s.armed = false
+	if !s.startFlush() && !s.closed && !s.flushing && s.queued() > 0 {
+		// Armed for a ticket answered since: wait for the new head.
+		s.arm(s.oldest().deadline)
+	}
+	s.mu.Unlock()
+}
+
+// kick is called when a ticket completed.
+func (s *session) kick() {
+	s.mu.Lock()
+	s.startFlush()
+	s.mu.Unlock()
+}
+
+// startFlush starts a flusher if the head ticket can be answered and none
+// runs, and reports whether it did. Under s.mu.
+func (s *session) startFlush() bool {
+	if s.flushing || s.closed || s.queued() == 0 {
 		return false
 	}
+	if t := s.oldest(); !t.isDone() && time.Now().Before(t.deadline) {
+		return false
+	}
+	s.flushing = true
+	s.h.wg.Add(1)
+	go s.flush()
+	return true
 }
 
-func (s *session) close() { s.once.Do(func() { close(s.closed) }) }
-
-// ackLoop answers tickets in arrival order until the session closes; the
-// tickets left then are abandoned unanswered (the client re-sends them).
-func (s *session) ackLoop() {
-	defer s.h.wg.Done()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		var t *ticket
-		select {
-		case t = <-s.queue:
-		case <-s.closed:
-			s.abandon()
-			return
+// takeReady moves the answerable tickets at the head into s.batch. When
+// there are none it ends the flusher's turn (re-arming the timer for the
+// new head) and returns false.
+func (s *session) takeReady() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.batch = s.batch[:0]
+	if s.closed {
+		s.flushing = false
+		return false
+	}
+	now := time.Now()
+	for s.n > 0 {
+		if t := s.oldest(); !t.isDone() && now.Before(t.deadline) {
+			break
 		}
-		err := s.wait(t, timer)
+		s.batch = append(s.batch, s.pop())
+	}
+	if len(s.batch) > 0 {
 		select {
-		case <-t.done:
-			s.log.settle(t, t.err == nil)
+		case s.room <- struct{}{}:
 		default:
-			// Still on its way to Kafka (timeout, or this connection
-			// closed): a re-send from the next connection will wait for
-			// the real outcome.
 		}
+		return true
+	}
+	s.flushing = false
+	if cap(s.wbuf) > maxKeptAckBuffer {
+		s.wbuf = nil
+	}
+	if s.n > 0 && !s.armed {
+		s.arm(s.oldest().deadline)
+	}
+	return false
+}
+
+// flush answers ready tickets until none is ready.
+func (s *session) flush() {
+	defer s.h.wg.Done()
+	for s.takeReady() {
+		s.answer(s.batch)
+	}
+}
+
+// answer acknowledges or fails each ticket of batch, in order.
+func (s *session) answer(batch []*ticket) {
+	buf := s.wbuf[:0]
+	for i, t := range batch {
+		err := t.result()
+		s.log.settleIfDone(t)
 		switch {
-		case errors.Is(err, errSessionClosed):
-			s.h.inflight.Add(-1)
-			s.abandon()
-			return
 		case s.failed:
 		case errors.Is(err, errShuttingDown):
 			// Refused without an answer; it was the connection's last
@@ -93,69 +208,82 @@ func (s *session) ackLoop() {
 		case isRefusal(err):
 			s.refuse(t, err)
 		case err != nil:
+			buf = s.writeAcks(buf)
 			s.fail(t, err)
 		default:
-			s.ack(t)
+			buf = s.appendAck(buf, t)
+			continue
 		}
-		s.h.inflight.Add(-1)
+		batch[i] = nil // not stored: no fan-out
 	}
-}
-
-var errSessionClosed = errors.New("session closed")
-
-// wait waits for t's records, its deadline, or the end of the session.
-func (s *session) wait(t *ticket, timer *time.Timer) error {
-	select {
-	case <-t.done:
-		return t.err
-	default:
-	}
-	timer.Reset(time.Until(t.deadline))
-	defer timer.Stop()
-	select {
-	case <-t.done:
-		return t.err
-	case <-timer.C:
-		select {
-		case <-t.done: // completed at the deadline: its own error tells more
-			return t.err
-		default:
-		}
-		if t.awaitingRoom.Load() {
-			return errInflightLimit
-		}
-		return errDeliveryTimeout
-	case <-s.closed:
-		return errSessionClosed
-	}
-}
-
-// abandon drops the queued tickets of a closed session.
-func (s *session) abandon() {
-	for {
-		select {
-		case <-s.queue:
-			s.h.inflight.Add(-1)
-		default:
-			return
+	s.wbuf = s.writeAcks(buf)
+	s.h.inflight.Add(-int64(len(batch)))
+	for _, t := range batch {
+		if t != nil && t.fan != nil {
+			s.h.b.fanout.publish(s.cl, t)
 		}
 	}
 }
 
-// ack acknowledges a stored message and fans it out to any subscribers.
-func (s *session) ack(t *ticket) {
-	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: t.id}
+// appendAck encodes t's PUBACK (PUBREC for QoS 2) into buf. A success ack
+// without properties is the same four bytes in MQTT 3.1.1 and 5.
+func (s *session) appendAck(buf []byte, t *ticket) []byte {
+	typ := byte(packets.Puback)
 	if t.qos == 2 {
-		pk.FixedHeader.Type = packets.Pubrec
-		// mochi answers the client's PUBREL from its inflight store.
-		s.cl.State.Inflight.Set(pk)
+		typ = packets.Pubrec
+		// mochi answers the client's PUBREL from its inflight store, and
+		// gives back the receive quota then.
+		s.cl.State.Inflight.Set(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: t.id})
+	} else if s.v5 {
+		s.cl.State.Inflight.IncreaseReceiveQuota()
 	}
-	if err := s.cl.WritePacket(pk); err != nil {
-		s.h.log.Debug("mqtt ack not sent", zap.String("client_id", s.cl.ID), zap.Error(err))
-	} else {
-		s.h.obs.Acked("mqtt", time.Since(t.received))
+	s.h.obs.Acked("mqtt", time.Since(t.received))
+	return append(buf, typ<<4, 2, byte(t.id>>8), byte(t.id))
+}
+
+// writeAcks writes the encoded acks in buf to the connection in one write,
+// under the client's lock as mochi's own writes are, and returns buf
+// emptied for reuse.
+func (s *session) writeAcks(buf []byte) []byte {
+	if len(buf) == 0 {
+		return buf
 	}
-	s.h.b.fanOut(t)
+	cl := s.cl
+	if cl.Closed() || cl.Net.Conn == nil {
+		return buf[:0]
+	}
+	cl.Lock()
+	n, err := cl.Net.Conn.Write(buf)
+	cl.Unlock()
+	info := s.h.b.server.Info
+	atomic.AddInt64(&info.BytesSent, int64(n))
+	atomic.AddInt64(&info.PacketsSent, int64(n/4))
+	if err != nil {
+		s.h.log.Debug("mqtt acks not sent", zap.String("client_id", cl.ID), zap.Error(err))
+	}
+	return buf[:0]
+}
+
+// close ends the session: pending tickets are dropped unanswered (the
+// client re-sends them on its next connection).
+func (s *session) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	dropped := s.n
+	for s.n > 0 {
+		// A ticket still on its way to Kafka stays in the resend log: a
+		// re-send from the next connection waits for its real outcome.
+		s.log.settleIfDone(s.pop())
+	}
+	s.h.inflight.Add(-int64(dropped))
+	close(s.room)
 }
 
 // fail tells the client that t was not stored: an MQTT 5 client gets a
@@ -177,7 +305,7 @@ func (s *session) fail(t *ticket, err error) {
 	s.h.log.Warn("mqtt message not stored; not acknowledged", zap.String("client_id", s.cl.ID),
 		zap.String("remote", s.cl.Net.Remote), zap.Uint8("protocol", s.cl.Properties.ProtocolVersion),
 		zap.Uint16("packet_id", t.id), zap.String("mqtt_topic", t.topic), zap.Error(err))
-	if s.cl.Properties.ProtocolVersion < 5 {
+	if !s.v5 {
 		s.failed = true
 		s.cl.Stop(err)
 		return
@@ -186,6 +314,9 @@ func (s *session) fail(t *ticket, err error) {
 	if t.qos == 2 {
 		typ = packets.Pubrec
 	}
+	// An error reason ends the QoS 1 and QoS 2 flows alike: the quota
+	// comes back now.
+	s.cl.State.Inflight.IncreaseReceiveQuota()
 	pk := packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: typ},
 		PacketID:    t.id,
@@ -197,14 +328,6 @@ func (s *session) fail(t *ticket, err error) {
 	}
 }
 
-// fanOut delivers a stored QoS 1/2 message to the broker's own subscribers,
-// which mochi skipped because the hook rejected the packet.
-func (b *Broker) fanOut(t *ticket) {
-	subs := b.server.Topics.Subscribers(t.topic)
-	if !t.retain && len(subs.Subscriptions) == 0 && len(subs.Shared) == 0 && len(subs.InlineSubscriptions) == 0 {
-		return
-	}
-	if err := b.server.Publish(t.topic, t.payload, t.retain, t.qos); err != nil {
-		b.log.Warn("mqtt fan-out failed", zap.String("topic", t.topic), zap.Error(err))
-	}
-}
+// maxKeptAckBuffer is the largest ack buffer a session keeps between
+// flushes: 64 acks.
+const maxKeptAckBuffer = 256

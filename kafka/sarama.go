@@ -70,10 +70,12 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	// every record's completion is what releases a PUBACK or an HTTP 200.
 	sc.Producer.Return.Successes = true
 	sc.Producer.Return.Errors = true
-	// A short linger batches records of many devices into one request
-	// without adding noticeable latency to a PUBACK.
-	sc.Producer.Flush.Frequency = 2 * time.Millisecond
-	sc.Producer.Flush.Bytes = 512 * 1024
+	// A short linger (kafka.linger) batches records of many devices into
+	// one request without adding noticeable latency to a PUBACK; while a
+	// request is in flight (one per broker, idempotence) records batch up
+	// anyway, so under load the broker's round trip sets the batch size.
+	sc.Producer.Flush.Frequency = cfg.Linger
+	sc.Producer.Flush.Bytes = cfg.BatchBytes
 	// Larger records are refused before they reach sarama (permanent error,
 	// error action); the limit here is the same so both agree.
 	sc.Producer.MaxMessageBytes = cfg.MaxMessageBytes

@@ -38,7 +38,8 @@ type outMsg struct {
 	typ      int
 	payload  []byte
 	attempts int
-	start    time.Time
+	start    time.Time // latency counts from here
+	slot     time.Time // open loop (--device-rate): when it was due to be sent
 	token    mqtt.Token
 	barrier  bool
 }
@@ -148,7 +149,8 @@ type mqttConn struct {
 	rr       int // next device, round robin
 	rng      *rand.Rand
 	client   mqtt.Client
-	up       bool // connected, as far as run knows
+	up       bool      // connected, as far as run knows
+	sched    *schedule // open loop (--device-rate), else nil
 
 	sem      chan struct{} // the in-flight window
 	inflight chan *outMsg  // publish order, to await
@@ -298,6 +300,9 @@ func (c *mqttConn) publish(m *outMsg) {
 	st.inflight.Add(1)
 	c.pending.Add(1)
 	m.start = time.Now()
+	if !m.slot.IsZero() && m.attempts == 1 {
+		m.start = m.slot // open loop: latency counts from the scheduled send time
+	}
 	m.token = c.client.Publish(c.load.cfg.topic, byte(c.load.cfg.qos), false, m.payload)
 	c.inflight <- m
 }
@@ -345,10 +350,19 @@ func (c *mqttConn) publishLoop(genCtx, hardCtx context.Context) []*outMsg {
 			continue
 		}
 		if genCtx.Err() == nil && c.hasMore() {
+			var slot time.Time
+			if c.sched != nil {
+				var err error
+				if slot, err = c.sched.wait(genCtx); err != nil {
+					continue
+				}
+			}
 			if c.load.pace.Wait(genCtx) != nil || !c.acquire(genCtx) {
 				continue
 			}
-			c.publish(c.generate())
+			m := c.generate()
+			m.slot = slot
+			c.publish(m)
 			continue
 		}
 		// Nothing new to send: wait for the outstanding acks, or for a

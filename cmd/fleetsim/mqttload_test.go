@@ -82,8 +82,14 @@ func (h *recordingHook) records() []kafkaRecord {
 func startBroker(t *testing.T, h *recordingHook) string {
 	t.Helper()
 	h.offs = map[string]int64{}
+	return serveHook(t, h)
+}
+
+// serveHook starts a mochi broker with hook on a free port.
+func serveHook(t *testing.T, hook mochi.Hook) string {
+	t.Helper()
 	s := mochi.New(&mochi.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := s.AddHook(h, nil); err != nil {
+	if err := s.AddHook(hook, nil); err != nil {
 		t.Fatal(err)
 	}
 	tcp := listeners.NewTCP(listeners.Config{ID: "t", Address: "127.0.0.1:0"})

@@ -37,6 +37,8 @@ type runConfig struct {
 	httpTimeout time.Duration
 
 	rate            float64
+	deviceRate      float64
+	hold            time.Duration
 	duration        time.Duration
 	messages        int64
 	size            int
@@ -82,6 +84,8 @@ Examples:
   fleetsim run --devices 20 --inflight 16 --duration 30s --warmup --json
   fleetsim run --devices 1000 --connections 20 --inflight 16 --acked acked.jsonl
   fleetsim run --mqtt "" --sts-devices 100 --csa-devices 100 --rate 500
+  fleetsim run --devices 500 --device-rate 20 --duration 30s --warmup   # open loop, 10k msg/s
+  fleetsim run --devices 15000 --hold 20s                               # idle connections
 
 Flags (-flag and --flag are the same):
 `
@@ -113,6 +117,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.DurationVar(&c.httpTimeout, "http-timeout", 30*time.Second, "timeout of one HTTPS request (a timed-out request is retried with the same seq)")
 
 	fs.Float64Var(&c.rate, "rate", 0, "total messages (MQTT) plus requests (HTTPS) per second over all devices (0: as fast as acks allow)")
+	fs.Float64Var(&c.deviceRate, "device-rate", 0, "open loop: MQTT messages per second per device, sent on schedule whatever the acks do; latency counts from the scheduled send time, so a stall shows (0: closed loop)")
+	fs.DurationVar(&c.hold, "hold", 0, "connect every MQTT client, keep the connections idle (no PUBLISH) this long, then disconnect (memory per idle connection)")
 	fs.DurationVar(&c.duration, "duration", 0, "how long to send (default 30s unless --messages is given; both: whichever ends first)")
 	fs.Int64Var(&c.messages, "messages", 0, "messages (HTTPS: requests) per device (0: unlimited)")
 	fs.IntVar(&c.size, "size", 300, "target MQTT payload size in bytes (reports are padded up to it, never cut below their natural size)")
@@ -175,8 +181,14 @@ func (c *runConfig) validate() error {
 	if c.rate < 0 || c.duration < 0 || c.messages < 0 || c.size < 0 || c.drain < 0 || c.progress < 0 {
 		bad("--rate, --duration, --messages, --size, --drain and --progress must not be negative")
 	}
-	if c.duration == 0 && c.messages == 0 {
+	if c.deviceRate < 0 || c.deviceRate > 0 && c.rate > 0 {
+		bad("--device-rate must not be negative, and goes without --rate")
+	}
+	if c.duration == 0 && c.messages == 0 && c.hold == 0 {
 		bad("give --duration or --messages")
+	}
+	if c.hold < 0 {
+		bad("--hold must not be negative")
 	}
 	if c.publishTimeout <= 0 || c.connectTimeout <= 0 {
 		bad("--publish-timeout and --connect-timeout must be positive")
@@ -275,11 +287,14 @@ func simulate(ctx, hardStop context.Context, cfg *runConfig, logw io.Writer) (*S
 		hdr.CSABaseMS = hl.csaBaseMS
 	}
 
-	if cfg.warmup && mq != nil {
+	if (cfg.warmup || cfg.hold > 0) && mq != nil {
 		t0 := time.Now()
 		up := mq.connectAll(ctx)
 		fmt.Fprintf(logw, "fleetsim: warm-up: %d of %d MQTT connections up in %.1f s\n",
 			up, len(mq.conns), time.Since(t0).Seconds())
+	}
+	if cfg.hold > 0 && mq != nil {
+		return holdIdle(ctx, cfg, mq, started, logw), nil
 	}
 
 	// The clock starts now; genCtx ends sending, hardCtx ends waiting.
@@ -305,6 +320,12 @@ func simulate(ctx, hardStop context.Context, cfg *runConfig, logw io.Writer) (*S
 		case <-hardCtx.Done():
 		}
 	}()
+
+	if mq != nil && cfg.deviceRate > 0 {
+		for _, c := range mq.conns {
+			c.sched = newSchedule(cfg.deviceRate, len(c.devices), c.rng, clock)
+		}
+	}
 
 	// Sending also ends when every sender has made its last message
 	// (--messages), so that --drain bounds the wait for the last acks.
@@ -350,7 +371,8 @@ func simulate(ctx, hardStop context.Context, cfg *runConfig, logw io.Writer) (*S
 	if lastAck == 0 {
 		lastAck = time.Since(clock)
 	}
-	sum := &Summary{Run: cfg.runID, Started: started.UTC(), ElapsedS: lastAck.Seconds(), Size: cfg.size, Rate: cfg.rate, Mix: cfg.mixSpec}
+	sum := &Summary{Run: cfg.runID, Started: started.UTC(), ElapsedS: lastAck.Seconds(), Size: cfg.size, Rate: cfg.rate,
+		DeviceRate: cfg.deviceRate, Mix: cfg.mixSpec}
 	var ledgers []*ledger
 	if mq != nil {
 		sum.MQTT = mq.stats.summarize(lastAck)

@@ -236,6 +236,7 @@ type SourceSummary struct {
 	Latency          LatencyMS        `json:"latency_ms"`
 	ConnectFailures  int64            `json:"connect_failures"`
 	ConnectionLosses int64            `json:"connection_losses"`
+	Connected        int64            `json:"connected,omitempty"` // --hold: connections up at the end of the hold
 	Errors           map[string]int64 `json:"errors,omitempty"`
 }
 
@@ -246,6 +247,7 @@ type Summary struct {
 	ElapsedS    float64        `json:"elapsed_s"` // clock start to the last ack
 	Size        int            `json:"size"`
 	Rate        float64        `json:"rate"`
+	DeviceRate  float64        `json:"device_rate,omitempty"` // open loop, per device
 	Mix         string         `json:"mix"`
 	Records     int64          `json:"records"` // records expected in Kafka from acked units
 	RecordsPerS float64        `json:"records_per_s"`

@@ -24,14 +24,14 @@ import (
 
 // startGateway runs a gateway on free ports with the development default
 // configuration, changed by mutate.
-func startGateway(t *testing.T, mutate func(*config.Config)) *gateway.Gateway {
+func startGateway(t testing.TB, mutate func(*config.Config)) *gateway.Gateway {
 	t.Helper()
 	return startGatewayWith(t, mutate, nil)
 }
 
 // startGatewayWith is startGateway with a hook that sees the gateway before
 // it starts (to set callbacks such as OnRulesReload).
-func startGatewayWith(t *testing.T, mutate func(*config.Config), before func(*gateway.Gateway)) *gateway.Gateway {
+func startGatewayWith(t testing.TB, mutate func(*config.Config), before func(*gateway.Gateway)) *gateway.Gateway {
 	t.Helper()
 	cfg := config.Default()
 	cfg.MQTT.Listen = "127.0.0.1:0"

@@ -64,7 +64,7 @@ func ReadFrame(r *bufio.Reader) (packets.FixedHeader, []byte, error) {
 
 // ReadPacket reads and decodes one packet of the acknowledgement kinds a
 // broker sends a publishing client (CONNACK, PUBACK, PUBREC, PUBCOMP,
-// PUBLISH, SUBACK); any other type comes back with only its fixed header.
+// PUBLISH, SUBACK, DISCONNECT); any other type comes back with only its fixed header.
 func ReadPacket(r *bufio.Reader, version byte) (packets.Packet, error) {
 	fh, body, err := ReadFrame(r)
 	if err != nil {
@@ -84,6 +84,8 @@ func ReadPacket(r *bufio.Reader, version byte) (packets.Packet, error) {
 		err = pk.PublishDecode(body)
 	case packets.Suback:
 		err = pk.SubackDecode(body)
+	case packets.Disconnect:
+		err = pk.DisconnectDecode(body)
 	}
 	if err != nil {
 		return pk, fmt.Errorf("%w: type %d: %v", ErrDecode, fh.Type, err)

@@ -1,0 +1,371 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/fleetgate/fleetgate/router"
+)
+
+// These tests run one MQTT 5 scenario with a real client (paho.golang)
+// against the gateway's broker and against plain mochi (the same server
+// version with no fleetgate hook), and expect the same behaviour: the
+// hooks must break no MQTT behaviour.
+
+// storingPipeline stores every message after delay.
+type storingPipeline struct{ delay time.Duration }
+
+func (p storingPipeline) Process(_ context.Context, _ *router.Message, done func(error)) {
+	if p.delay == 0 {
+		done(nil)
+		return
+	}
+	time.AfterFunc(p.delay, func() { done(nil) })
+}
+
+// brokerUnderTest starts one of the two brokers and returns its address.
+type brokerUnderTest struct {
+	name  string
+	start func(t *testing.T) string
+}
+
+var mqtt5Brokers = []brokerUnderTest{
+	{"fleetgate", func(t *testing.T) string {
+		// Retained messages are off by default (mqtt.retained): on here, as
+		// plain mochi has them.
+		return startBroker(t, storingPipeline{}, func(c *Config) { c.Retained.Enabled = true }).Addr("tcp")
+	}},
+	{"plain-mochi", startPlainMochi},
+}
+
+// startPlainMochi starts mochi as the gateway configures it (same
+// capabilities), with no hook but allow-all authentication.
+func startPlainMochi(t *testing.T) string {
+	return startPlainMochiMax(t, uint16(DefaultConfig().MaxInflight))
+}
+
+// v5Client is a paho.golang client that collects what it receives.
+type v5Client struct {
+	*paho.Client
+	got chan *paho.Publish
+}
+
+func dialV5(t *testing.T, addr, id string) *v5Client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &v5Client{got: make(chan *paho.Publish, 100)}
+	c.Client = paho.NewClient(paho.ClientConfig{
+		ClientID: id,
+		Conn:     conn,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			c.got <- pr.Packet
+			return true, nil
+		}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ca, err := c.Connect(ctx, &paho.Connect{ClientID: id, KeepAlive: 30, CleanStart: true})
+	if err != nil || ca.ReasonCode != 0 {
+		t.Fatalf("connect %s: %v %+v", id, err, ca)
+	}
+	t.Cleanup(func() { c.Disconnect(&paho.Disconnect{}) })
+	return c
+}
+
+func (c *v5Client) subscribe(t *testing.T, subID int, opts ...paho.SubscribeOptions) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s := &paho.Subscribe{Subscriptions: opts}
+	if subID > 0 {
+		s.Properties = &paho.SubscribeProperties{SubscriptionIdentifier: &subID}
+	}
+	if _, err := c.Subscribe(ctx, s); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+}
+
+func (c *v5Client) publish(t *testing.T, p *paho.Publish) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := c.Publish(ctx, p)
+	if err != nil {
+		t.Fatalf("publish %s: %v", p.Topic, err)
+	}
+	if r != nil && r.ReasonCode >= 0x80 {
+		t.Fatalf("publish %s: reason %#x", p.Topic, r.ReasonCode)
+	}
+}
+
+// next returns the next message received within d, or nil.
+func (c *v5Client) next(d time.Duration) *paho.Publish {
+	select {
+	case p := <-c.got:
+		return p
+	case <-time.After(d):
+		return nil
+	}
+}
+
+func fullProperties(expiry uint32) *paho.PublishProperties {
+	format := byte(1)
+	return &paho.PublishProperties{
+		PayloadFormat:   &format,
+		ContentType:     "application/json",
+		ResponseTopic:   "reply/SIM-1",
+		CorrelationData: []byte("req-42"),
+		MessageExpiry:   &expiry,
+		User:            paho.UserProperties{{Key: "trace", Value: "abc"}, {Key: "trace", Value: "def"}},
+	}
+}
+
+// checkDelivered compares what a subscriber got with what was published;
+// subIDs nil: any subscription identifiers.
+func checkDelivered(t *testing.T, got *paho.Publish, want *paho.Publish, subIDs []int, maxExpiry uint32) {
+	t.Helper()
+	if got == nil {
+		t.Fatalf("subscriber got nothing for %s", want.Topic)
+	}
+	g, w := got.Properties, want.Properties
+	if got.Topic != want.Topic || string(got.Payload) != string(want.Payload) || got.QoS != want.QoS {
+		t.Fatalf("got topic %q payload %q qos %d; want %q %q %d", got.Topic, got.Payload, got.QoS, want.Topic, want.Payload, want.QoS)
+	}
+	if g == nil {
+		t.Fatal("subscriber got no properties")
+	}
+	if g.PayloadFormat == nil || *g.PayloadFormat != *w.PayloadFormat {
+		t.Errorf("payload format indicator: got %v, want %d", g.PayloadFormat, *w.PayloadFormat)
+	}
+	if g.ContentType != w.ContentType || g.ResponseTopic != w.ResponseTopic || string(g.CorrelationData) != string(w.CorrelationData) {
+		t.Errorf("got content type %q response topic %q correlation data %q; want %q %q %q",
+			g.ContentType, g.ResponseTopic, g.CorrelationData, w.ContentType, w.ResponseTopic, w.CorrelationData)
+	}
+	if !reflect.DeepEqual(g.User, w.User) {
+		t.Errorf("user properties: got %v, want %v", g.User, w.User)
+	}
+	if g.MessageExpiry == nil {
+		t.Errorf("message expiry: got none, want 1..%d", maxExpiry)
+	} else if e := *g.MessageExpiry; e == 0 || e > maxExpiry {
+		t.Errorf("message expiry: got %d, want 1..%d", e, maxExpiry)
+	}
+	var ids []int
+	if g.SubscriptionIdentifier != nil {
+		ids = []int{*g.SubscriptionIdentifier}
+	}
+	if subIDs != nil && !slices.Equal(ids, subIDs) {
+		t.Errorf("subscription identifiers: got %v, want %v", ids, subIDs)
+	}
+}
+
+func TestMQTT5PropertiesReachSubscribers(t *testing.T) {
+	for _, bt := range mqtt5Brokers {
+		for _, qos := range []byte{1, 2} {
+			t.Run(fmt.Sprintf("%s/qos%d", bt.name, qos), func(t *testing.T) {
+				addr := bt.start(t)
+				sub := dialV5(t, addr, "sub")
+				sub.subscribe(t, 7, paho.SubscribeOptions{Topic: "fleet/+/report", QoS: 2})
+				pub := dialV5(t, addr, "pub")
+				want := &paho.Publish{Topic: "fleet/SIM-1/report", QoS: qos, Payload: []byte(`{"type":"gps"}`), Properties: fullProperties(60)}
+				pub.publish(t, want)
+				checkDelivered(t, sub.next(3*time.Second), want, []int{7}, 60)
+
+				// Retained: kept with its properties for later subscribers.
+				retained := &paho.Publish{Topic: "fleet/SIM-1/state", QoS: qos, Retain: true, Payload: []byte(`{"on":true}`), Properties: fullProperties(60)}
+				pub.publish(t, retained)
+				late := dialV5(t, addr, "late")
+				late.subscribe(t, 9, paho.SubscribeOptions{Topic: "fleet/SIM-1/state", QoS: 2})
+				// mochi sends retained messages without the subscription
+				// identifier (publishRetainedToClient): not checked here.
+				checkDelivered(t, late.next(3*time.Second), retained, nil, 60)
+			})
+		}
+	}
+}
+
+func TestMQTT5NoLocal(t *testing.T) {
+	for _, bt := range mqtt5Brokers {
+		t.Run(bt.name, func(t *testing.T) {
+			addr := bt.start(t)
+			self := dialV5(t, addr, "self")
+			self.subscribe(t, 0, paho.SubscribeOptions{Topic: "echo", QoS: 1, NoLocal: true})
+			other := dialV5(t, addr, "other")
+			other.subscribe(t, 0, paho.SubscribeOptions{Topic: "echo", QoS: 1, NoLocal: true})
+			self.publish(t, &paho.Publish{Topic: "echo", QoS: 1, Payload: []byte(`{"n":1}`)})
+			if p := other.next(3 * time.Second); p == nil || string(p.Payload) != `{"n":1}` {
+				t.Fatalf("the other subscriber got %v; want the message", p)
+			}
+			if p := self.next(300 * time.Millisecond); p != nil {
+				t.Fatalf("a noLocal subscriber got its own message back: %q", p.Payload)
+			}
+		})
+	}
+}
+
+// TestMQTT5ExpiryCountsFromArrival: the gateway delivers a message to
+// subscribers only once Kafka stored it; the time that took counts against
+// the message's expiry, and a message that expired meanwhile is not
+// delivered (plain mochi fans out at arrival, so it has no such wait).
+func TestMQTT5ExpiryCountsFromArrival(t *testing.T) {
+	addr := startBroker(t, storingPipeline{delay: 2100 * time.Millisecond}, nil).Addr("tcp")
+	sub := dialV5(t, addr, "sub")
+	sub.subscribe(t, 0, paho.SubscribeOptions{Topic: "t/#", QoS: 1})
+	pub := dialV5(t, addr, "pub")
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		pub.publish(t, &paho.Publish{Topic: "t/short", QoS: 1, Payload: []byte(`{"short":1}`), Properties: fullProperties(1)})
+	})
+	wg.Go(func() {
+		pub.publish(t, &paho.Publish{Topic: "t/long", QoS: 1, Payload: []byte(`{"long":1}`), Properties: fullProperties(10)})
+	})
+	wg.Wait()
+	p := sub.next(3 * time.Second)
+	if p == nil || p.Topic != "t/long" {
+		t.Fatalf("got %+v; want only t/long (t/short expired while it was being stored)", p)
+	}
+	if e := *p.Properties.MessageExpiry; e > 8 {
+		t.Fatalf("t/long arrived with %d s of expiry left; at least 2 s of its 10 were spent", e)
+	}
+	if p := sub.next(300 * time.Millisecond); p != nil {
+		t.Fatalf("got a second message %q; the expired one must not be delivered", p.Topic)
+	}
+}
+
+// TestMQTT5ReceiveMaximum: a client that sends more QoS 1/2 messages than
+// the Receive Maximum the server advertised, without waiting for their
+// acks, is disconnected with 0x93; QoS 2 messages whose PUBREL has not
+// come count too.
+func TestMQTT5ReceiveMaximum(t *testing.T) {
+	const max = 4
+	var held *fakePipeline // the fleetgate subtest's, holding every message
+	targets := []struct {
+		name  string
+		start func(t *testing.T) string
+	}{
+		{"fleetgate", func(t *testing.T) string {
+			held = newFakePipeline()
+			return startBroker(t, held, func(c *Config) { c.MaxInflight = max }).Addr("tcp")
+		}},
+		{"plain-mochi", func(t *testing.T) string { return startPlainMochiMax(t, max) }},
+	}
+	for _, tg := range targets {
+		// Plain mochi acks QoS 1 at once, so its quota never runs out on
+		// QoS 1 alone; the gateway holds acks for Kafka, so it can.
+		if tg.name == "fleetgate" {
+			t.Run(tg.name+"/qos1-unacked", func(t *testing.T) {
+				c := dialRaw(t, tg.start(t), "RM1", 5)
+				for i := 1; i <= max+1; i++ {
+					c.publish(uint16(i), 1, "report", []byte(`{}`))
+				}
+				expectDisconnect(t, c, packets.ErrReceiveMaximum.Code)
+			})
+		}
+		t.Run(tg.name+"/qos2-unreleased", func(t *testing.T) {
+			c := dialRaw(t, tg.start(t), "RM2", 5)
+			for i := 1; i <= max; i++ {
+				c.publish(uint16(i), 2, "report", []byte(`{}`))
+			}
+			if tg.name == "fleetgate" {
+				held.waitFor(t, max)
+				for i := range max {
+					held.complete(i, nil)
+				}
+			}
+			for i := 1; i <= max; i++ {
+				if pk := c.read(3 * time.Second); pk.FixedHeader.Type != packets.Pubrec || pk.PacketID != uint16(i) {
+					t.Fatalf("got type %d id %d; want PUBREC %d", pk.FixedHeader.Type, pk.PacketID, i)
+				}
+			}
+			// No PUBREL: the four still count against the quota.
+			c.publish(uint16(max+1), 1, "report", []byte(`{}`))
+			expectDisconnect(t, c, packets.ErrReceiveMaximum.Code)
+		})
+		t.Run(tg.name+"/within-quota", func(t *testing.T) {
+			c := dialRaw(t, tg.start(t), "RM3", 5)
+			for round := range 3 {
+				for i := 1; i <= max; i++ {
+					c.publish(uint16(round*max+i), 1, "report", []byte(`{}`))
+				}
+				if tg.name == "fleetgate" {
+					held.waitFor(t, (round+1)*max)
+					for i := range max {
+						held.complete(round*max+i, nil)
+					}
+				}
+				for i := 1; i <= max; i++ {
+					if pk := c.read(3 * time.Second); pk.FixedHeader.Type != packets.Puback {
+						t.Fatalf("round %d: got type %d reason %#x; want PUBACK", round, pk.FixedHeader.Type, pk.ReasonCode)
+					}
+				}
+			}
+		})
+	}
+}
+
+// startPlainMochiMax starts plain mochi advertising Receive Maximum
+// receiveMax.
+func startPlainMochiMax(t *testing.T, receiveMax uint16) string {
+	t.Helper()
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.ReceiveMaximum = receiveMax
+	caps.MaximumClientWritesPending = int32(DefaultConfig().MaxPendingWrites)
+	s := mqtt.New(&mqtt.Options{InlineClient: true, Capabilities: caps, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := s.AddHook(new(allowAll), nil); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return ln.Addr().String()
+}
+
+// allowAll lets every client connect, publish and subscribe.
+type allowAll struct{ mqtt.HookBase }
+
+func (allowAll) ID() string { return "allow-all" }
+func (allowAll) Provides(b byte) bool {
+	return b == mqtt.OnConnectAuthenticate || b == mqtt.OnACLCheck
+}
+func (allowAll) OnConnectAuthenticate(*mqtt.Client, packets.Packet) bool { return true }
+func (allowAll) OnACLCheck(*mqtt.Client, string, bool) bool              { return true }
+
+// expectDisconnect reads until a DISCONNECT with code arrives.
+func expectDisconnect(t *testing.T, c *rawClient, code byte) {
+	t.Helper()
+	for {
+		pk := c.read(3 * time.Second)
+		switch pk.FixedHeader.Type {
+		case packets.Disconnect:
+			if pk.ReasonCode != code {
+				t.Fatalf("DISCONNECT reason %#x; want %#x", pk.ReasonCode, code)
+			}
+			return
+		case 0, 255:
+			t.Fatalf("no DISCONNECT %#x (type %d)", code, pk.FixedHeader.Type)
+		}
+	}
+}
