@@ -68,6 +68,8 @@ type Producer struct {
 	maxBytes int
 	log      *zap.Logger
 	obs      Observer
+	gate     *orderGate   // one record per device in sarama's hands (order.go)
+	health   *writeHealth // readiness: can it write (health.go)
 
 	closing   chan struct{}
 	mu        sync.RWMutex // held for reading while sending to ap.Input
@@ -81,6 +83,7 @@ type pending struct {
 	done      func(error)
 	partition int32
 	start     time.Time // when Produce took the record
+	line      string    // the order gate's line: topic and key; "" without a key
 }
 
 // FixedPartition tells our partitioner the configured partition, if any.
@@ -97,7 +100,7 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 	if err != nil {
 		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
 	}
-	pclient, err := sarama.NewClient(cfg.Brokers, producerClientConfig(sc))
+	pclient, err := sarama.NewClient(cfg.Brokers, producerClientConfig(sc, cfg.RetryBudget))
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
@@ -112,7 +115,9 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 		client:   client,
 		pclient:  pclient,
 		ap:       ap,
-		topics:   NewTopicCache(client, time.Second),
+		topics:   NewTopicCache(client),
+		gate:     newOrderGate(ap.Input(), resendBackoff),
+		health:   newWriteHealth(cfg.ReadinessWindow, time.Now),
 		maxBytes: cfg.MaxMessageBytes,
 		log:      log,
 		obs:      nopObserver{},
@@ -135,6 +140,15 @@ func (p *Producer) Client() sarama.Client { return p.client }
 // creating topics, so that their first records are not refused as unknown.
 func (p *Producer) RefreshTopics() error { return p.topics.Refresh() }
 
+// WriteErr returns nil, or why the producer counts as unable to write:
+// records have waited kafka.readiness_window without any being stored.
+// It answers at once; readiness calls it.
+func (p *Producer) WriteErr() error { return p.health.Err() }
+
+// resendBackoff is how long a record sarama gave back with a retriable
+// error waits before the order gate sends it again.
+const resendBackoff = 500 * time.Millisecond
+
 // Produce implements router.Sink. Records that can never be written (unknown
 // or invalid topic, too large) complete at once with a *RecordError, before
 // Produce returns. Records handed over in order with the same key and topic
@@ -144,14 +158,22 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 		done(&RecordError{Topic: rec.Topic, Reason: "invalid_topic", Err: err})
 		return nil
 	}
-	if !p.topics.Exists(rec.Topic) {
-		done(&RecordError{Topic: rec.Topic, Reason: "unknown_topic", Err: errors.New("the topic does not exist in the Kafka cluster")})
+	// TopicUndecided (the brokers did not answer) goes on to sarama, which
+	// waits for metadata: failing it here could let a later record of the
+	// same device overtake it.
+	if p.topics.Lookup(rec.Topic) == TopicAbsent {
+		done(&RecordError{Topic: rec.Topic, Reason: "unknown_topic", Err: errors.New("the topic does not exist in the Kafka cluster (no broker lists it)")})
 		return nil
+	}
+	pd := &pending{partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)}
+	pd.done = func(err error) {
+		p.health.completed(err == nil)
+		done(err)
 	}
 	msg := &sarama.ProducerMessage{
 		Topic:    rec.Topic,
 		Value:    sarama.ByteEncoder(rec.Value),
-		Metadata: &pending{done: done, partition: rec.Partition, start: time.Now()},
+		Metadata: pd,
 	}
 	if rec.Key != nil {
 		msg.Key = sarama.ByteEncoder(rec.Key)
@@ -181,12 +203,20 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 	if p.closed {
 		return ErrClosed
 	}
+	p.health.handed()
+	if !p.gate.admit(msg) {
+		return nil // behind an earlier record of its device; the gate sends it
+	}
 	select {
 	case p.ap.Input() <- msg:
 		return nil
 	case <-ctx.Done():
+		p.gate.cancel(msg)
+		p.health.cancelled()
 		return ctx.Err()
 	case <-p.closing:
+		p.gate.cancel(msg)
+		p.health.cancelled()
 		return ErrClosed
 	}
 }
@@ -196,45 +226,15 @@ func (p *Producer) drainSuccesses() {
 	for msg := range p.ap.Successes() {
 		pd := msg.Metadata.(*pending)
 		p.obs.Produced(msg.Topic, time.Since(pd.start))
-		pd.done(nil)
+		p.gate.stored(msg)
 	}
 }
 
 func (p *Producer) drainErrors() {
 	defer p.drained.Done()
 	for perr := range p.ap.Errors() {
-		pd := perr.Msg.Metadata.(*pending)
-		pd.done(classify(perr.Msg.Topic, perr.Err))
+		p.gate.failed(perr.Msg, classify(perr.Msg.Topic, perr.Err, p.topics.confirmAbsent))
 	}
-}
-
-// classify decides which produce errors are permanent (the record goes to the
-// error action) and which are not (the message is not acknowledged, so its
-// sender retries). It is the one place that makes that call.
-func classify(topic string, err error) error {
-	var cfgErr sarama.ConfigurationError
-	switch {
-	case errors.As(err, &cfgErr):
-		// sarama's own size check and similar refusals before sending.
-		return &RecordError{Topic: topic, Reason: "invalid_record", Err: err}
-	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge):
-		// The broker's limit is below ours: retrying the same bytes fails again.
-		return &RecordError{Topic: topic, Reason: "record_too_large", Err: err}
-	case errors.Is(err, sarama.ErrInvalidPartition):
-		// A fixed partition the topic does not have.
-		return &RecordError{Topic: topic, Reason: "invalid_partition", Err: err}
-	case errors.Is(err, sarama.ErrInvalidMessage), errors.Is(err, sarama.ErrInvalidRecord), errors.Is(err, sarama.ErrInvalidTopic):
-		return &RecordError{Topic: topic, Reason: "invalid_record", Err: err}
-	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):
-		// An ACL change needs an operator, not a retry storm from terminals.
-		return &RecordError{Topic: topic, Reason: "not_authorized", Err: err}
-	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
-		// sarama has retried the metadata already: the topic is gone.
-		return &RecordError{Topic: topic, Reason: "unknown_topic", Err: err}
-	}
-	// Leader elections, broker restarts, timeouts, not enough replicas,
-	// out-of-order sequence after a failure: the sender must retry.
-	return fmt.Errorf("kafka topic %q: %w", topic, err)
 }
 
 // Close stops accepting records, waits for every record already handed over
@@ -254,6 +254,14 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
+		// Records of a device wait in the order gate behind the one sarama
+		// has: let them follow (Kafka up) until ctx ends, then fail the
+		// ones still waiting. Only then may sarama's input close.
+		if gerr := p.gate.waitIdle(ctx); gerr != nil {
+			p.gate.abort(fmt.Errorf("kafka producer shut down before the record was sent: %w", ErrClosed))
+		}
+		p.gate.stop()
+		defer p.topics.Close()
 		// AsyncClose flushes what is buffered and, once sarama has
 		// delivered every result, closes the channels the drain goroutines
 		// read.
