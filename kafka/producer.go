@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -70,6 +71,9 @@ type Producer struct {
 	obs      Observer
 	gate     *orderGate   // one record per device in sarama's hands (order.go)
 	health   *writeHealth // readiness: can it write (health.go)
+
+	givenBack       atomic.Int64 // records sarama gave back with retriable errors
+	givenBackLogged atomic.Int64 // UnixNano of the last log line about them
 
 	closing   chan struct{}
 	mu        sync.RWMutex // held for reading while sending to ap.Input
@@ -233,9 +237,31 @@ func (p *Producer) drainSuccesses() {
 func (p *Producer) drainErrors() {
 	defer p.drained.Done()
 	for perr := range p.ap.Errors() {
-		p.gate.failed(perr.Msg, classify(perr.Msg.Topic, perr.Err, p.topics.confirmAbsent))
+		err := classify(perr.Msg.Topic, perr.Err, p.topics.confirmAbsent)
+		if !isPermanent(err) {
+			p.noteGivenBack(err)
+		}
+		p.gate.failed(perr.Msg, err)
 	}
 }
+
+// noteGivenBack logs, at most every givenBackLogEvery, that sarama gave
+// records back with a retriable error (its retry budget or circuit breaker):
+// the order gate sends them again.
+func (p *Producer) noteGivenBack(err error) {
+	n := p.givenBack.Add(1)
+	now := time.Now().UnixNano()
+	last := p.givenBackLogged.Load()
+	if now-last < int64(givenBackLogEvery) || !p.givenBackLogged.CompareAndSwap(last, now) {
+		return
+	}
+	p.log.Warn("kafka: records given back by the producer after kafka.retry_budget; sending them again in order",
+		zap.Int64("records_given_back_total", n), zap.Error(err))
+}
+
+// givenBackLogEvery spaces noteGivenBack's log lines.
+const givenBackLogEvery = 5 * time.Second
+
 
 // Close stops accepting records, waits for every record already handed over
 // to complete (stored or failed), and closes the connection to Kafka. Safe
