@@ -125,7 +125,7 @@ func TestOrderGateAbort(t *testing.T) {
 		}
 	}
 	<-in
-	<-in // a1 and b1 in "sarama"
+	<-in                                             // a1 and b1 in "sarama"
 	g.failed(b1, errors.New("leader not available")) // b1 waits an hour for its retry
 	aborted := errors.New("shut down")
 	g.abort(aborted)

@@ -262,7 +262,6 @@ func (p *Producer) noteGivenBack(err error) {
 // givenBackLogEvery spaces noteGivenBack's log lines.
 const givenBackLogEvery = 5 * time.Second
 
-
 // Close stops accepting records, waits for every record already handed over
 // to complete (stored or failed), and closes the connection to Kafka. Safe
 // to call more than once.
