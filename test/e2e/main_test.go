@@ -104,6 +104,6 @@ func needTools(t *testing.T, tools ...string) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("missing tools %s: install mosquitto-clients, kcat and curl (.ci/run does)", strings.Join(missing, ", "))
+		t.Fatalf("missing tools %s: install mosquitto-clients, kcat, curl and haproxy (.ci/run does)", strings.Join(missing, ", "))
 	}
 }
