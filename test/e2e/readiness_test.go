@@ -60,8 +60,10 @@ func checkReadinessFollowsWrites(t *testing.T, kc *kafkatest.Cluster, g *gateway
 		"--rate", "100", "--duration", "30s", "--drain", "60s", "--run-id", run, "--prefix", prefix)
 	waitRecords(t, kc, 0, 200, 30*time.Second, reportTopics...)
 
+	began := time.Now()
 	fail()
 	broken := time.Now()
+	t.Logf("fault injected in %s", broken.Sub(began).Round(time.Millisecond))
 	// With brokers gone the end offsets may not be readable; they are only
 	// logged.
 	before, beforeErr := endOffsets(kc, reportTopics...)
