@@ -156,7 +156,11 @@ const resendBackoff = 500 * time.Millisecond
 // Produce implements router.Sink. Records that can never be written (unknown
 // or invalid topic, too large) complete at once with a *RecordError, before
 // Produce returns. Records handed over in order with the same key and topic
-// are stored in that order.
+// are stored in that order: a record waits in the producer (Produce returns
+// at once) while an earlier record of its key is not stored yet, and a
+// record that fails with a retriable error is sent again until it is
+// stored or the producer shuts down (order.go). done is then called when
+// the record is stored, fails permanently, or is failed at shutdown.
 func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(error)) error {
 	if err := ValidTopicName(rec.Topic); err != nil {
 		done(&RecordError{Topic: rec.Topic, Reason: "invalid_topic", Err: err})
@@ -237,6 +241,9 @@ func (p *Producer) drainSuccesses() {
 func (p *Producer) drainErrors() {
 	defer p.drained.Done()
 	for perr := range p.ap.Errors() {
+		// confirmAbsent asks the brokers (seconds at worst) only for
+		// UNKNOWN_TOPIC_OR_PARTITION after sarama's own retries, which is
+		// rare; meanwhile the other results wait.
 		err := classify(perr.Msg.Topic, perr.Err, p.topics.confirmAbsent)
 		if !isPermanent(err) {
 			p.noteGivenBack(err)
