@@ -13,6 +13,9 @@
 // test/kafka/fetch (./test/run does it) and the Debian tools
 // mosquitto-clients, kcat and curl; under -short they are skipped.
 //
+// The slowest fault tests (3-node clusters) run only with FLEETGATE_SLOW=1:
+// FLEETGATE_SLOW=1 ./test/run -run 'TestReadinessTwoBrokersDown|TestLaggingFollowersFreshTopics' ./test/e2e/
+//
 // docs/reliability.md says which test shows which guarantee.
 package e2e
 
