@@ -3,6 +3,7 @@ package kafka
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,30 +40,48 @@ const (
 // every answer saying "unknown"; a topic listed before (created at start,
 // or seen since) must be found absent in two such rounds recheck apart.
 // A confirmed absence is remembered for negTTL, so a flood of records for
-// one bad topic costs one round per negTTL. It is safe for concurrent use.
+// one bad topic costs one round per negTTL; misses of many topics at once
+// share a round (one request per broker for all of them), and rounds are
+// at least minRoundGap apart, so a flood of distinct bad topics costs at
+// most a few requests per broker a second. It is safe for concurrent use.
 type TopicCache struct {
-	client  sarama.Client
-	asker   *brokerAsker
-	negTTL  time.Duration
-	recheck time.Duration
-	now     func() time.Time
-	sleep   func(time.Duration)
+	client   sarama.Client
+	asker    *brokerAsker
+	negTTL   time.Duration
+	recheck  time.Duration
+	roundGap time.Duration
+	now      func() time.Time
+	sleep    func(time.Duration)
 
 	// topics is the current immutable snapshot of topics known to exist:
 	// hits only load it.
 	topics atomic.Pointer[map[string]struct{}]
 
-	// mu is held by the one caller asking the brokers; it guards seen
-	// and absent.
-	mu     sync.Mutex
-	seen   map[string]struct{}  // every topic ever listed
-	absent map[string]time.Time // confirmed absent, and when
+	// mu guards seen, absent, gathering and changes of topics.
+	mu        sync.Mutex
+	seen      map[string]struct{}  // every topic ever listed
+	absent    map[string]time.Time // confirmed absent, and when
+	gathering *checkRound          // the next round, taking topics
+
+	// roundMu is held by the caller running a round; lastRound is
+	// guarded by it.
+	roundMu   sync.Mutex
+	lastRound time.Time
+}
+
+// checkRound is one question to every broker about the topics missed
+// while it was gathered.
+type checkRound struct {
+	topics []string
+	done   chan struct{}
+	result map[string]TopicState // set before done is closed
 }
 
 // Defaults of NewTopicCache.
 const (
 	topicAbsentTTL     = time.Second
 	topicRecheckAfter  = 500 * time.Millisecond
+	topicRoundGap      = 100 * time.Millisecond
 	topicAskTimeout    = 2 * time.Second
 	maxAbsentRemembers = 4096
 )
@@ -73,14 +92,15 @@ const (
 // client's with short timeouts. Close closes those connections.
 func NewTopicCache(client sarama.Client) *TopicCache {
 	c := &TopicCache{
-		client:  client,
-		asker:   newBrokerAsker(client),
-		negTTL:  topicAbsentTTL,
-		recheck: topicRecheckAfter,
-		now:     time.Now,
-		sleep:   time.Sleep,
-		seen:    map[string]struct{}{},
-		absent:  map[string]time.Time{},
+		client:   client,
+		asker:    newBrokerAsker(client),
+		negTTL:   topicAbsentTTL,
+		recheck:  topicRecheckAfter,
+		roundGap: topicRoundGap,
+		now:      time.Now,
+		sleep:    time.Sleep,
+		seen:     map[string]struct{}{},
+		absent:   map[string]time.Time{},
 	}
 	set := map[string]struct{}{}
 	if names, err := client.Topics(); err == nil {
@@ -94,57 +114,110 @@ func NewTopicCache(client sarama.Client) *TopicCache {
 }
 
 // Lookup tells whether topic exists. A hit costs one atomic load and a map
-// lookup; a miss asks the brokers (blocking for that round, or two rounds
-// for a topic seen before) unless an absence was confirmed less than negTTL
-// ago. Callers that miss while another asks wait for it and answer from
-// what it learnt.
+// lookup; a miss joins the next round of questions to the brokers and waits
+// for it (two rounds recheck apart for a topic seen before), unless an
+// absence was confirmed less than negTTL ago.
 func (c *TopicCache) Lookup(topic string) TopicState {
 	if _, ok := (*c.topics.Load())[topic]; ok {
 		return TopicExists
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if _, ok := (*c.topics.Load())[topic]; ok {
+		c.mu.Unlock()
 		return TopicExists // learnt while we waited for the lock
 	}
 	if at, ok := c.absent[topic]; ok && c.now().Sub(at) < c.negTTL {
+		c.mu.Unlock()
 		return TopicAbsent
 	}
-	return c.check(topic)
+	return c.ask(topic)
 }
 
 // confirmAbsent reports whether topic is absent by a check of the brokers
-// made now, whatever the cache holds: the producer calls it when Kafka
+// made now, whatever the cache lists: the producer calls it when Kafka
 // answered UNKNOWN_TOPIC_OR_PARTITION for a record, and sends that record
 // to the error action only if it returns true.
 func (c *TopicCache) confirmAbsent(topic string) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if at, ok := c.absent[topic]; ok && c.now().Sub(at) < c.negTTL {
+		c.mu.Unlock()
 		return true
 	}
-	return c.check(topic) == TopicAbsent
+	return c.ask(topic) == TopicAbsent
 }
 
-// check asks the brokers about topic. c.mu is held.
-func (c *TopicCache) check(topic string) TopicState {
-	rounds := 1
-	if _, ok := c.seen[topic]; ok {
-		rounds = 2
+// ask adds topic to the round being gathered (starting one if none is) and
+// waits for its result. c.mu is held on entry and released.
+func (c *TopicCache) ask(topic string) TopicState {
+	r := c.gathering
+	leader := r == nil
+	if leader {
+		r = &checkRound{done: make(chan struct{})}
+		c.gathering = r
 	}
-	for i := range rounds {
-		if i > 0 {
-			c.sleep(c.recheck)
+	if !slices.Contains(r.topics, topic) {
+		r.topics = append(r.topics, topic)
+	}
+	c.mu.Unlock()
+	if leader {
+		c.run(r)
+	}
+	<-r.done
+	return r.result[topic]
+}
+
+// run asks the brokers about r's topics, one round at a time, rounds at
+// least roundGap apart, and records what it learnt.
+func (c *TopicCache) run(r *checkRound) {
+	c.roundMu.Lock()
+	defer c.roundMu.Unlock()
+	if !c.lastRound.IsZero() {
+		if gap := c.roundGap - c.now().Sub(c.lastRound); gap > 0 {
+			c.sleep(gap)
 		}
-		switch c.asker.verdict(topic) {
+	}
+	c.mu.Lock()
+	c.gathering = nil // later misses start the next round
+	topics := r.topics
+	seen := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		_, seen[t] = c.seen[t]
+	}
+	c.mu.Unlock()
+	c.lastRound = c.now()
+
+	res := c.asker.verdicts(topics)
+	var again []string
+	for _, t := range topics {
+		if res[t] == TopicAbsent && seen[t] {
+			again = append(again, t)
+		}
+	}
+	if len(again) > 0 {
+		c.sleep(c.recheck)
+		for t, v := range c.asker.verdicts(again) {
+			res[t] = v
+		}
+	}
+
+	c.mu.Lock()
+	for _, t := range topics {
+		switch res[t] {
 		case TopicExists:
-			c.learn(topic)
-			return TopicExists
-		case TopicUndecided:
-			return TopicUndecided
+			c.learn(t)
+		case TopicAbsent:
+			c.forget(t)
+			c.rememberAbsent(t)
 		}
 	}
-	c.forget(topic)
+	c.mu.Unlock()
+	r.result = res
+	close(r.done)
+}
+
+// rememberAbsent records a confirmed absence, keeping the record bounded.
+// c.mu is held.
+func (c *TopicCache) rememberAbsent(topic string) {
 	if len(c.absent) >= maxAbsentRemembers {
 		now := c.now()
 		for t, at := range c.absent {
@@ -157,7 +230,6 @@ func (c *TopicCache) check(topic string) TopicState {
 		}
 	}
 	c.absent[topic] = c.now()
-	return TopicAbsent
 }
 
 // learn adds topic to the snapshot. c.mu is held.
@@ -228,65 +300,63 @@ func newBrokerAsker(client sarama.Client) *brokerAsker {
 	return &brokerAsker{client: client, conf: &conf, conns: map[string]*sarama.Broker{}}
 }
 
-// verdict asks every known broker about topic.
-func (a *brokerAsker) verdict(topic string) TopicState {
+// verdicts asks every known broker about topics, in one request each, in
+// parallel. A topic any broker lists exists; one that a majority of the
+// brokers answered, every answer "unknown", is absent; any other is
+// undecided.
+func (a *brokerAsker) verdicts(topics []string) map[string]TopicState {
 	var addrs []string
 	for _, b := range a.client.Brokers() {
 		addrs = append(addrs, b.Addr())
 	}
-	if len(addrs) == 0 {
-		return TopicUndecided
-	}
-	type answer struct {
-		listed, unknown bool
-	}
-	answers := make([]answer, len(addrs))
+	answers := make([]map[string]sarama.KError, len(addrs))
 	var wg sync.WaitGroup
 	for i, addr := range addrs {
-		wg.Go(func() {
-			code, err := a.ask(addr, topic)
-			switch {
-			case err != nil:
-			case code == sarama.ErrUnknownTopicOrPartition:
-				answers[i].unknown = true
-			case code == sarama.ErrNoError, code == sarama.ErrLeaderNotAvailable:
-				answers[i].listed = true
-			}
-		})
+		wg.Go(func() { answers[i] = a.ask(addr, topics) })
 	}
 	wg.Wait()
-	unknown := 0
-	for _, a := range answers {
-		if a.listed {
-			return TopicExists
+	out := make(map[string]TopicState, len(topics))
+	for _, t := range topics {
+		listed, unknown := false, 0
+		for _, ans := range answers {
+			code, ok := ans[t]
+			switch {
+			case !ok:
+			case code == sarama.ErrUnknownTopicOrPartition:
+				unknown++
+			case code == sarama.ErrNoError, code == sarama.ErrLeaderNotAvailable:
+				listed = true
+			}
 		}
-		if a.unknown {
-			unknown++
+		switch {
+		case listed:
+			out[t] = TopicExists
+		case len(addrs) > 0 && unknown > len(addrs)/2:
+			out[t] = TopicAbsent
+		default:
+			out[t] = TopicUndecided
 		}
 	}
-	// A majority of the brokers, every one of them saying "unknown".
-	if unknown > len(addrs)/2 {
-		return TopicAbsent
-	}
-	return TopicUndecided
+	return out
 }
 
-// ask returns the error code addr's metadata gives for topic.
-func (a *brokerAsker) ask(addr, topic string) (sarama.KError, error) {
+// ask returns the error code addr's metadata gives for each of topics; nil
+// when addr does not answer.
+func (a *brokerAsker) ask(addr string, topics []string) map[string]sarama.KError {
 	a.mu.Lock()
 	b := a.conns[addr]
 	if b == nil {
 		b = sarama.NewBroker(addr)
 		if err := b.Open(a.conf); err != nil && !errors.Is(err, sarama.ErrAlreadyConnected) {
 			a.mu.Unlock()
-			return 0, err
+			return nil
 		}
 		a.conns[addr] = b
 	}
 	a.mu.Unlock()
-	// Only this topic; a metadata request never creates one here
+	// Only these topics; a metadata request never creates one here
 	// (AllowAutoTopicCreation is false).
-	resp, err := b.GetMetadata(sarama.NewMetadataRequest(a.conf.Version, []string{topic}))
+	resp, err := b.GetMetadata(sarama.NewMetadataRequest(a.conf.Version, topics))
 	if err != nil {
 		a.mu.Lock()
 		if a.conns[addr] == b {
@@ -294,14 +364,13 @@ func (a *brokerAsker) ask(addr, topic string) (sarama.KError, error) {
 		}
 		a.mu.Unlock()
 		_ = b.Close()
-		return 0, err
+		return nil
 	}
+	out := make(map[string]sarama.KError, len(resp.Topics))
 	for _, t := range resp.Topics {
-		if t.Name == topic {
-			return t.Err, nil
-		}
+		out[t.Name] = t.Err
 	}
-	return 0, fmt.Errorf("kafka broker %s: no answer for topic %q", addr, topic)
+	return out
 }
 
 func (a *brokerAsker) close() {
