@@ -101,18 +101,26 @@ func (g *orderGate) admit(msg *sarama.ProducerMessage) bool {
 	return true
 }
 
-// cancel undoes admit for a head the caller could not send (its context
-// ended): its done is never called, and the next record of its line, if
-// any, takes its place.
-func (g *orderGate) cancel(msg *sarama.ProducerMessage) {
+// handOver queues a head whose caller stopped waiting for sarama's input:
+// the feeder sends it, in its place, and its done is called as usual.
+func (g *orderGate) handOver(msg *sarama.ProducerMessage) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.push(msg)
+}
+
+// cancel undoes admit for a head that will not be sent (the producer is
+// closing): its done is never called, and the records that waited behind
+// it fail with err, since storing them would put them before it.
+func (g *orderGate) cancel(msg *sarama.ProducerMessage, err error) {
 	k := pendingOf(msg).line
 	if k == "" {
 		return
 	}
 	g.mu.Lock()
-	failed, abortErr := g.next(k), g.aborted
+	failed := g.drop(k)
 	g.mu.Unlock()
-	failAll(failed, abortErr)
+	failAll(failed, err)
 }
 
 // stored completes msg: Kafka has it. The next record of its line goes.

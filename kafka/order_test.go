@@ -151,3 +151,37 @@ func TestOrderGateAbort(t *testing.T) {
 		t.Errorf("%d lines left", len(g.lines))
 	}
 }
+
+// TestOrderGateCancel: a head that will never be sent takes the records
+// waiting behind it down with it (stored, they would precede it); a head
+// handed over goes through the feeder in its place.
+func TestOrderGateCancel(t *testing.T) {
+	in := make(chan *sarama.ProducerMessage, 10)
+	g := newOrderGate(in, time.Hour)
+	defer g.stop()
+	results := make(chan string, 10)
+	mk := func(key, name string) *sarama.ProducerMessage {
+		return &sarama.ProducerMessage{Topic: "t", Metadata: &pending{line: lineKey("t", []byte(key)), done: func(err error) {
+			results <- fmt.Sprintf("%s:%v", name, err)
+		}}}
+	}
+	a1, a2, b1, b2 := mk("A", "a1"), mk("A", "a2"), mk("B", "b1"), mk("B", "b2")
+	for _, m := range []*sarama.ProducerMessage{a1, a2, b1, b2} {
+		g.admit(m)
+	}
+	g.cancel(a1, ErrClosed)
+	if r := <-results; r != "a2:"+ErrClosed.Error() {
+		t.Errorf("a2: %s", r)
+	}
+	g.handOver(b1)
+	if m := <-in; m != b1 {
+		t.Fatalf("the feeder sent %v, want b1", m)
+	}
+	g.stored(b1)
+	if r := <-results; r != "b1:<nil>" {
+		t.Errorf("b1: %s", r)
+	}
+	if m := <-in; m != b2 {
+		t.Fatalf("after b1 the feeder sent %v, want b2", m)
+	}
+}

@@ -219,11 +219,16 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 	case p.ap.Input() <- msg:
 		return nil
 	case <-ctx.Done():
-		p.gate.cancel(msg)
+		if pd.line != "" {
+			// The record holds its place in its line already: records of
+			// its device may be waiting behind it. The gate sends it.
+			p.gate.handOver(msg)
+			return nil
+		}
 		p.health.cancelled()
 		return ctx.Err()
 	case <-p.closing:
-		p.gate.cancel(msg)
+		p.gate.cancel(msg, ErrClosed)
 		p.health.cancelled()
 		return ErrClosed
 	}

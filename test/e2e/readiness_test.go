@@ -79,13 +79,17 @@ func checkReadinessFollowsWrites(t *testing.T, kc *kafkatest.Cluster, g *gateway
 	_, body := readiness(g.AdminAddr)
 	t.Logf("/readyz 503 %s after writes started failing: %s", turned.Round(time.Millisecond), body)
 	// It must stay 503 while nothing is stored (the old readiness went
-	// back to 200 once metadata answered).
+	// back to 200 once metadata answered), and nothing may be stored.
+	producedBefore := producedTotal(t, g.AdminAddr)
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
 		if code, body := readiness(g.AdminAddr); code != 503 {
 			t.Errorf("/readyz %d %q %s after writes started failing, while no write succeeds", code, body,
 				time.Since(broken).Round(time.Millisecond))
 			break
 		}
+	}
+	if n := producedTotal(t, g.AdminAddr) - producedBefore; n != 0 {
+		t.Errorf("%v records stored while writes were broken and /readyz said 503", n)
 	}
 	if after, err := endOffsets(kc, reportTopics...); err == nil && beforeErr == nil && after != before {
 		t.Logf("%d records stored while writes were broken", after-before)
@@ -138,4 +142,31 @@ func TestReadinessTwoBrokersDown(t *testing.T) {
 				}
 			}
 		})
+}
+
+// producedTotal is the sum of fleetgate_records_produced_total on the
+// gateway's /metrics.
+func producedTotal(t *testing.T, addr string) float64 {
+	t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, "fleetgate_records_produced_total") {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(l[strings.LastIndexByte(l, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
