@@ -29,8 +29,8 @@ func (g *Gateway) startOperations(topics []string) error {
 	return g.admin.Start()
 }
 
-// ready is what /readyz answers: nil while the inputs listen and Kafka
-// answers; an error before Start finished and from the moment Shutdown
+// ready is what /readyz answers: nil while the inputs listen, Kafka
+// answers and records are being stored (kafka.readiness_window); an error before Start finished and from the moment Shutdown
 // begins, so that a load balancer sends new terminals elsewhere.
 func (g *Gateway) ready() error {
 	if err := g.data.lookups.Ready(); err != nil {
@@ -39,7 +39,12 @@ func (g *Gateway) ready() error {
 	if !g.serving.Load() {
 		return errors.New("not serving: starting or shutting down")
 	}
-	return g.prober.Err()
+	if err := g.prober.Err(); err != nil {
+		return err
+	}
+	// Metadata answering is not enough: with min.insync.replicas unmet
+	// every write fails while every broker answers.
+	return g.producer.WriteErr()
 }
 
 // stopOperations stops the probe and, last of all, the admin listener, so

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -176,82 +174,4 @@ func listTopics(client sarama.Client) (map[string]struct{}, error) {
 		set[n] = struct{}{}
 	}
 	return set, nil
-}
-
-// TopicCache answers whether a topic exists from the cluster's metadata, so
-// that a record for an unknown (e.g. templated) topic goes to the error action
-// at once instead of waiting out the producer's retries. On a miss it
-// refreshes the topic list, at most once per its interval whatever the number
-// of distinct unknown topics, so a flood of bad topics causes no retry storm.
-// It is safe for concurrent use.
-type TopicCache struct {
-	client     sarama.Client
-	minRefresh time.Duration
-	now        func() time.Time
-
-	// topics is the current immutable snapshot: hits only load it.
-	topics atomic.Pointer[map[string]struct{}]
-	// refreshMu is held by the one caller refreshing; lastRefresh is
-	// guarded by it.
-	refreshMu   sync.Mutex
-	lastRefresh time.Time
-}
-
-// NewTopicCache returns a TopicCache over client, starting from the topics
-// client's metadata already holds (no request is made). A miss refreshes the
-// list of all topics, at most once per minRefresh.
-func NewTopicCache(client sarama.Client, minRefresh time.Duration) *TopicCache {
-	c := &TopicCache{client: client, minRefresh: minRefresh, now: time.Now}
-	set := map[string]struct{}{}
-	if names, err := client.Topics(); err == nil {
-		for _, n := range names {
-			set[n] = struct{}{}
-		}
-	}
-	c.topics.Store(&set)
-	return c
-}
-
-// Exists reports whether topic exists. A hit costs one atomic load and a map
-// lookup. On a miss the caller refreshes the topic list from the cluster
-// (blocking for that one request) unless the last refresh is less than
-// minRefresh old, in which case it answers false at once. Callers that miss
-// while another refreshes wait for that refresh and answer from it: a topic
-// created a moment ago must not be reported missing (its records would go to
-// the error action). When a refresh fails the previous list stands.
-func (c *TopicCache) Exists(topic string) bool {
-	if _, ok := (*c.topics.Load())[topic]; ok {
-		return true
-	}
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	if _, ok := (*c.topics.Load())[topic]; ok {
-		return true // refreshed while we waited for the lock
-	}
-	now := c.now()
-	if !c.lastRefresh.IsZero() && now.Sub(c.lastRefresh) < c.minRefresh {
-		return false
-	}
-	c.lastRefresh = now
-	set, err := listTopics(c.client)
-	if err != nil {
-		return false
-	}
-	c.topics.Store(&set)
-	_, ok := set[topic]
-	return ok
-}
-
-// Refresh reloads the topic list now, whatever the interval: call it after
-// creating topics.
-func (c *TopicCache) Refresh() error {
-	c.refreshMu.Lock()
-	defer c.refreshMu.Unlock()
-	set, err := listTopics(c.client)
-	if err != nil {
-		return fmt.Errorf("refresh kafka topic list: %w", err)
-	}
-	c.lastRefresh = c.now()
-	c.topics.Store(&set)
-	return nil
 }

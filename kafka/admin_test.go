@@ -5,10 +5,8 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -162,101 +160,4 @@ func countMetadata(e *Embedded) *atomic.Int32 {
 		return nil, nil, false // observe only; kfake answers
 	})
 	return &n
-}
-
-// fakeClock is a settable clock for TopicCache.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func TestTopicCache(t *testing.T) {
-	e := startEmbedded(t, 1, "message-log", "message-gps")
-	client := newTestClient(t, e, sarama.V3_9_0_0) // fetched all topics' metadata
-	requests := countMetadata(e)
-	clock := &fakeClock{now: time.Unix(1_000_000, 0)}
-	cache := NewTopicCache(client, 10*time.Second)
-	cache.now = clock.Now
-
-	step := func(topic string, want bool, wantRequests int32) {
-		t.Helper()
-		if got := cache.Exists(topic); got != want {
-			t.Errorf("Exists(%q) = %v, want %v", topic, got, want)
-		}
-		if got := requests.Load(); got != wantRequests {
-			t.Errorf("after Exists(%q): %d metadata requests, want %d", topic, got, wantRequests)
-		}
-	}
-	step("message-log", true, 0) // hit: from the client's metadata, no request
-	step("message-gps", true, 0)
-	step("message-typo", false, 1) // first miss refreshes
-	step("message-typo", false, 1) // within the interval: no request
-	step("other-typo", false, 1)   // a different topic shares the limit
-
-	admin, err := sarama.NewClusterAdminFromClient(client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.CreateTopic("message-new", &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
-		t.Fatal(err)
-	}
-	before := requests.Load()
-	step("message-new", false, before) // created, but the interval has not passed
-	clock.Advance(10 * time.Second)
-	step("message-new", true, before+1) // refresh finds it
-	step("message-new", true, before+1) // now a hit
-	step("message-typo", false, before+1)
-}
-
-func TestTopicCacheConcurrentMisses(t *testing.T) {
-	e := startEmbedded(t, 1, "message-log")
-	client := newTestClient(t, e, sarama.V3_9_0_0)
-	requests := countMetadata(e)
-	cache := NewTopicCache(client, time.Hour)
-
-	var wg sync.WaitGroup
-	for i := range 16 {
-		wg.Go(func() {
-			for range 100 {
-				if !cache.Exists("message-log") {
-					t.Error("Exists(message-log) = false")
-					return
-				}
-				if cache.Exists("typo-" + string(rune('a'+i))) {
-					t.Error("Exists(typo) = true")
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if n := requests.Load(); n != 1 {
-		t.Errorf("%d metadata requests for 1600 misses within an hour, want 1", n)
-	}
-}
-
-func BenchmarkTopicCacheHit(b *testing.B) {
-	cache := &TopicCache{}
-	set := map[string]struct{}{"message-log": {}, "message-gps": {}}
-	cache.topics.Store(&set)
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if !cache.Exists("message-gps") {
-				b.Fatal("miss")
-			}
-		}
-	})
 }

@@ -57,6 +57,13 @@ type Config struct {
 	TLS TLSConfig `mapstructure:"tls"`
 	// Topics lists the topics the gateway checks or creates at start.
 	Topics TopicsConfig `mapstructure:"topics"`
+	// RetryBudget is how long sarama itself retries a record (leader
+	// lookups, produce retries) before it hands the record back; the
+	// producer then sends it again, in order (order.go). Default 5m.
+	RetryBudget time.Duration `mapstructure:"retry_budget"`
+	// ReadinessWindow: /readyz fails once records have waited this long
+	// without any record being stored. Default 10s.
+	ReadinessWindow time.Duration `mapstructure:"readiness_window"`
 }
 
 // SASLConfig is kafka.sasl.
@@ -118,6 +125,8 @@ func DefaultConfig() Config {
 		BatchBytes:      512 * 1024,
 		DeliveryTimeout: 30 * time.Second,
 		MaxMessageBytes: 1000000,
+		RetryBudget:     5 * time.Minute,
+		ReadinessWindow: 10 * time.Second,
 		Topics: TopicsConfig{
 			Partitions:        6,
 			ReplicationFactor: 1,
@@ -170,6 +179,12 @@ func (c Config) Validate() error {
 	}
 	if c.DeliveryTimeout < time.Second {
 		bad("kafka.delivery_timeout: %s is too short; give at least 1s", c.DeliveryTimeout)
+	}
+	if c.RetryBudget < time.Second {
+		bad("kafka.retry_budget: %s is too short; give at least 1s", c.RetryBudget)
+	}
+	if c.ReadinessWindow < time.Second {
+		bad("kafka.readiness_window: %s is too short; give at least 1s", c.ReadinessWindow)
 	}
 	if c.MaxMessageBytes < 1024 {
 		bad("kafka.max_message_bytes: %d is too small; give at least 1024", c.MaxMessageBytes)

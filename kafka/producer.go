@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -68,6 +69,11 @@ type Producer struct {
 	maxBytes int
 	log      *zap.Logger
 	obs      Observer
+	gate     *orderGate   // one record per device in sarama's hands (order.go)
+	health   *writeHealth // readiness: can it write (health.go)
+
+	givenBack       atomic.Int64 // records sarama gave back with retriable errors
+	givenBackLogged atomic.Int64 // UnixNano of the last log line about them
 
 	closing   chan struct{}
 	mu        sync.RWMutex // held for reading while sending to ap.Input
@@ -81,6 +87,7 @@ type pending struct {
 	done      func(error)
 	partition int32
 	start     time.Time // when Produce took the record
+	line      string    // the order gate's line: topic and key; "" without a key
 }
 
 // FixedPartition tells our partitioner the configured partition, if any.
@@ -97,7 +104,7 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 	if err != nil {
 		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
 	}
-	pclient, err := sarama.NewClient(cfg.Brokers, producerClientConfig(sc))
+	pclient, err := sarama.NewClient(cfg.Brokers, producerClientConfig(sc, cfg.RetryBudget))
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
@@ -112,7 +119,9 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 		client:   client,
 		pclient:  pclient,
 		ap:       ap,
-		topics:   NewTopicCache(client, time.Second),
+		topics:   NewTopicCache(client),
+		gate:     newOrderGate(ap.Input(), resendBackoff),
+		health:   newWriteHealth(cfg.ReadinessWindow, time.Now),
 		maxBytes: cfg.MaxMessageBytes,
 		log:      log,
 		obs:      nopObserver{},
@@ -135,23 +144,44 @@ func (p *Producer) Client() sarama.Client { return p.client }
 // creating topics, so that their first records are not refused as unknown.
 func (p *Producer) RefreshTopics() error { return p.topics.Refresh() }
 
+// WriteErr returns nil, or why the producer counts as unable to write:
+// records have waited kafka.readiness_window without any being stored.
+// It answers at once; readiness calls it.
+func (p *Producer) WriteErr() error { return p.health.Err() }
+
+// resendBackoff is how long a record sarama gave back with a retriable
+// error waits before the order gate sends it again.
+const resendBackoff = 500 * time.Millisecond
+
 // Produce implements router.Sink. Records that can never be written (unknown
 // or invalid topic, too large) complete at once with a *RecordError, before
 // Produce returns. Records handed over in order with the same key and topic
-// are stored in that order.
+// are stored in that order: a record waits in the producer (Produce returns
+// at once) while an earlier record of its key is not stored yet, and a
+// record that fails with a retriable error is sent again until it is
+// stored or the producer shuts down (order.go). done is then called when
+// the record is stored, fails permanently, or is failed at shutdown.
 func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(error)) error {
 	if err := ValidTopicName(rec.Topic); err != nil {
 		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonInvalidTopic, Err: err})
 		return nil
 	}
-	if !p.topics.Exists(rec.Topic) {
-		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonUnknownTopic, Err: errors.New("the topic does not exist in the Kafka cluster")})
+	// TopicUndecided (the brokers did not answer) goes on to sarama, which
+	// waits for metadata: failing it here could let a later record of the
+	// same device overtake it.
+	if p.topics.Lookup(rec.Topic) == TopicAbsent {
+		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonUnknownTopic, Err: errors.New("the topic does not exist in the Kafka cluster (no broker lists it)")})
 		return nil
+	}
+	pd := &pending{partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)}
+	pd.done = func(err error) {
+		p.health.completed(err == nil)
+		done(err)
 	}
 	msg := &sarama.ProducerMessage{
 		Topic:    rec.Topic,
 		Value:    sarama.ByteEncoder(rec.Value),
-		Metadata: &pending{done: done, partition: rec.Partition, start: time.Now()},
+		Metadata: pd,
 	}
 	if rec.Key != nil {
 		msg.Key = sarama.ByteEncoder(rec.Key)
@@ -181,12 +211,25 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 	if p.closed {
 		return ErrClosed
 	}
+	p.health.handed()
+	if !p.gate.admit(msg) {
+		return nil // behind an earlier record of its device; the gate sends it
+	}
 	select {
 	case p.ap.Input() <- msg:
 		return nil
 	case <-ctx.Done():
+		if pd.line != "" {
+			// The record holds its place in its line already: records of
+			// its device may be waiting behind it. The gate sends it.
+			p.gate.handOver(msg)
+			return nil
+		}
+		p.health.cancelled()
 		return ctx.Err()
 	case <-p.closing:
+		p.gate.cancel(msg, ErrClosed)
+		p.health.cancelled()
 		return ErrClosed
 	}
 }
@@ -196,46 +239,40 @@ func (p *Producer) drainSuccesses() {
 	for msg := range p.ap.Successes() {
 		pd := msg.Metadata.(*pending)
 		p.obs.Produced(msg.Topic, time.Since(pd.start))
-		pd.done(nil)
+		p.gate.stored(msg)
 	}
 }
 
 func (p *Producer) drainErrors() {
 	defer p.drained.Done()
 	for perr := range p.ap.Errors() {
-		pd := perr.Msg.Metadata.(*pending)
-		pd.done(classify(perr.Msg.Topic, perr.Err))
+		// confirmAbsent asks the brokers (seconds at worst) only for
+		// UNKNOWN_TOPIC_OR_PARTITION after sarama's own retries, which is
+		// rare; meanwhile the other results wait.
+		err := classify(perr.Msg.Topic, perr.Err, p.topics.confirmAbsent)
+		if !isPermanent(err) {
+			p.noteGivenBack(err)
+		}
+		p.gate.failed(perr.Msg, err)
 	}
 }
 
-// classify decides which produce errors are permanent (the record goes to the
-// error action) and which are not (the message is not acknowledged, so its
-// sender retries). It is the one place that makes that call.
-func classify(topic string, err error) error {
-	var cfgErr sarama.ConfigurationError
-	switch {
-	case errors.As(err, &cfgErr):
-		// sarama's own size check and similar refusals before sending.
-		return &RecordError{Topic: topic, Reason: router.ReasonInvalidRecord, Err: err}
-	case errors.Is(err, sarama.ErrMessageSizeTooLarge), errors.Is(err, sarama.ErrMessageSetSizeTooLarge):
-		// The broker's limit is below ours: retrying the same bytes fails again.
-		return &RecordError{Topic: topic, Reason: router.ReasonRecordTooLarge, Err: err}
-	case errors.Is(err, sarama.ErrInvalidPartition):
-		// A fixed partition the topic does not have.
-		return &RecordError{Topic: topic, Reason: router.ReasonInvalidPartition, Err: err}
-	case errors.Is(err, sarama.ErrInvalidMessage), errors.Is(err, sarama.ErrInvalidRecord), errors.Is(err, sarama.ErrInvalidTopic):
-		return &RecordError{Topic: topic, Reason: router.ReasonInvalidRecord, Err: err}
-	case errors.Is(err, sarama.ErrTopicAuthorizationFailed):
-		// An ACL change needs an operator, not a retry storm from terminals.
-		return &RecordError{Topic: topic, Reason: router.ReasonNotAuthorized, Err: err}
-	case errors.Is(err, sarama.ErrUnknownTopicOrPartition):
-		// sarama has retried the metadata already: the topic is gone.
-		return &RecordError{Topic: topic, Reason: router.ReasonUnknownTopic, Err: err}
+// noteGivenBack logs, at most every givenBackLogEvery, that sarama gave
+// records back with a retriable error (its retry budget or circuit breaker):
+// the order gate sends them again.
+func (p *Producer) noteGivenBack(err error) {
+	n := p.givenBack.Add(1)
+	now := time.Now().UnixNano()
+	last := p.givenBackLogged.Load()
+	if now-last < int64(givenBackLogEvery) || !p.givenBackLogged.CompareAndSwap(last, now) {
+		return
 	}
-	// Leader elections, broker restarts, timeouts, not enough replicas,
-	// out-of-order sequence after a failure: the sender must retry.
-	return fmt.Errorf("kafka topic %q: %w", topic, err)
+	p.log.Warn("kafka: records given back by the producer after kafka.retry_budget; sending them again in order",
+		zap.Int64("records_given_back_total", n), zap.Error(err))
 }
+
+// givenBackLogEvery spaces noteGivenBack's log lines.
+const givenBackLogEvery = 5 * time.Second
 
 // Close stops accepting records, waits for every record already handed over
 // to complete (stored or failed), and closes the connection to Kafka. Safe
@@ -254,6 +291,14 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
+		// Records of a device wait in the order gate behind the one sarama
+		// has: let them follow (Kafka up) until ctx ends, then fail the
+		// ones still waiting. Only then may sarama's input close.
+		if gerr := p.gate.waitIdle(ctx); gerr != nil {
+			p.gate.abort(fmt.Errorf("kafka producer shut down before the record was sent: %w", ErrClosed))
+		}
+		p.gate.stop()
+		defer p.topics.Close()
 		// AsyncClose flushes what is buffered and, once sarama has
 		// delivered every result, closes the channels the drain goroutines
 		// read.

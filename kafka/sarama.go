@@ -11,28 +11,20 @@ import (
 	"github.com/xdg-go/scram"
 )
 
-// outageWait is how long the producer's partition queues wait for a
-// partition leader (Kafka down, leader election) before sarama fails the
-// record at their head. See producerClientConfig.
-const outageWait = 5 * time.Minute
-
 // producerClientConfig is sc for the async producer's own client. sarama
 // fails a record at once when it cannot find its partition's leader
-// (updateLeader), yet stores the records queued behind it if the leader is
-// back a moment later: a failed record re-sent by its terminal would then
-// land after newer ones of the same device. Letting the leader lookup
-// retry for outageWait keeps a partition's queue waiting, in order, through
-// any outage shorter than that; the inputs still give up on their own
-// delivery timeout (no PUBACK, 503), and a terminal's re-send waits for the
-// first copy (broker/resend.go). sarama's circuit breaker opens after three
-// failed lookups, so outages longer than 3 x outageWait can still reorder
-// at recovery (docs/reliability.md).
-func producerClientConfig(sc *sarama.Config) *sarama.Config {
+// (updateLeader); letting the leader lookup retry for budget
+// (kafka.retry_budget) keeps a partition's queue waiting through outages
+// shorter than that without handing records back. Past it (and through
+// sarama's circuit breaker, which opens after three failed lookups) records
+// come back failed, and the order gate (order.go) sends them again, in
+// order; the inputs give up on their own delivery timeout (no PUBACK, 503).
+func producerClientConfig(sc *sarama.Config, budget time.Duration) *sarama.Config {
 	pc := *sc
-	pc.Metadata.Retry.Max = int(outageWait / (500 * time.Millisecond))
+	pc.Metadata.Retry.Max = max(int(budget/(500*time.Millisecond)), 1)
 	pc.Metadata.Retry.Backoff = 500 * time.Millisecond
 	pc.Metadata.Retry.BackoffFunc = nil
-	pc.Metadata.Timeout = outageWait
+	pc.Metadata.Timeout = budget
 	return &pc
 }
 

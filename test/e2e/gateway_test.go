@@ -30,6 +30,11 @@ type gatewayConfig struct {
 	TopicConfig       map[string]string
 	// Extra is YAML appended to the file (top-level keys such as limits:).
 	Extra string
+	// KafkaExtra is YAML added to the kafka: section, each line indented
+	// by two spaces (for example "  retry_budget: 2s\n").
+	KafkaExtra string
+	// Admin gives the gateway an admin listener (/readyz) on a free port.
+	Admin bool
 }
 
 // gateway is the real fleetgate binary running as a child process with a
@@ -43,6 +48,7 @@ type gateway struct {
 	logPath   string
 	MQTTAddr  string
 	HTTPSAddr string
+	AdminAddr string // "" unless gatewayConfig.Admin
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -61,7 +67,7 @@ func startGateway(t *testing.T, kc *kafkatest.Cluster, gc gatewayConfig) *gatewa
 	if gc.ReplicationFactor == 0 {
 		gc.ReplicationFactor = 1
 	}
-	ports := freePorts(t, 2)
+	ports := freePorts(t, 3)
 	dir := t.TempDir()
 	g := &gateway{
 		t:         t,
@@ -72,12 +78,16 @@ func startGateway(t *testing.T, kc *kafkatest.Cluster, gc gatewayConfig) *gatewa
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "log: {level: info, format: json}\n")
-	fmt.Fprintf(&b, "admin: {listen: \"\"}\n")
+	if gc.Admin {
+		g.AdminAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
+	}
+	fmt.Fprintf(&b, "admin: {listen: %q}\n", g.AdminAddr)
 	fmt.Fprintf(&b, "mqtt:\n  listen: %q\n", g.MQTTAddr)
 	fmt.Fprintf(&b, "telematics:\n  listen: %q\n", g.HTTPSAddr)
 	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n", strings.Join(kc.Brokers(), ", "))
 	fmt.Fprintf(&b, "  version: %q\n", kc.SaramaVersion().String())
 	fmt.Fprintf(&b, "  delivery_timeout: %s\n", gc.DeliveryTimeout)
+	b.WriteString(gc.KafkaExtra)
 	fmt.Fprintf(&b, "  topics:\n    create: true\n    partitions: %d\n    replication_factor: %d\n", topicPartitions, gc.ReplicationFactor)
 	if len(gc.TopicConfig) > 0 {
 		fmt.Fprintf(&b, "    config:\n")

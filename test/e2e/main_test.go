@@ -13,6 +13,9 @@
 // test/kafka/fetch (./test/run does it) and the Debian tools
 // mosquitto-clients, kcat and curl; under -short they are skipped.
 //
+// The slowest fault tests (3-node clusters) run only with FLEETGATE_SLOW=1:
+// FLEETGATE_SLOW=1 ./test/run -run 'TestReadinessTwoBrokersDown|TestLaggingFollowersFreshTopics' ./test/e2e/
+//
 // docs/reliability.md says which test shows which guarantee.
 package e2e
 
@@ -104,6 +107,6 @@ func needTools(t *testing.T, tools ...string) {
 		}
 	}
 	if len(missing) > 0 {
-		t.Fatalf("missing tools %s: install mosquitto-clients, kcat and curl (.ci/run does)", strings.Join(missing, ", "))
+		t.Fatalf("missing tools %s: install mosquitto-clients, kcat, curl and haproxy (.ci/run does)", strings.Join(missing, ", "))
 	}
 }
