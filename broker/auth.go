@@ -35,6 +35,10 @@ type authHook struct {
 	obs     Observer
 	log     *zap.Logger // sampled: refusals can come in floods
 	backoff *backoff    // nil: no back-off
+	// answer sends the PUBACK (PUBREC) of a denied PUBLISH in the
+	// connection's PUBLISH order, after its earlier messages' acks (the
+	// ingest hook's answerInOrder); nil writes it at once.
+	answer func(cl *mqtt.Client, ack packets.Packet)
 
 	users  atomic.Pointer[userTable]
 	policy atomic.Pointer[policySource]
@@ -249,7 +253,9 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // rules, subscribers or the retained store. MQTT 5 gets PUBACK (PUBREC)
 // 0x87; MQTT 3.1.1, which has no refusal code, gets a plain PUBACK
 // (PUBREC) so that it does not re-send the message forever, and keeps its
-// connection; QoS 0 is dropped. Every refusal is counted and logged.
+// connection; QoS 0 is dropped. The answer goes out in PUBLISH order
+// (MQTT-4.6.0-2), after the acks of the connection's earlier messages
+// still on their way to Kafka. Every refusal is counted and logged.
 func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Net.Inline {
 		return true
@@ -276,11 +282,11 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Properties.ProtocolVersion >= 5 {
 		ack.ReasonCode = packets.ErrNotAuthorized.Code
 		ack.Properties.ReasonString = "not authorized by the policy"
-	} else if pk.FixedHeader.Qos == 2 {
-		cl.State.Inflight.Set(ack) // mochi answers the PUBREL from it
 	}
-	if err := cl.WritePacket(ack); err != nil {
-		h.log.Debug("mqtt refusal ack not sent", zap.String("client_id", cl.ID), zap.Error(err))
+	if h.answer != nil {
+		h.answer(cl, ack)
+	} else {
+		writeRefusalAck(cl, ack, h.log)
 	}
 	return false
 }

@@ -88,6 +88,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		return nil, fmt.Errorf("mqtt: add auth hook: %w", err)
 	}
 	b.hook = newIngestHook(b, pipeline, log, op)
+	b.auth.answer = b.hook.answerInOrder
 	if err := server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
 	}

@@ -301,6 +301,7 @@ type ticket struct {
 	// awaitingRoom is set while the message waits for room under
 	// limits.*: a ticket that times out then failed for lack of room.
 	awaitingRoom atomic.Bool
+	refusal      *packets.Packet // the answer of a PUBLISH the policy denied (refusal.go)
 	err          error
 	done         chan struct{}
 }

@@ -86,6 +86,8 @@ func (s *session) ackLoop() {
 			s.abandon()
 			return
 		case s.failed:
+		case t.refusal != nil:
+			writeRefusalAck(s.cl, *t.refusal, s.h.log)
 		case errors.Is(err, errShuttingDown):
 			// Refused without an answer; it was the connection's last
 			// message (its read loop waited on it), so order holds.

@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+)
+
+// TestDeniedPublishAckKeepsOrder: a PUBLISH the policy denies is answered
+// in PUBLISH order (MQTT-4.6.0-2), after the earlier messages of the
+// connection that are still on their way to Kafka, not at once.
+func TestDeniedPublishAckKeepsOrder(t *testing.T) {
+	for _, tc := range []struct {
+		version byte
+		user    string
+		pass    string
+		denied  byte // reason code of the denied message's PUBACK
+	}{
+		{4, "D1", "s3cret", 0},
+		{5, "D2", "other", packets.ErrNotAuthorized.Code},
+	} {
+		t.Run(fmt.Sprintf("mqtt-v%d", tc.version), func(t *testing.T) {
+			p := newFakePipeline()
+			b := securedBroker(t, p, nil)
+			c := login(t, b, tc.version, tc.user, tc.pass)
+			c.publish(1, 1, "report", []byte(`{"device_no":"`+tc.user+`"}`))
+			p.waitFor(t, 1)
+			c.publish(2, 1, "alerts/someone-else", []byte(`{}`))
+			if pk := c.read(300 * time.Millisecond); pk.FixedHeader.Type != 0 {
+				t.Fatalf("got packet type %d id %d before message 1 was stored: acks out of PUBLISH order", pk.FixedHeader.Type, pk.PacketID)
+			}
+			p.complete(0, nil)
+			for _, want := range []struct {
+				id   uint16
+				code byte
+			}{{1, 0}, {2, tc.denied}} {
+				pk := c.read(2 * time.Second)
+				if pk.FixedHeader.Type != packets.Puback || pk.PacketID != want.id || pk.ReasonCode != want.code {
+					t.Fatalf("got type %d id %d reason %#x, want PUBACK %d reason %#x", pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode, want.id, want.code)
+				}
+			}
+			if n := p.count(); n != 1 {
+				t.Fatalf("pipeline got %d messages, want 1 (the denied one is not stored)", n)
+			}
+		})
+	}
+}
