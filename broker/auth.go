@@ -143,7 +143,7 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	}
 	if id.username != "" {
 		a.release() // its own slot must not keep the key
-		h.backoff.succeed(userKeyPrefix + id.username)
+		h.backoff.succeed(userKey(id.username))
 	}
 	return h.authorizeConnect(cl, id, user)
 }

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,5 +46,32 @@ func TestDeniedPublishAckKeepsOrder(t *testing.T) {
 				t.Fatalf("pipeline got %d messages, want 1 (the denied one is not stored)", n)
 			}
 		})
+	}
+}
+
+// TestBackoffKeysAreShort: the back-off keeps max_tracked keys, and a key
+// holds a username the client chose (up to mqtt.max_packet_bytes): a long
+// one is kept as its hash, so max_tracked bounds the table's memory.
+func TestBackoffKeysAreShort(t *testing.T) {
+	b, _ := testBackoff()
+	long := strings.Repeat("u", 200<<10)
+	keys := b.keysOf("10.0.0.1:1", long)
+	failOnce(t, b, keys)
+	for k := range b.keys {
+		if len(k) > maxKeyBytes {
+			t.Fatalf("a back-off key of %d bytes, want at most %d", len(k), maxKeyBytes)
+		}
+	}
+	// The same long username is the same key; another is another.
+	if k2 := b.keysOf("10.0.0.1:1", long); k2[1] != keys[1] {
+		t.Fatalf("keys of one username differ: %q, %q", keys[1], k2[1])
+	}
+	if k3 := b.keysOf("10.0.0.1:1", long+"x"); k3[1] == keys[1] {
+		t.Fatal("two long usernames share a key")
+	}
+	// A successful login forgets the long username's failures too.
+	b.succeed(userKey(long))
+	if _, ok := b.keys[keys[1]]; ok {
+		t.Fatal("succeed did not forget the long username's failures")
 	}
 }
