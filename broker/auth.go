@@ -183,6 +183,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*identity, 
 	if user != "" && (h.cfg.Auth.UsersFile != "" || !h.cfg.Auth.AllowAnonymous) {
 		cred := users.lookup(user)
 		if cred == nil {
+			users.spend(pk.Connect.Password) // as long as a wrong password
 			return nil, refuseUnknownUser
 		}
 		if !cred.verify(pk.Connect.Password) {

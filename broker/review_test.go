@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
 )
 
 // TestDeniedPublishAckKeepsOrder: a PUBLISH the policy denies is answered
@@ -73,5 +75,39 @@ func TestBackoffKeysAreShort(t *testing.T) {
 	b.succeed(userKey(long))
 	if _, ok := b.keys[keys[1]]; ok {
 		t.Fatal("succeed did not forget the long username's failures")
+	}
+}
+
+// countingCredential counts its checks.
+type countingCredential struct{ n *int }
+
+func (c countingCredential) verify([]byte) bool { *c.n++; return false }
+
+// TestUnknownUserCostsAHashCheck: refusing an unknown username checks the
+// password against a stored hash (its answer ignored), as a wrong password
+// does, so that the time of the refusal does not tell which usernames
+// exist.
+func TestUnknownUserCostsAHashCheck(t *testing.T) {
+	var checks int
+	users := &userTable{creds: map[string]credential{"D1": countingCredential{&checks}}}
+	if err := users.parse([]byte("D9:$2y$04$abcdefghijklmnopqrstuuLmOs/VbtvM3WRnKd8QfWbJxiUf.JS1.\n")); err != nil {
+		t.Fatal(err)
+	}
+	users.decoy = countingCredential{&checks}
+	h := newAuthHook(Config{Auth: AuthConfig{UsersFile: "users"}}, users, nil, "", nil, zap.NewNop())
+	for _, user := range []string{"D1", "nobody"} {
+		pk := packets.Packet{Connect: packets.ConnectParams{Username: []byte(user), Password: []byte("guess")}}
+		before := checks
+		if _, reason := h.authenticate(&mqtt.Client{}, pk); reason == "" || checks != before+1 {
+			t.Errorf("%s: reason %q, %d password checks, want a refusal after 1", user, reason, checks-before)
+		}
+	}
+	// The decoy a users file gets is one of its hashes.
+	parsed := &userTable{creds: map[string]credential{}}
+	if err := parsed.parse([]byte("P plain\nD9:$2y$04$abcdefghijklmnopqrstuuLmOs/VbtvM3WRnKd8QfWbJxiUf.JS1.\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := parsed.decoy.(bcryptHash); !ok {
+		t.Fatalf("decoy %T, want the file's bcrypt hash", parsed.decoy)
 	}
 }

@@ -25,6 +25,11 @@ type userTable struct {
 	// plaintext counts the users whose password is stored in clear (the
 	// old "username password" form), for the start-up warning.
 	plaintext int
+	// decoy is a hashed credential of the file (nil when it has none),
+	// checked for an unknown username with its answer ignored: refusing an
+	// unknown username then takes as long as refusing a wrong password,
+	// so the time of the answer does not tell which usernames exist.
+	decoy credential
 }
 
 // credential is one user's stored password.
@@ -62,6 +67,14 @@ func (u *userTable) lookup(user string) credential {
 		return nil
 	}
 	return u.creds[user]
+}
+
+// spend checks password against the decoy and ignores the answer (the
+// unknown-username path; see decoy).
+func (u *userTable) spend(password []byte) {
+	if u != nil && u.decoy != nil {
+		u.decoy.verify(password)
+	}
 }
 
 // loadUsers reads mqtt.auth.users_file. A line is one of
@@ -107,6 +120,8 @@ func (u *userTable) parse(b []byte) error {
 		u.creds[user] = cred
 		if plain {
 			u.plaintext++
+		} else if u.decoy == nil {
+			u.decoy = cred
 		}
 	}
 	if err := sc.Err(); err != nil {
