@@ -111,3 +111,33 @@ func TestUnknownUserCostsAHashCheck(t *testing.T) {
 		t.Fatalf("decoy %T, want the file's bcrypt hash", parsed.decoy)
 	}
 }
+
+// TestUsersFileHashEdges: hashes no password can match, or whose check
+// would take the CPU for minutes, are refused at load, naming the line; a
+// UTF-8 byte-order mark does not become part of the first username.
+func TestUsersFileHashEdges(t *testing.T) {
+	const good = "$2y$05$ZiSNcyXKJ.CpEUCyd8pTqOpir2/PSdo1FqlYyUCXWAcIdcCvUC/f2"
+	for _, tc := range []struct{ name, line, want string }{
+		{"bcrypt with trailing text", "u:" + good + "garbage", "bcrypt hash"},
+		{"bcrypt with a second field", "u:" + good + " x", "bcrypt hash"},
+		{"bcrypt outside its alphabet", "u:" + good[:59] + "!", "bcrypt hash"},
+		{"bcrypt cost 18", "u:$2y$18$" + good[7:], "cost 18"},
+		{"bcrypt cost 31", "u:$2y$31$" + good[7:], "cost 31"},
+		{"pbkdf2 two billion iterations", "u:$7$2000000000$c2FsdA==$AAAAAAAAAAAAAAAAAAAAAA==", "iterations"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u := &userTable{creds: map[string]credential{}}
+			err := u.parse([]byte("# c\n" + tc.line + "\n"))
+			if err == nil || !strings.HasPrefix(err.Error(), "2: ") || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one at line 2 about %q", err, tc.want)
+			}
+		})
+	}
+	u := &userTable{creds: map[string]credential{}}
+	if err := u.parse([]byte("\xef\xbb\xbfD1 pw\r\nD2:" + good + "\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if u.lookup("D1") == nil || u.lookup("D2") == nil {
+		t.Fatalf("users %v, want D1 and D2", u.creds)
+	}
+}
