@@ -107,6 +107,7 @@ const (
 	refuseWillDenied       = "will_denied"
 	refuseBackoff          = "backoff"
 	refuseClientIDInvalid  = "client_id_invalid"
+	refuseSessionOwned     = "session_owned"
 	// refuseNotAuthorized is the reason of a PUBLISH or SUBSCRIBE the
 	// policy denies.
 	refuseNotAuthorized = "not_authorized"
@@ -145,14 +146,22 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 		a.release() // its own slot must not keep the key
 		h.backoff.succeed(userKey(id.username))
 	}
-	return h.authorizeConnect(cl, id, user)
+	return h.authorizeConnect(cl, id, user, pk.Connect.Clean)
 }
 
-// authorizeConnect checks an authenticated connection's client id and will,
-// and remembers its identity.
-func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string) bool {
+// authorizeConnect checks an authenticated connection's client id, session
+// and will, and remembers its identity. A connection that would resume
+// (clean false) a session of another principal is refused.
+func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string, clean bool) bool {
 	if h.cfg.Auth.EnforceDeviceIdentity && (id.principal == "" || id.principal != cl.ID) {
 		h.refused(cl, stageConnect, refuseIdentityMismatch, user, id.principal, "")
+		return false
+	}
+	if prev, ok := h.idents.Load(cl.ID); ok && !clean && resumable(prev.(*identity)) && prev.(*identity).principal != id.principal {
+		// The session was filled under its principal's policy (its
+		// subscriptions, the messages queued while it was offline): mochi
+		// would hand them to this connection unchecked.
+		h.refused(cl, stageConnect, refuseSessionOwned, user, id.principal, "", zap.String("session_principal", prev.(*identity).principal))
 		return false
 	}
 	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
@@ -196,6 +205,13 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*identity, 
 		return id, ""
 	}
 	return nil, refuseNoCredentials
+}
+
+// resumable tells whether a new connection of id's client id with clean
+// false would inherit id's session: mochi wipes a 3.1.1 clean session
+// instead.
+func resumable(id *identity) bool {
+	return id.cl == nil || !id.cl.Properties.Clean || id.cl.Properties.ProtocolVersion >= 5
 }
 
 // certIdentity is the principal a verified certificate gives.

@@ -2,6 +2,8 @@ package broker
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +142,76 @@ func TestUsersFileHashEdges(t *testing.T) {
 	if u.lookup("D1") == nil || u.lookup("D2") == nil {
 		t.Fatalf("users %v, want D1 and D2", u.creds)
 	}
+}
+
+// TestSessionResumedOnlyByItsPrincipal: without enforce_device_identity a
+// client id is not bound to a principal, but a persistent session is: it
+// was filled under its principal's policy (subscriptions, messages queued
+// while offline), so another principal may not resume it (CONNACK
+// refused, reason session_owned); with a clean session it may connect and
+// starts empty.
+func TestSessionResumedOnlyByItsPrincipal(t *testing.T) {
+	pol := filepath.Join(t.TempDir(), "acl.yaml")
+	if err := os.WriteFile(pol, []byte(`groups: {operators: [D1]}
+rules:
+  - {group: operators, action: subscribe, topics: ["#"], effect: allow}
+  - {principal: "*", action: subscribe, topics: ["cmd/${principal}/#"], effect: allow}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	obs := &countingObserver{}
+	b := securedBroker(t, newFakePipeline(), func(c *Config) {
+		c.Auth.EnforceDeviceIdentity = false
+		c.ACLFile = pol
+	}, WithObserver(obs))
+	ops, code := connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "console", user: "D1", pass: "s3cret", noClean: true})
+	if code != 0 {
+		t.Fatalf("operator CONNACK %#x", code)
+	}
+	if codes := ops.subscribe(1, "alerts/#"); codes[0] != 1 {
+		t.Fatalf("operator SUBACK %v", codes)
+	}
+	ops.conn.Close()
+	waitFor(t, "console offline", func() bool { cl, ok := b.server.Clients.Get("console"); return ok && cl.Closed() })
+	if err := b.Publish("alerts/D7", []byte(`{"secret":1}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	// Another principal resuming the operator's session is refused...
+	thief, code := connectRaw(t, b.Addr("tcp"), connectOpts{version: 5, clientID: "console", user: "D2", pass: "other", noClean: true})
+	if code == 0 {
+		if pk := thief.read(time.Second); pk.FixedHeader.Type == packets.Publish {
+			t.Fatalf("D2 resumed the operator's session and got %q: %s", pk.TopicName, pk.Payload)
+		}
+		t.Fatal("D2 resumed the operator's session (CONNACK 0)")
+	}
+	if n := obs.accessCount("connect/session_owned"); n != 1 {
+		t.Errorf("connect/session_owned counted %d, want 1", n)
+	}
+	// ...and the session is still the operator's.
+	ops, code = connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "console", user: "D1", pass: "s3cret", noClean: true})
+	if code != 0 {
+		t.Fatalf("operator reconnect CONNACK %#x", code)
+	}
+	if pk := ops.read(3 * time.Second); pk.FixedHeader.Type != packets.Publish || pk.TopicName != "alerts/D7" {
+		t.Fatalf("operator's queued alert: type %d topic %q", pk.FixedHeader.Type, pk.TopicName)
+	}
+	ops.conn.Close()
+	waitFor(t, "console offline", func() bool { cl, ok := b.server.Clients.Get("console"); return ok && cl.Closed() })
+	// A clean session by another principal is allowed: it starts empty.
+	c, code := connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "console", user: "D2", pass: "other"})
+	if code != 0 {
+		t.Fatalf("clean session CONNACK %#x", code)
+	}
+	if err := b.Publish("alerts/D8", []byte(`{}`), 1); err != nil {
+		t.Fatal(err)
+	}
+	if pk := c.read(500 * time.Millisecond); pk.FixedHeader.Type != 0 {
+		t.Fatalf("clean session of D2 got type %d topic %q", pk.FixedHeader.Type, pk.TopicName)
+	}
+}
+
+func (o *countingObserver) accessCount(key string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.access[key]
 }
