@@ -60,6 +60,7 @@ type identity struct {
 	principal string
 	username  string // the users-file username that authenticated; "" otherwise
 	certCN    string
+	willTopic string // "" without a will
 }
 
 func newAuthHook(cfg Config, users *userTable, pol *policy.Policy, from string, obs Observer, log *zap.Logger) *authHook {
@@ -95,6 +96,8 @@ const (
 	stageConnect   = "connect"
 	stagePublish   = "publish"
 	stageSubscribe = "subscribe"
+	// stageSession is a live connection or session ended by a reload.
+	stageSession = "session"
 )
 
 // Reasons a connection is refused (Observer.AccessRefused, stage connect).
@@ -108,6 +111,11 @@ const (
 	refuseBackoff          = "backoff"
 	refuseClientIDInvalid  = "client_id_invalid"
 	refuseSessionOwned     = "session_owned"
+	// refuseRevoked ends a connection whose user left the users file or
+	// got a new password (stage session); refuseWillWithdrawn takes back
+	// a will the reloaded policy denies.
+	refuseRevoked       = "credential_revoked"
+	refuseWillWithdrawn = "will_withdrawn"
 	// refuseNotAuthorized is the reason of a PUBLISH or SUBSCRIBE the
 	// policy denies.
 	refuseNotAuthorized = "not_authorized"
@@ -169,6 +177,9 @@ func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string, 
 			h.refused(cl, stageConnect, refuseWillDenied, user, id.principal, cl.Properties.Will.TopicName, zap.String("rule", d.Rule))
 			return false
 		}
+	}
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
+		id.willTopic = cl.Properties.Will.TopicName
 	}
 	h.idents.Store(cl.ID, id)
 	return true

@@ -215,3 +215,80 @@ func (o *countingObserver) accessCount(key string) int {
 	defer o.mu.Unlock()
 	return o.access[key]
 }
+
+// TestUsersReloadEndsRevokedConnections: a user removed from the users
+// file (a stolen terminal), or whose password changed, loses its live
+// connection at the reload, and its offline session gets no more
+// deliveries; other users stay connected.
+func TestUsersReloadEndsRevokedConnections(t *testing.T) {
+	obs := &countingObserver{}
+	b := securedBroker(t, newFakePipeline(), nil, WithObserver(obs))
+	path := b.cfg.Auth.UsersFile
+	body, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := login(t, b, 4, "D1", "s3cret")
+	d2 := login(t, b, 5, "D2", "other")
+	d3 := login(t, b, 4, "D3", "plain")
+	var kept []string
+	for _, l := range strings.Split(string(body), "\n") {
+		switch {
+		case strings.HasPrefix(l, "D1:"): // removed
+		case strings.HasPrefix(l, "D3 "):
+			kept = append(kept, "D3 changed") // new password
+		default:
+			kept = append(kept, l)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ReloadUsers(); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]*rawClient{"D1": d1, "D3": d3} {
+		if _, closed := readUntilClosed(c, 3*time.Second); !closed {
+			t.Errorf("%s still connected after its credential was revoked", name)
+		}
+	}
+	if cl, ok := b.server.Clients.Get("D2"); !ok || cl.Closed() {
+		t.Fatal("D2, unchanged, was disconnected")
+	}
+	if codes := d2.subscribe(1, "cmd/D2/#"); len(codes) != 1 || codes[0] != 1 {
+		t.Fatalf("D2 SUBACK %v", codes)
+	}
+	if n := obs.accessCount("session/credential_revoked"); n != 2 {
+		t.Errorf("session/credential_revoked counted %d, want 2", n)
+	}
+}
+
+// TestPolicyReloadWithdrawsWill: a will allowed at CONNECT and denied by a
+// later policy is not published when the connection drops.
+func TestPolicyReloadWithdrawsWill(t *testing.T) {
+	acl := filepath.Join(t.TempDir(), "acl.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(acl, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const watch = `  - {principal: D2, action: subscribe, topics: ["fleet/#"], effect: allow}` + "\n"
+	write("rules:\n" + watch + `  - {principal: "*", action: publish, topics: ["fleet/${clientid}/#"], effect: allow}` + "\n")
+	b := securedBroker(t, newFakePipeline(), func(c *Config) { c.ACLFile = acl })
+	d2 := login(t, b, 4, "D2", "other")
+	if codes := d2.subscribe(1, "fleet/#"); codes[0] != 1 {
+		t.Fatalf("SUBACK %v", codes)
+	}
+	d1, code := connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "D1", user: "D1", pass: "s3cret", willTopic: "fleet/D1/status"})
+	if code != 0 {
+		t.Fatalf("D1 with its will: CONNACK %#x", code)
+	}
+	write("rules:\n" + watch)
+	if err := b.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	d1.conn.Close() // not a DISCONNECT: the will would be sent
+	if pk := d2.read(time.Second); pk.FixedHeader.Type != 0 {
+		t.Fatalf("D2 got type %d topic %q: a will the policy now denies was published", pk.FixedHeader.Type, pk.TopicName)
+	}
+}

@@ -30,6 +30,9 @@ type userTable struct {
 	// unknown username then takes as long as refusing a wrong password,
 	// so the time of the answer does not tell which usernames exist.
 	decoy credential
+	// stored is each user's credential as the file wrote it: a reload
+	// ends the connections of users whose line went or changed.
+	stored map[string]string
 }
 
 // credential is one user's stored password.
@@ -60,6 +63,13 @@ func (h pbkdf2Hash) verify(pw []byte) bool {
 type plainPassword []byte
 
 func (p plainPassword) verify(pw []byte) bool { return subtle.ConstantTimeCompare(p, pw) == 1 }
+
+// unchanged tells whether user has the same stored credential in u as in
+// old.
+func (u *userTable) unchanged(old *userTable, user string) bool {
+	now, ok := u.stored[user]
+	return ok && now == old.stored[user]
+}
 
 // lookup returns the user's credential, or nil for an unknown user.
 func (u *userTable) lookup(user string) credential {
@@ -119,6 +129,10 @@ func (u *userTable) parse(b []byte) error {
 			return fmt.Errorf("%d: user %q is listed twice", n, user)
 		}
 		u.creds[user] = cred
+		if u.stored == nil {
+			u.stored = map[string]string{}
+		}
+		u.stored[user] = line
 		if plain {
 			u.plaintext++
 		} else if u.decoy == nil {

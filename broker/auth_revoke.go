@@ -1,0 +1,49 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/policy"
+)
+
+// revoke ends the connections and sessions authenticated by a users-file
+// line that the reload from old to users removed or changed: the identity
+// is forgotten (so deliveries to an offline session are denied from now
+// on) and a live connection is closed. Each is counted and logged.
+func (h *authHook) revoke(old, users *userTable, server *mqtt.Server) {
+	h.idents.Range(func(k, v any) bool {
+		id := v.(*identity)
+		if id.username == "" || users.unchanged(old, id.username) {
+			return true
+		}
+		if !h.idents.CompareAndDelete(k, v) {
+			return true // replaced meanwhile by a newer authentication
+		}
+		h.refused(id.cl, stageSession, refuseRevoked, id.username, id.principal, "")
+		if !id.cl.Closed() {
+			_ = server.DisconnectClient(id.cl, packets.ErrNotAuthorized)
+		}
+		return true
+	})
+}
+
+// withdrawWills takes back the wills of connected clients that the policy
+// in force denies (a reload narrowed it): mochi checks nothing when it
+// publishes a will, and its topic was only decided at CONNECT.
+func (h *authHook) withdrawWills() {
+	h.idents.Range(func(_, v any) bool {
+		id := v.(*identity)
+		if id.willTopic == "" || id.cl.Closed() || atomic.LoadUint32(&id.cl.Properties.Will.Flag) == 0 {
+			return true
+		}
+		if d := h.decideFor(id, id.cl.ID, policy.Publish, id.willTopic); !d.Allow {
+			atomic.StoreUint32(&id.cl.Properties.Will.Flag, 0) // sendLWT returns at once
+			h.refused(id.cl, stageSession, refuseWillWithdrawn, id.username, id.principal, id.willTopic, zap.String("rule", d.Rule))
+		}
+		return true
+	})
+}
