@@ -25,6 +25,7 @@ type connectOpts struct {
 	willTopic      string
 	dial           func() (net.Conn, error) // default plain TCP to addr
 	expectAccepted bool
+	authMethod     string // MQTT 5 authentication method property
 }
 
 // connectRaw sends CONNECT and returns the client and the CONNACK's reason
@@ -51,6 +52,7 @@ func connectRaw(t *testing.T, addr string, o connectOpts) (*rawClient, byte) {
 		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: o.clientID, Keepalive: 30, Clean: !o.noClean,
 			UsernameFlag: o.user != "", Username: []byte(o.user), PasswordFlag: o.pass != "", Password: []byte(o.pass)},
 	}
+	pk.Properties.AuthenticationMethod = o.authMethod
 	if o.willTopic != "" {
 		pk.Connect.WillFlag, pk.Connect.WillTopic, pk.Connect.WillPayload, pk.Connect.WillQos = true, o.willTopic, []byte("gone"), 1
 	}

@@ -292,3 +292,94 @@ func TestPolicyReloadWithdrawsWill(t *testing.T) {
 		t.Fatalf("D2 got type %d topic %q: a will the policy now denies was published", pk.FixedHeader.Type, pk.TopicName)
 	}
 }
+
+// TestTopicAliasIsDecidedResolved: an MQTT 5 PUBLISH that names its topic
+// only by a topic alias is decided, and stored, under the topic the alias
+// stands for: re-pointing an alias at a denied topic and then using it
+// does not get around the policy.
+func TestTopicAliasIsDecidedResolved(t *testing.T) {
+	p := newFakePipeline()
+	b := securedBroker(t, p, nil)
+	c := login(t, b, 5, "D2", "other")
+	send := func(id uint16, topic string, alias uint16) {
+		c.write(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, PacketID: id, TopicName: topic,
+			Properties: packets.Properties{TopicAlias: alias, TopicAliasFlag: true}, Payload: []byte(`{"device_no":"D2"}`),
+		})
+	}
+	expect := func(id uint16, code byte) {
+		t.Helper()
+		if pk := c.read(2 * time.Second); pk.FixedHeader.Type != packets.Puback || pk.PacketID != id || pk.ReasonCode != code {
+			t.Fatalf("packet %d: got type %d id %d reason %#x, want PUBACK reason %#x", id, pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode, code)
+		}
+	}
+	send(1, "report", 1) // alias 1 = report, allowed
+	p.waitFor(t, 1)
+	p.complete(0, nil)
+	expect(1, 0)
+	send(2, "alerts/D1", 1) // alias 1 = alerts/D1, denied
+	expect(2, packets.ErrNotAuthorized.Code)
+	send(3, "", 1) // alias 1 alone: alerts/D1
+	expect(3, packets.ErrNotAuthorized.Code)
+	send(4, "", 1)
+	expect(4, packets.ErrNotAuthorized.Code)
+	send(5, "report", 2)
+	send(6, "", 2) // alias 2 alone: report
+	p.waitFor(t, 3)
+	p.complete(1, nil)
+	p.complete(2, nil)
+	expect(5, 0)
+	expect(6, 0)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, m := range p.got {
+		if m.Topic != "report" {
+			t.Errorf("message %d stored under topic %q, want report", i, m.Topic)
+		}
+	}
+	if len(p.got) != 3 {
+		t.Errorf("%d messages stored, want 3", len(p.got))
+	}
+}
+
+// TestAuthPacketChangesNothing: MQTT 5 enhanced authentication is not
+// offered. An AUTH packet after CONNECT (re-authentication, say as
+// another user) is ignored: the connection keeps its identity and its
+// policy; a CONNECT naming an authentication method still needs the
+// users-file password.
+func TestAuthPacketChangesNothing(t *testing.T) {
+	b := securedBroker(t, newFakePipeline(), nil)
+	c := login(t, b, 5, "D2", "other")
+	// AUTH, reason 0x19 (re-authenticate), properties: authentication
+	// method "PLAIN" (0x15) and data "\x00D1\x00s3cret" (0x16).
+	method, data := "PLAIN", "\x00D1\x00s3cret"
+	props := append([]byte{0x15, 0, byte(len(method))}, method...)
+	props = append(append(props, 0x16, 0, byte(len(data))), data...)
+	body := append([]byte{0x19, byte(len(props))}, props...)
+	if _, err := c.conn.Write(append([]byte{0xF0, byte(len(body))}, body...)); err != nil {
+		t.Fatal(err)
+	}
+	codes := c.subscribe(1, "cmd/D2/#", "cmd/D1/#")
+	if len(codes) != 2 || codes[0] != 1 || codes[1] != packets.ErrNotAuthorized.Code {
+		t.Fatalf("after AUTH: SUBACK %v, want [1 0x87] (still D2)", codes)
+	}
+	if p := b.auth.principal(mustClient(t, b, "D2")); p != "D2" {
+		t.Fatalf("principal after AUTH %q", p)
+	}
+	for _, pass := range []string{"", "wrong"} {
+		conn, code := connectRaw(t, b.Addr("tcp"), connectOpts{version: 5, clientID: "D1", user: "D1", pass: pass, authMethod: "SCRAM-SHA-256"})
+		if code == 0 {
+			t.Fatalf("CONNECT with an authentication method and password %q accepted", pass)
+		}
+		conn.conn.Close()
+	}
+}
+
+func mustClient(t *testing.T, b *Broker, id string) *mqtt.Client {
+	t.Helper()
+	cl, ok := b.server.Clients.Get(id)
+	if !ok {
+		t.Fatalf("no client %s", id)
+	}
+	return cl
+}
