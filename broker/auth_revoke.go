@@ -13,7 +13,8 @@ import (
 // revoke ends the connections and sessions authenticated by a users-file
 // line that the reload from old to users removed or changed: the identity
 // is forgotten (so deliveries to an offline session are denied from now
-// on) and a live connection is closed. Each is counted and logged.
+// on), a live connection is closed and the session emptied. Each is
+// counted and logged.
 func (h *authHook) revoke(old, users *userTable, server *mqtt.Server) {
 	h.idents.Range(func(k, v any) bool {
 		id := v.(*identity)
@@ -27,6 +28,11 @@ func (h *authHook) revoke(old, users *userTable, server *mqtt.Server) {
 		if !id.cl.Closed() {
 			_ = server.DisconnectClient(id.cl, packets.ErrNotAuthorized)
 		}
+		// Empty the session, as a clean takeover does: once the identity is
+		// forgotten, nothing says whose it was (session_owned), and
+		// another principal could inherit its subscriptions and queue.
+		server.UnsubscribeClient(id.cl)
+		id.cl.ClearInflights()
 		return true
 	})
 }

@@ -228,7 +228,13 @@ func TestUsersReloadEndsRevokedConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d1 := login(t, b, 4, "D1", "s3cret")
+	d1, code := connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "D1", user: "D1", pass: "s3cret", noClean: true})
+	if code != 0 {
+		t.Fatalf("D1 CONNACK %#x", code)
+	}
+	if codes := d1.subscribe(1, "cmd/D1/#"); codes[0] != 1 {
+		t.Fatalf("D1 SUBACK %v", codes)
+	}
 	d2 := login(t, b, 5, "D2", "other")
 	d3 := login(t, b, 4, "D3", "plain")
 	var kept []string
@@ -251,6 +257,10 @@ func TestUsersReloadEndsRevokedConnections(t *testing.T) {
 		if _, closed := readUntilClosed(c, 3*time.Second); !closed {
 			t.Errorf("%s still connected after its credential was revoked", name)
 		}
+	}
+	// D1's persistent session is emptied: nobody inherits what it held.
+	if cl, ok := b.server.Clients.Get("D1"); ok && (cl.State.Subscriptions.Len() > 0 || cl.State.Inflight.Len() > 0) {
+		t.Fatalf("the revoked session keeps %d subscriptions, %d messages", cl.State.Subscriptions.Len(), cl.State.Inflight.Len())
 	}
 	if cl, ok := b.server.Clients.Get("D2"); !ok || cl.Closed() {
 		t.Fatal("D2, unchanged, was disconnected")
