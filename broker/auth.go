@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"crypto/x509"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -121,11 +122,21 @@ const (
 	refuseNotAuthorized = "not_authorized"
 )
 
-// OnPacketRead implements mqtt.Hook. It answers an MQTT 3.1.1 CONNECT with
+// OnPacketRead implements mqtt.Hook. It refuses a PUBLISH to $SYS (see
+// refusePublish), and answers an MQTT 3.1.1 CONNECT with
 // an empty client id and clean session 0 with CONNACK 0x02 (identifier
 // rejected, MQTT-3.1.3-8); mochi would answer 0x80, which 3.1.1 does not
 // have.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type == packets.Publish {
+		// mochi drops a PUBLISH to $SYS before any hook, unanswered: refuse
+		// it here as the policy would, and let mochi drop it.
+		if !cl.Net.Inline && len(pk.TopicName) >= len(mqtt.SysPrefix) && strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+			_, id, _ := h.decide(cl, policy.Publish, pk.TopicName)
+			h.refusePublish(cl, pk, id, sysPublishRule)
+		}
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Connect || pk.ProtocolVersion >= 5 || pk.Connect.Clean || pk.Connect.ClientIdentifier != "" {
 		return pk, nil
 	}
@@ -298,10 +309,20 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if d.Allow {
 		return true
 	}
+	h.refusePublish(cl, pk, id, d.Rule)
+	return false
+}
+
+// sysPublishRule is the rule named when a PUBLISH to $SYS is refused.
+const sysPublishRule = "($SYS is the broker's)"
+
+// refusePublish counts, logs and answers (QoS 1/2) a PUBLISH that goes
+// nowhere: MQTT 5 gets PUBACK (PUBREC) 0x87, MQTT 3.1.1 a plain one.
+func (h *authHook) refusePublish(cl *mqtt.Client, pk packets.Packet, id *identity, rule string) {
 	h.refused(cl, stagePublish, refuseNotAuthorized, id.username, id.principal, pk.TopicName,
-		zap.String("rule", d.Rule), zap.Uint8("qos", pk.FixedHeader.Qos))
+		zap.String("rule", rule), zap.Uint8("qos", pk.FixedHeader.Qos))
 	if pk.FixedHeader.Qos == 0 {
-		return false
+		return
 	}
 	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
 	if pk.FixedHeader.Qos == 2 {
@@ -316,7 +337,6 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	} else {
 		writeRefusalAck(cl, ack, h.log)
 	}
-	return false
 }
 
 // decide asks the policy in force about cl's request, with the identity

@@ -393,3 +393,32 @@ func mustClient(t *testing.T, b *Broker, id string) *mqtt.Client {
 	}
 	return cl
 }
+
+// TestSysPublishIsAnswered: mochi drops a PUBLISH to $SYS/... before any
+// hook sees it, without an acknowledgement (a QoS 1 terminal would wait
+// for ever, and nothing counted it). It is refused like a denied PUBLISH:
+// answered in order, counted and logged.
+func TestSysPublishIsAnswered(t *testing.T) {
+	obs := &countingObserver{}
+	p := newFakePipeline()
+	b := securedBroker(t, p, nil, WithObserver(obs))
+	v4 := login(t, b, 4, "D1", "s3cret")
+	v5 := login(t, b, 5, "D2", "other")
+	for i, topic := range []string{"$SYS/broker/clients/connected", "$sys/x"} {
+		id := uint16(i + 1)
+		v4.publish(id, 1, topic, []byte(`1`))
+		if pk := v4.read(2 * time.Second); pk.FixedHeader.Type != packets.Puback || pk.PacketID != id || pk.ReasonCode != 0 {
+			t.Fatalf("v4 %q: got type %d id %d reason %#x, want PUBACK", topic, pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode)
+		}
+		v5.publish(id, 1, topic, []byte(`1`))
+		if pk := v5.read(2 * time.Second); pk.FixedHeader.Type != packets.Puback || pk.PacketID != id || pk.ReasonCode != packets.ErrNotAuthorized.Code {
+			t.Fatalf("v5 %q: got type %d id %d reason %#x, want PUBACK 0x87", topic, pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode)
+		}
+	}
+	if n := obs.accessCount("publish/not_authorized"); n != 4 {
+		t.Errorf("publish/not_authorized counted %d, want 4", n)
+	}
+	if n := p.count(); n != 0 {
+		t.Errorf("%d $SYS messages stored", n)
+	}
+}
