@@ -88,7 +88,7 @@ func (h *authHook) ID() string { return "fleetgate-auth" }
 // Provides implements mqtt.Hook.
 func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnDisconnect, mqtt.OnClientExpired,
 	}, []byte{b})
 }
 
@@ -133,7 +133,7 @@ func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pac
 		// it here as the policy would, and let mochi drop it.
 		if !cl.Net.Inline && len(pk.TopicName) >= len(mqtt.SysPrefix) && strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
 			_, id, _ := h.decide(cl, policy.Publish, pk.TopicName)
-			h.refusePublish(cl, pk, id, sysPublishRule)
+			h.refusePublish(cl, pk, id, policy.Decision{Rule: sysPublishRule, Index: -1})
 		}
 		return pk, nil
 	}
@@ -282,7 +282,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	// queued for it, are passing to that connection.
 	d, id, _ := h.decide(cl, policy.Subscribe, topic)
 	if !d.Allow {
-		h.refused(cl, stageSubscribe, refuseNotAuthorized, id.username, id.principal, topic, zap.String("rule", d.Rule))
+		h.refused(cl, stageSubscribe, refusalReason(d), id.username, id.principal, topic, zap.String("rule", d.Rule))
 	}
 	return d.Allow
 }
@@ -309,7 +309,7 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if d.Allow {
 		return true
 	}
-	h.refusePublish(cl, pk, id, d.Rule)
+	h.refusePublish(cl, pk, id, d)
 	return false
 }
 
@@ -318,9 +318,9 @@ const sysPublishRule = "($SYS is the broker's)"
 
 // refusePublish counts, logs and answers (QoS 1/2) a PUBLISH that goes
 // nowhere: MQTT 5 gets PUBACK (PUBREC) 0x87, MQTT 3.1.1 a plain one.
-func (h *authHook) refusePublish(cl *mqtt.Client, pk packets.Packet, id *identity, rule string) {
-	h.refused(cl, stagePublish, refuseNotAuthorized, id.username, id.principal, pk.TopicName,
-		zap.String("rule", rule), zap.Uint8("qos", pk.FixedHeader.Qos))
+func (h *authHook) refusePublish(cl *mqtt.Client, pk packets.Packet, id *identity, d policy.Decision) {
+	h.refused(cl, stagePublish, refusalReason(d), id.username, id.principal, pk.TopicName,
+		zap.String("rule", d.Rule), zap.Uint8("qos", pk.FixedHeader.Qos))
 	if pk.FixedHeader.Qos == 0 {
 		return
 	}
@@ -353,6 +353,9 @@ func (h *authHook) decide(cl *mqtt.Client, a policy.Action, topic string) (d pol
 }
 
 func (h *authHook) decideFor(id *identity, clientID string, a policy.Action, topic string) policy.Decision {
+	if !h.cfg.Topics.fits(topic) {
+		return policy.Decision{Rule: topicTooLongRule, Index: -1}
+	}
 	p := h.policy.Load().p
 	return p.Decide(policy.Request{Principal: id.principal, ClientID: clientID, Username: id.username, CertCN: id.certCN, Action: a, Topic: topic})
 }

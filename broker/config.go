@@ -37,6 +37,9 @@ type Config struct {
 	// Receive Maximum. A connection that sends more is not read until one
 	// completes. Default 64.
 	MaxInflight int `mapstructure:"max_inflight"`
+	// Topics bounds topic lengths and subscriptions per client
+	// (topic_limits.go).
+	Topics TopicLimits `mapstructure:"topics"`
 
 	// DeliveryTimeout is how long a message may wait for Kafka before the
 	// connection is told it failed. Set from kafka.delivery_timeout.
@@ -106,6 +109,7 @@ func DefaultConfig() Config {
 		ConnectTimeout:  10 * time.Second,
 		MaxPacketBytes:  262144,
 		MaxInflight:     64,
+		Topics:          defaultTopicLimits(),
 		DeliveryTimeout: 30 * time.Second,
 	}
 }
@@ -128,7 +132,7 @@ func (c Config) Validate() error {
 	if !c.Auth.AllowAnonymous && c.Auth.UsersFile == "" && c.TLS.ClientCAFile == "" {
 		bad("mqtt.auth.allow_anonymous is false but neither mqtt.auth.users_file nor mqtt.tls.client_ca_file says who may connect")
 	}
-	errs = append(errs, c.Auth.validate(c.TLS), c.validateFiles())
+	errs = append(errs, c.Auth.validate(c.TLS), c.validateFiles(), c.Topics.validate())
 	if c.ConnectTimeout <= 0 {
 		bad("mqtt.connect_timeout must be positive (e.g. 10s)")
 	}

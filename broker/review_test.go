@@ -422,3 +422,64 @@ func TestSysPublishIsAnswered(t *testing.T) {
 		t.Errorf("%d $SYS messages stored", n)
 	}
 }
+
+// TestTopicLimits: mochi's topic tree costs CPU quadratic in a filter's
+// levels and about 600 bytes a level (a 4,000-level filter under a
+// device's own cmd/D1/# took 0.44 s and 2.4 MiB; the 128k levels a
+// 256 KiB packet holds would take minutes and 77 MiB), and a client could
+// add subscriptions without end. Topics and filters beyond
+// mqtt.topics.max_levels or max_bytes are refused like a denied request;
+// subscriptions beyond max_subscriptions per client get SUBACK 0x8F
+// (MQTT 5) or 0x80 (3.1.1). All are counted.
+func TestTopicLimits(t *testing.T) {
+	obs := &countingObserver{}
+	p := newFakePipeline()
+	b := securedBroker(t, p, func(c *Config) { c.Topics.MaxSubscriptions = 3 }, WithObserver(obs))
+	v4 := login(t, b, 4, "D1", "s3cret")
+	v5 := login(t, b, 5, "D2", "other")
+	deep := strings.Repeat("/a", 4000)
+	long := "/" + strings.Repeat("x", 2000)
+	for _, c := range []struct {
+		cl     *rawClient
+		id     string
+		denied byte
+	}{{v4, "D1", 0x80}, {v5, "D2", packets.ErrNotAuthorized.Code}} {
+		start := time.Now()
+		codes := c.cl.subscribe(1, "cmd/"+c.id+deep, "cmd/"+c.id+long, "cmd/"+c.id+"/ok")
+		if len(codes) != 3 || codes[0] != c.denied || codes[1] != c.denied || codes[2] != 1 {
+			t.Fatalf("%s: SUBACK %v, want [%#x %#x 1]", c.id, codes, c.denied, c.denied)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Errorf("%s: the deep SUBSCRIBE took %s", c.id, el)
+		}
+		ack := packets.Puback
+		if c.denied == 0x80 {
+			c.denied = 0
+		}
+		c.cl.publish(2, 1, "fleet/"+c.id+deep, []byte(`{}`))
+		if pk := c.cl.read(2 * time.Second); pk.FixedHeader.Type != ack || pk.PacketID != 2 || pk.ReasonCode != c.denied {
+			t.Fatalf("%s deep publish: type %d id %d reason %#x", c.id, pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode)
+		}
+	}
+	if n := p.count(); n != 0 {
+		t.Fatalf("%d deep messages stored", n)
+	}
+	// Three subscriptions each; a fourth is refused, a repeated one is not.
+	wantLimit := map[byte]byte{4: 0x80, 5: packets.ErrTopicFilterInvalid.Code}
+	for _, c := range []struct {
+		cl *rawClient
+		id string
+		v  byte
+	}{{v4, "D1", 4}, {v5, "D2", 5}} {
+		codes := c.cl.subscribe(3, "cmd/"+c.id+"/a", "cmd/"+c.id+"/b", "cmd/"+c.id+"/c", "cmd/"+c.id+"/ok")
+		if len(codes) != 4 || codes[0] != 1 || codes[1] != 1 || codes[2] != wantLimit[c.v] || codes[3] != 1 {
+			t.Fatalf("%s: SUBACK %v, want [1 1 %#x 1]", c.id, codes, wantLimit[c.v])
+		}
+	}
+	if n := obs.accessCount("subscribe/subscription_limit"); n != 2 {
+		t.Errorf("subscribe/subscription_limit counted %d, want 2", n)
+	}
+	if n := obs.accessCount("subscribe/topic_too_long") + obs.accessCount("publish/topic_too_long"); n != 6 {
+		t.Errorf("topic_too_long counted %d, want 6", n)
+	}
+}
