@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // TestDeniedPublishAckKeepsOrder: a PUBLISH the policy denies is answered
@@ -481,5 +483,48 @@ func TestTopicLimits(t *testing.T) {
 	}
 	if n := obs.accessCount("subscribe/topic_too_long") + obs.accessCount("publish/topic_too_long"); n != 6 {
 		t.Errorf("topic_too_long counted %d, want 6", n)
+	}
+}
+
+// TestCredentialEdges: a username without a password, a password without
+// a username (MQTT 5 allows the latter), a password with NUL bytes: each
+// is refused with its reason; a plaintext users file is warned about.
+func TestCredentialEdges(t *testing.T) {
+	core, logs := observer.New(zap.InfoLevel)
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	noBackoff(&cfg)
+	cfg.Auth.AllowAnonymous, cfg.Auth.UsersFile = false, writeUsersFile(t)
+	obs := &countingObserver{}
+	b, err := New(cfg, newFakePipeline(), zap.New(core), WithObserver(obs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Shutdown(context.Background()) })
+	if w := logs.FilterMessageSnippet("plaintext passwords").All(); len(w) != 1 || w[0].ContextMap()["plaintext_users"] != int64(1) {
+		t.Errorf("plaintext warning: %v", w)
+	}
+	for _, c := range []struct {
+		version    byte
+		user, pass string
+		reason     string
+	}{
+		{4, "D1", "", "connect/bad_password"},
+		{5, "D1", "", "connect/bad_password"},
+		{5, "", "s3cret", "connect/no_credentials"},
+		{4, "D1", "s3cret\x00", "connect/bad_password"},
+		{4, "D3", "plain\x00", "connect/bad_password"},
+		{4, "D1\x00", "s3cret", "connect/unknown_user"},
+	} {
+		before := obs.accessCount(c.reason)
+		if _, code := connectRaw(t, b.Addr("tcp"), connectOpts{version: c.version, clientID: "x", user: c.user, pass: c.pass}); code == 0 || code == 255 {
+			t.Errorf("v%d user %q pass %q: CONNACK %#x, want a refusal", c.version, c.user, c.pass, code)
+		}
+		if obs.accessCount(c.reason) != before+1 {
+			t.Errorf("v%d user %q pass %q: not counted as %s", c.version, c.user, c.pass, c.reason)
+		}
 	}
 }
