@@ -1,6 +1,9 @@
 package policy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // TestDenyRuleFailsClosed: a deny rule whose variable has no safe value
 // (empty, or holding /, + or #) must not be skipped, or a later allow rule
@@ -45,4 +48,28 @@ func TestPublishTopicIsATopicName(t *testing.T) {
 	if d := p.Decide(Request{Principal: "devA", ClientID: "devA", Action: Publish, Topic: "fleet/devA/x"}); !d.Allow {
 		t.Errorf("publish fleet/devA/x denied by %s", d.Rule)
 	}
+}
+
+// FuzzDecide: for any client id and topic, the default policy never
+// panics, never allows a wildcard, NUL or empty PUBLISH topic, and allows a
+// subscription only within the device's own cmd/ and alerts/ topics.
+func FuzzDecide(f *testing.F) {
+	for _, s := range [][2]string{{"D1", "cmd/D1/#"}, {"+", "cmd/+/#"}, {"a/b", "cmd/a/b"}, {"D1", "$share/g/cmd/D1/x"}, {"", "#"}, {"D1", "cmd//#"}} {
+		f.Add(s[0], s[1])
+	}
+	p := Default()
+	f.Fuzz(func(t *testing.T, id, topic string) {
+		r := Request{Principal: id, ClientID: id, Action: Publish, Topic: topic}
+		if d := p.Decide(r); d.Allow && (topic == "" || strings.ContainsAny(topic, "+#\x00")) {
+			t.Fatalf("publish %q allowed for %q by %s", topic, id, d.Rule)
+		}
+		r.Action = Subscribe
+		if d := p.Decide(r); d.Allow {
+			f := unshare(topic)
+			own := f == "alerts/"+id || f == "cmd/"+id || strings.HasPrefix(f, "cmd/"+id+"/")
+			if !own || strings.ContainsAny(id, "/+#\x00") || id == "" {
+				t.Fatalf("subscribe %q allowed for %q by %s", topic, id, d.Rule)
+			}
+		}
+	})
 }
