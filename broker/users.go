@@ -67,6 +67,9 @@ func (p plainPassword) verify(pw []byte) bool { return subtle.ConstantTimeCompar
 // unchanged tells whether user has the same stored credential in u as in
 // old.
 func (u *userTable) unchanged(old *userTable, user string) bool {
+	if u == nil || old == nil {
+		return false
+	}
 	now, ok := u.stored[user]
 	return ok && now == old.stored[user]
 }
