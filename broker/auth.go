@@ -183,6 +183,9 @@ func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string, 
 		h.refused(cl, stageConnect, refuseSessionOwned, user, id.principal, "", zap.String("session_principal", prev.(*identity).principal))
 		return false
 	}
+	if prev, ok := h.idents.Load(cl.ID); ok && !clean && resumable(prev.(*identity)) {
+		h.recheckQueued(prev.(*identity).cl, id, cl)
+	}
 	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
 		if d := h.decideFor(id, cl.ID, policy.Publish, cl.Properties.Will.TopicName); !d.Allow {
 			h.refused(cl, stageConnect, refuseWillDenied, user, id.principal, cl.Properties.Will.TopicName, zap.String("rule", d.Rule))

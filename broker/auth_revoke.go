@@ -53,3 +53,21 @@ func (h *authHook) withdrawWills() {
 		return true
 	})
 }
+
+// recheckQueued drops from the session being resumed (old's in-flight
+// window, which mochi hands to the new connection and re-sends without
+// asking the policy) the messages queued for delivery that the policy in
+// force denies id: a reload may have narrowed it since they were queued.
+func (h *authHook) recheckQueued(old *mqtt.Client, id *identity, cl *mqtt.Client) {
+	if old == nil {
+		return
+	}
+	for _, pk := range old.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		if d := h.decideFor(id, cl.ID, policy.Subscribe, pk.TopicName); !d.Allow && old.State.Inflight.Delete(pk.PacketID) {
+			h.refused(cl, stageSubscribe, refusalReason(d), id.username, id.principal, pk.TopicName, zap.String("rule", d.Rule))
+		}
+	}
+}

@@ -528,3 +528,46 @@ func TestCredentialEdges(t *testing.T) {
 		}
 	}
 }
+
+// TestQueuedMessagesRecheckedOnResume: messages queued for an offline
+// persistent session are re-checked against the policy in force when the
+// session resumes: those a reload has since denied are dropped, not
+// re-sent (mochi re-sends its in-flight window without asking).
+func TestQueuedMessagesRecheckedOnResume(t *testing.T) {
+	acl := filepath.Join(t.TempDir(), "acl.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(acl, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`rules: [{principal: "*", action: subscribe, topics: ["alerts/#"], effect: allow}]`)
+	obs := &countingObserver{}
+	b := securedBroker(t, newFakePipeline(), func(c *Config) { c.ACLFile = acl }, WithObserver(obs))
+	dial := func() *rawClient {
+		c, code := connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "D1", user: "D1", pass: "s3cret", noClean: true})
+		if code != 0 {
+			t.Fatalf("CONNACK %#x", code)
+		}
+		return c
+	}
+	c := dial()
+	if codes := c.subscribe(1, "alerts/#"); codes[0] != 1 {
+		t.Fatalf("SUBACK %v", codes)
+	}
+	c.conn.Close()
+	waitFor(t, "D1 offline", func() bool { cl, ok := b.server.Clients.Get("D1"); return ok && cl.Closed() })
+	b.Publish("alerts/D7", []byte(`{"other":1}`), 1)
+	b.Publish("alerts/D1", []byte(`{"own":1}`), 1)
+	write(`rules: [{principal: "*", action: subscribe, topics: ["alerts/${clientid}"], effect: allow}]`)
+	if err := b.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	c = dial()
+	var got []string
+	for pk := c.read(time.Second); pk.FixedHeader.Type == packets.Publish; pk = c.read(500 * time.Millisecond) {
+		got = append(got, pk.TopicName)
+	}
+	if len(got) != 1 || got[0] != "alerts/D1" {
+		t.Fatalf("on resume got %v, want only alerts/D1", got)
+	}
+}
