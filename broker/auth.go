@@ -115,7 +115,11 @@ const (
 	// refuseRevoked ends a connection whose user left the users file or
 	// got a new password (stage session); refuseWillWithdrawn takes back
 	// a will the reloaded policy denies.
-	refuseRevoked       = "credential_revoked"
+	refuseRevoked = "credential_revoked"
+	// refuseInvalidTopic counts a PUBLISH topic with a wildcard (mochi
+	// closes the connection) or an invalid SUBSCRIBE filter (mochi refuses
+	// it), which mochi decides before any hook.
+	refuseInvalidTopic  = "invalid_topic"
 	refuseWillWithdrawn = "will_withdrawn"
 	// refuseNotAuthorized is the reason of a PUBLISH or SUBSCRIBE the
 	// policy denies.
@@ -123,17 +127,36 @@ const (
 )
 
 // OnPacketRead implements mqtt.Hook. It refuses a PUBLISH to $SYS (see
-// refusePublish), and answers an MQTT 3.1.1 CONNECT with
+// refusePublish), counts the invalid topics mochi refuses itself, and
+// answers an MQTT 3.1.1 CONNECT with
 // an empty client id and clean session 0 with CONNACK 0x02 (identifier
 // rejected, MQTT-3.1.3-8); mochi would answer 0x80, which 3.1.1 does not
 // have.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if pk.FixedHeader.Type == packets.Publish {
+	switch {
+	case cl.Net.Inline:
+		return pk, nil
+	case pk.FixedHeader.Type == packets.Publish && strings.ContainsAny(pk.TopicName, "+#"):
+		// mochi closes the connection (protocol error): count it.
+		_, id, _ := h.decide(cl, policy.Publish, pk.TopicName)
+		h.refused(cl, stagePublish, refuseInvalidTopic, id.username, id.principal, pk.TopicName)
+		return pk, nil
+	case pk.FixedHeader.Type == packets.Publish:
 		// mochi drops a PUBLISH to $SYS before any hook, unanswered: refuse
 		// it here as the policy would, and let mochi drop it.
-		if !cl.Net.Inline && len(pk.TopicName) >= len(mqtt.SysPrefix) && strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+		if len(pk.TopicName) >= len(mqtt.SysPrefix) && strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
 			_, id, _ := h.decide(cl, policy.Publish, pk.TopicName)
 			h.refusePublish(cl, pk, id, policy.Decision{Rule: sysPublishRule, Index: -1})
+		}
+		return pk, nil
+	case pk.FixedHeader.Type == packets.Subscribe:
+		// mochi refuses an invalid filter (SUBACK 0x8F/0x80) before any
+		// hook: count it.
+		for _, f := range pk.Filters {
+			if !mqtt.IsValidFilter(f.Filter, false) {
+				_, id, _ := h.decide(cl, policy.Subscribe, f.Filter)
+				h.refused(cl, stageSubscribe, refuseInvalidTopic, id.username, id.principal, f.Filter)
+			}
 		}
 		return pk, nil
 	}

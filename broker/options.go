@@ -19,7 +19,8 @@ type Observer interface {
 	// is connect (reason unknown_user, bad_password, no_credentials,
 	// cert_no_identity, identity_mismatch, will_denied, backoff,
 	// client_id_invalid, session_owned), publish or subscribe (reason
-	// not_authorized or topic_too_long; subscribe also subscription_limit,
+	// not_authorized, topic_too_long or invalid_topic; subscribe also
+	// subscription_limit,
 	// and counts messages withheld from a subscriber), session (a reload ended it: credential_revoked,
 	// will_withdrawn).
 	AccessRefused(stage, reason string)

@@ -571,3 +571,22 @@ func TestQueuedMessagesRecheckedOnResume(t *testing.T) {
 		t.Fatalf("on resume got %v, want only alerts/D1", got)
 	}
 }
+
+// TestInvalidTopicsAreCounted: what mochi refuses before any hook (an
+// invalid SUBSCRIBE filter; a PUBLISH topic with a wildcard, for which it
+// closes the connection) is counted and logged too.
+func TestInvalidTopicsAreCounted(t *testing.T) {
+	obs := &countingObserver{}
+	b := securedBroker(t, newFakePipeline(), nil, WithObserver(obs))
+	c := login(t, b, 5, "D2", "other")
+	if codes := c.subscribe(1, "#/", "cmd/D2/#"); len(codes) != 2 || codes[0] != packets.ErrTopicFilterInvalid.Code || codes[1] != 1 {
+		t.Fatalf("SUBACK %v", codes)
+	}
+	c.publish(2, 1, "fleet/D2/+", []byte(`{}`))
+	if _, closed := readUntilClosed(c, 3*time.Second); !closed {
+		t.Fatal("a PUBLISH with a wildcard topic kept its connection")
+	}
+	if s, p := obs.accessCount("subscribe/invalid_topic"), obs.accessCount("publish/invalid_topic"); s != 1 || p != 1 {
+		t.Fatalf("invalid_topic counted subscribe %d, publish %d; want 1 and 1", s, p)
+	}
+}
