@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"crypto/x509"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,10 @@ type authHook struct {
 	obs     Observer
 	log     *zap.Logger // sampled: refusals can come in floods
 	backoff *backoff    // nil: no back-off
+	// answer sends the PUBACK (PUBREC) of a denied PUBLISH in the
+	// connection's PUBLISH order, after its earlier messages' acks (the
+	// ingest hook's answerInOrder); nil writes it at once.
+	answer func(cl *mqtt.Client, ack packets.Packet)
 
 	users  atomic.Pointer[userTable]
 	policy atomic.Pointer[policySource]
@@ -57,6 +62,7 @@ type identity struct {
 	principal string
 	username  string // the users-file username that authenticated; "" otherwise
 	certCN    string
+	willTopic string // "" without a will
 }
 
 func newAuthHook(cfg Config, users *userTable, pol *policy.Policy, from string, obs Observer, log *zap.Logger) *authHook {
@@ -83,7 +89,7 @@ func (h *authHook) ID() string { return "fleetgate-auth" }
 // Provides implements mqtt.Hook.
 func (h *authHook) Provides(b byte) bool {
 	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnDisconnect, mqtt.OnClientExpired,
+		mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnDisconnect, mqtt.OnClientExpired,
 	}, []byte{b})
 }
 
@@ -92,6 +98,8 @@ const (
 	stageConnect   = "connect"
 	stagePublish   = "publish"
 	stageSubscribe = "subscribe"
+	// stageSession is a live connection or session ended by a reload.
+	stageSession = "session"
 )
 
 // Reasons a connection is refused (Observer.AccessRefused, stage connect).
@@ -104,16 +112,55 @@ const (
 	refuseWillDenied       = "will_denied"
 	refuseBackoff          = "backoff"
 	refuseClientIDInvalid  = "client_id_invalid"
+	refuseSessionOwned     = "session_owned"
+	// refuseRevoked ends a connection whose user left the users file or
+	// got a new password (stage session); refuseWillWithdrawn takes back
+	// a will the reloaded policy denies.
+	refuseRevoked = "credential_revoked"
+	// refuseInvalidTopic counts a PUBLISH topic with a wildcard (mochi
+	// closes the connection) or an invalid SUBSCRIBE filter (mochi refuses
+	// it), which mochi decides before any hook.
+	refuseInvalidTopic  = "invalid_topic"
+	refuseWillWithdrawn = "will_withdrawn"
 	// refuseNotAuthorized is the reason of a PUBLISH or SUBSCRIBE the
 	// policy denies.
 	refuseNotAuthorized = router.ReasonNotAuthorized
 )
 
-// OnPacketRead implements mqtt.Hook. It answers an MQTT 3.1.1 CONNECT with
+// OnPacketRead implements mqtt.Hook. It refuses a PUBLISH to $SYS (see
+// refusePublish), counts the invalid topics mochi refuses itself, and
+// answers an MQTT 3.1.1 CONNECT with
 // an empty client id and clean session 0 with CONNACK 0x02 (identifier
 // rejected, MQTT-3.1.3-8); mochi would answer 0x80, which 3.1.1 does not
 // have.
 func (h *authHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	switch {
+	case cl.Net.Inline:
+		return pk, nil
+	case pk.FixedHeader.Type == packets.Publish && strings.ContainsAny(pk.TopicName, "+#"):
+		// mochi closes the connection (protocol error): count it.
+		_, id, _ := h.decide(cl, policy.Publish, pk.TopicName)
+		h.refused(cl, stagePublish, refuseInvalidTopic, id.username, id.principal, pk.TopicName)
+		return pk, nil
+	case pk.FixedHeader.Type == packets.Publish:
+		// mochi drops a PUBLISH to $SYS before any hook, unanswered: refuse
+		// it here as the policy would, and let mochi drop it.
+		if len(pk.TopicName) >= len(mqtt.SysPrefix) && strings.EqualFold(pk.TopicName[:len(mqtt.SysPrefix)], mqtt.SysPrefix) {
+			_, id, _ := h.decide(cl, policy.Publish, pk.TopicName)
+			h.refusePublish(cl, pk, id, policy.Decision{Rule: sysPublishRule, Index: -1})
+		}
+		return pk, nil
+	case pk.FixedHeader.Type == packets.Subscribe:
+		// mochi refuses an invalid filter (SUBACK 0x8F/0x80) before any
+		// hook: count it.
+		for _, f := range pk.Filters {
+			if !mqtt.IsValidFilter(f.Filter, false) {
+				_, id, _ := h.decide(cl, policy.Subscribe, f.Filter)
+				h.refused(cl, stageSubscribe, refuseInvalidTopic, id.username, id.principal, f.Filter)
+			}
+		}
+		return pk, nil
+	}
 	if pk.FixedHeader.Type != packets.Connect || pk.ProtocolVersion >= 5 || pk.Connect.Clean || pk.Connect.ClientIdentifier != "" {
 		return pk, nil
 	}
@@ -140,23 +187,37 @@ func (h *authHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) boo
 	}
 	if id.username != "" {
 		a.release() // its own slot must not keep the key
-		h.backoff.succeed(userKeyPrefix + id.username)
+		h.backoff.succeed(userKey(id.username))
 	}
-	return h.authorizeConnect(cl, id, user)
+	return h.authorizeConnect(cl, id, user, pk.Connect.Clean)
 }
 
-// authorizeConnect checks an authenticated connection's client id and will,
-// and remembers its identity.
-func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string) bool {
+// authorizeConnect checks an authenticated connection's client id, session
+// and will, and remembers its identity. A connection that would resume
+// (clean false) a session of another principal is refused.
+func (h *authHook) authorizeConnect(cl *mqtt.Client, id *identity, user string, clean bool) bool {
 	if h.cfg.Auth.EnforceDeviceIdentity && (id.principal == "" || id.principal != cl.ID) {
 		h.refused(cl, stageConnect, refuseIdentityMismatch, user, id.principal, "")
 		return false
+	}
+	if prev, ok := h.idents.Load(cl.ID); ok && !clean && resumable(prev.(*identity)) && prev.(*identity).principal != id.principal {
+		// The session was filled under its principal's policy (its
+		// subscriptions, the messages queued while it was offline): mochi
+		// would hand them to this connection unchecked.
+		h.refused(cl, stageConnect, refuseSessionOwned, user, id.principal, "", zap.String("session_principal", prev.(*identity).principal))
+		return false
+	}
+	if prev, ok := h.idents.Load(cl.ID); ok && !clean && resumable(prev.(*identity)) {
+		h.recheckQueued(prev.(*identity).cl, id, cl)
 	}
 	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
 		if d := h.decideFor(id, cl.ID, policy.Publish, cl.Properties.Will.TopicName); !d.Allow {
 			h.refused(cl, stageConnect, refuseWillDenied, user, id.principal, cl.Properties.Will.TopicName, zap.String("rule", d.Rule))
 			return false
 		}
+	}
+	if atomic.LoadUint32(&cl.Properties.Will.Flag) == 1 {
+		id.willTopic = cl.Properties.Will.TopicName
 	}
 	h.idents.Store(cl.ID, id)
 	return true
@@ -180,6 +241,7 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*identity, 
 	if user != "" && (h.cfg.Auth.UsersFile != "" || !h.cfg.Auth.AllowAnonymous) {
 		cred := users.lookup(user)
 		if cred == nil {
+			users.spend(pk.Connect.Password) // as long as a wrong password
 			return nil, refuseUnknownUser
 		}
 		if !cred.verify(pk.Connect.Password) {
@@ -192,6 +254,13 @@ func (h *authHook) authenticate(cl *mqtt.Client, pk packets.Packet) (*identity, 
 		return id, ""
 	}
 	return nil, refuseNoCredentials
+}
+
+// resumable tells whether a new connection of id's client id with clean
+// false would inherit id's session: mochi wipes a 3.1.1 clean session
+// instead.
+func resumable(id *identity) bool {
+	return id.cl == nil || !id.cl.Properties.Clean || id.cl.Properties.ProtocolVersion >= 5
 }
 
 // certIdentity is the principal a verified certificate gives.
@@ -240,7 +309,7 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	// queued for it, are passing to that connection.
 	d, id, _ := h.decide(cl, policy.Subscribe, topic)
 	if !d.Allow {
-		h.refused(cl, stageSubscribe, refuseNotAuthorized, id.username, id.principal, topic, zap.String("rule", d.Rule))
+		h.refused(cl, stageSubscribe, refusalReason(d), id.username, id.principal, topic, zap.String("rule", d.Rule))
 	}
 	return d.Allow
 }
@@ -250,7 +319,9 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // rules, subscribers or the retained store. MQTT 5 gets PUBACK (PUBREC)
 // 0x87; MQTT 3.1.1, which has no refusal code, gets a plain PUBACK
 // (PUBREC) so that it does not re-send the message forever, and keeps its
-// connection; QoS 0 is dropped. Every refusal is counted and logged.
+// connection; QoS 0 is dropped. The answer goes out in PUBLISH order
+// (MQTT-4.6.0-2), after the acks of the connection's earlier messages
+// still on their way to Kafka. Every refusal is counted and logged.
 func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Net.Inline {
 		return true
@@ -265,10 +336,20 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if d.Allow {
 		return true
 	}
-	h.refused(cl, stagePublish, refuseNotAuthorized, id.username, id.principal, pk.TopicName,
+	h.refusePublish(cl, pk, id, d)
+	return false
+}
+
+// sysPublishRule is the rule named when a PUBLISH to $SYS is refused.
+const sysPublishRule = "($SYS is the broker's)"
+
+// refusePublish counts, logs and answers (QoS 1/2) a PUBLISH that goes
+// nowhere: MQTT 5 gets PUBACK (PUBREC) 0x87, MQTT 3.1.1 a plain one.
+func (h *authHook) refusePublish(cl *mqtt.Client, pk packets.Packet, id *identity, d policy.Decision) {
+	h.refused(cl, stagePublish, refusalReason(d), id.username, id.principal, pk.TopicName,
 		zap.String("rule", d.Rule), zap.Uint8("qos", pk.FixedHeader.Qos))
 	if pk.FixedHeader.Qos == 0 {
-		return false
+		return
 	}
 	ack := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID}
 	if pk.FixedHeader.Qos == 2 {
@@ -277,13 +358,12 @@ func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
 	if cl.Properties.ProtocolVersion >= 5 {
 		ack.ReasonCode = packets.ErrNotAuthorized.Code
 		ack.Properties.ReasonString = "not authorized by the policy"
-	} else if pk.FixedHeader.Qos == 2 {
-		cl.State.Inflight.Set(ack) // mochi answers the PUBREL from it
 	}
-	if err := cl.WritePacket(ack); err != nil {
-		h.log.Debug("mqtt refusal ack not sent", zap.String("client_id", cl.ID), zap.Error(err))
+	if h.answer != nil {
+		h.answer(cl, ack)
+	} else {
+		writeRefusalAck(cl, ack, h.log)
 	}
-	return false
 }
 
 // decide asks the policy in force about cl's request, with the identity
@@ -300,6 +380,9 @@ func (h *authHook) decide(cl *mqtt.Client, a policy.Action, topic string) (d pol
 }
 
 func (h *authHook) decideFor(id *identity, clientID string, a policy.Action, topic string) policy.Decision {
+	if !h.cfg.Topics.fits(topic) {
+		return policy.Decision{Rule: topicTooLongRule, Index: -1}
+	}
 	p := h.policy.Load().p
 	return p.Decide(policy.Request{Principal: id.principal, ClientID: clientID, Username: id.username, CertCN: id.certCN, Action: a, Topic: topic})
 }

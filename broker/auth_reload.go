@@ -6,8 +6,10 @@ import (
 	"github.com/fleetgate/fleetgate/policy"
 )
 
-// ReloadUsers re-reads mqtt.auth.users_file and swaps it in; connections
-// already established stay. On any error the previous users stay in force
+// ReloadUsers re-reads mqtt.auth.users_file and swaps it in. Connections
+// and sessions of users whose line went or changed (a revoked terminal, a
+// new password) end: the connection is closed and an offline session gets
+// no more deliveries. The others stay. On any error the previous users stay in force
 // and the error says why. Without a users file it does nothing. It is safe
 // for concurrent use.
 func (b *Broker) ReloadUsers() error {
@@ -20,15 +22,17 @@ func (b *Broker) ReloadUsers() error {
 		b.log.Error("users file reload rejected; the previous users stay in force", zap.String("file", path), zap.Error(err))
 		return err
 	}
-	b.auth.users.Store(users)
+	old := b.auth.users.Swap(users)
 	b.log.Info("users file reloaded", zap.String("file", path), zap.Int("users", len(users.creds)))
+	b.auth.revoke(old, users, b.server)
 	warnPlaintext(users, path, b.log)
 	return nil
 }
 
 // ReloadPolicy re-reads mqtt.acl_file and swaps the compiled policy in
 // atomically: every decision from then on, including deliveries to
-// subscriptions made before, uses it. On any error the previous policy
+// subscriptions made before, uses it, and a connected client's will that
+// it denies is taken back (not published when the connection drops). On any error the previous policy
 // stays in force. Without a policy file it does nothing. It is safe for
 // concurrent use.
 func (b *Broker) ReloadPolicy() error {
@@ -43,6 +47,7 @@ func (b *Broker) ReloadPolicy() error {
 	}
 	b.auth.policy.Store(&policySource{p: p, from: path})
 	b.log.Info("policy reloaded", zap.String("file", path), zap.Int("rules", p.Len()))
+	b.auth.withdrawWills()
 	return nil
 }
 

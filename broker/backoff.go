@@ -2,6 +2,8 @@ package broker
 
 import (
 	"container/list"
+	"crypto/sha256"
+	"encoding/base64"
 	"net"
 	"strings"
 	"sync"
@@ -56,9 +58,24 @@ func (b *backoff) keysOf(remote, username string) []string {
 		keys = append(keys, "addr:"+remote)
 	}
 	if b.cfg.has("username") && username != "" {
-		keys = append(keys, userKeyPrefix+username)
+		keys = append(keys, userKey(username))
 	}
 	return keys
+}
+
+// maxKeyBytes bounds a back-off key: usernames and addresses come from the
+// client (a username may be as long as mqtt.max_packet_bytes), and
+// max_tracked keys of that size would be gigabytes.
+const maxKeyBytes = 64
+
+// userKey is the back-off key of a username: "user:" and the name, or for
+// a longer name than fits in maxKeyBytes, "user#" and its SHA-256.
+func userKey(username string) string {
+	if len(userKeyPrefix)+len(username) <= maxKeyBytes {
+		return userKeyPrefix + username
+	}
+	sum := sha256.Sum256([]byte(username))
+	return "user#" + base64.RawStdEncoding.EncodeToString(sum[:])
 }
 
 // attempt is one authentication attempt's hold on its keys' counts of
@@ -91,7 +108,7 @@ func (b *backoff) admit(keys []string) (*attempt, bool) {
 			}
 			a.held = append(a.held, f)
 		}
-		if strings.HasPrefix(k, userKeyPrefix) {
+		if strings.HasPrefix(k, userKeyPrefix) || strings.HasPrefix(k, "user#") {
 			if b.checking[k] >= b.cfg.MaxWaiting {
 				return nil, false
 			}

@@ -87,6 +87,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		return nil, fmt.Errorf("mqtt: add auth hook: %w", err)
 	}
 	b.hook = newIngestHook(b, pipeline, log, op)
+	b.auth.answer = b.hook.answerInOrder
 	if err := server.AddHook(b.hook, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add ingest hook: %w", err)
 	}
@@ -197,7 +198,6 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	})
 	return err
 }
-
 
 // pollInterval is how often Shutdown checks that in-flight messages are done.
 const pollInterval = 10 * time.Millisecond

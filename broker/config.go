@@ -75,6 +75,10 @@ type Config struct {
 	// Retained bounds retained messages.
 	Retained RetainedConfig `mapstructure:"retained"`
 
+	// Topics bounds topic lengths and subscriptions per client
+	// (topic_limits.go).
+	Topics TopicLimits `mapstructure:"topics"`
+
 	// DeliveryTimeout is how long a message may wait for Kafka before the
 	// connection is told it failed. Set from kafka.delivery_timeout.
 	DeliveryTimeout time.Duration `mapstructure:"-"`
@@ -150,6 +154,7 @@ func DefaultConfig() Config {
 		MaxPacketBytes:   262144,
 		MaxInflight:      64,
 		MaxPendingWrites: 256,
+		Topics:           defaultTopicLimits(),
 		DeliveryTimeout:  30 * time.Second,
 
 		MaxKeepAlive:      20 * time.Minute,
@@ -178,7 +183,7 @@ func (c Config) Validate() error {
 	if !c.Auth.AllowAnonymous && c.Auth.UsersFile == "" && c.TLS.ClientCAFile == "" {
 		bad("mqtt.auth.allow_anonymous is false but neither mqtt.auth.users_file nor mqtt.tls.client_ca_file says who may connect")
 	}
-	errs = append(errs, c.Auth.validate(c.TLS), c.validateFiles())
+	errs = append(errs, c.Auth.validate(c.TLS), c.validateFiles(), c.Topics.validate())
 	if c.ConnectTimeout <= 0 {
 		bad("mqtt.connect_timeout must be positive (e.g. 10s)")
 	}

@@ -311,8 +311,9 @@ type ticket struct {
 	// awaitingRoom is set while the message waits for room under
 	// limits.*: a ticket that times out then failed for lack of room.
 	awaitingRoom atomic.Bool
-	err          error       // set before done
-	done         atomic.Bool // completed
+	refusal      *packets.Packet // the answer of a PUBLISH the policy denied (refusal.go)
+	err          error           // set before done
+	done         atomic.Bool     // completed
 
 	// doneCh is made only for a re-send waiting for this first copy.
 	mu     sync.Mutex

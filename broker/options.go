@@ -20,8 +20,11 @@ type Observer interface {
 	// AccessRefused: authentication or the policy refused something. stage
 	// is connect (reason unknown_user, bad_password, no_credentials,
 	// cert_no_identity, identity_mismatch, will_denied, backoff,
-	// client_id_invalid), publish or subscribe (reason not_authorized;
-	// subscribe also counts messages withheld from a subscriber).
+	// client_id_invalid, session_owned), publish or subscribe (reason
+	// not_authorized, topic_too_long or invalid_topic; subscribe also
+	// subscription_limit,
+	// and counts messages withheld from a subscriber), session (a reload ended it: credential_revoked,
+	// will_withdrawn).
 	AccessRefused(stage, reason string)
 	// Acked: a QoS 1/2 message was acknowledged, latency after it was read.
 	Acked(source string, latency time.Duration)

@@ -201,11 +201,15 @@ func (s *session) answer(batch []*ticket) {
 		s.log.settleIfDone(t)
 		switch {
 		case s.failed:
+		case t.refusal != nil:
+			buf = s.writeAcks(buf) // the earlier acks go first
+			writeRefusalAck(s.cl, *t.refusal, s.h.log)
 		case errors.Is(err, errShuttingDown):
 			// Refused without an answer; it was the connection's last
 			// message (its read loop waited on it), so order holds.
 			s.failed = true
 		case isRefusal(err):
+			buf = s.writeAcks(buf) // the earlier acks go first
 			s.refuse(t, err)
 		case err != nil:
 			buf = s.writeAcks(buf)

@@ -25,6 +25,14 @@ type userTable struct {
 	// plaintext counts the users whose password is stored in clear (the
 	// old "username password" form), for the start-up warning.
 	plaintext int
+	// decoy is a hashed credential of the file (nil when it has none),
+	// checked for an unknown username with its answer ignored: refusing an
+	// unknown username then takes as long as refusing a wrong password,
+	// so the time of the answer does not tell which usernames exist.
+	decoy credential
+	// stored is each user's credential as the file wrote it: a reload
+	// ends the connections of users whose line went or changed.
+	stored map[string]string
 }
 
 // credential is one user's stored password.
@@ -56,12 +64,30 @@ type plainPassword []byte
 
 func (p plainPassword) verify(pw []byte) bool { return subtle.ConstantTimeCompare(p, pw) == 1 }
 
+// unchanged tells whether user has the same stored credential in u as in
+// old.
+func (u *userTable) unchanged(old *userTable, user string) bool {
+	if u == nil || old == nil {
+		return false
+	}
+	now, ok := u.stored[user]
+	return ok && now == old.stored[user]
+}
+
 // lookup returns the user's credential, or nil for an unknown user.
 func (u *userTable) lookup(user string) credential {
 	if u == nil || user == "" {
 		return nil
 	}
 	return u.creds[user]
+}
+
+// spend checks password against the decoy and ignores the answer (the
+// unknown-username path; see decoy).
+func (u *userTable) spend(password []byte) {
+	if u != nil && u.decoy != nil {
+		u.decoy.verify(password)
+	}
 }
 
 // loadUsers reads mqtt.auth.users_file. A line is one of
@@ -91,6 +117,7 @@ func loadUsers(path string) (*userTable, error) {
 // parse adds the users of a users file's content; errors start with the
 // line number.
 func (u *userTable) parse(b []byte) error {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) // a UTF-8 byte-order mark (Windows editors)
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -105,8 +132,14 @@ func (u *userTable) parse(b []byte) error {
 			return fmt.Errorf("%d: user %q is listed twice", n, user)
 		}
 		u.creds[user] = cred
+		if u.stored == nil {
+			u.stored = map[string]string{}
+		}
+		u.stored[user] = line
 		if plain {
 			u.plaintext++
+		} else if u.decoy == nil {
+			u.decoy = cred
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -130,11 +163,29 @@ func parseUserLine(line string) (user string, cred credential, plain bool, err e
 	return fields[0], plainPassword(fields[1]), true, nil
 }
 
+// Bounds of the hashes a users file may hold: a check must take well under
+// a second (mosquitto_passwd uses 101 iterations; htpasswd -B cost 5).
+const (
+	bcryptLen           = 60
+	bcryptAlphabet      = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	maxBcryptCost       = 17
+	maxPBKDF2Iterations = 1_000_000
+)
+
 func parseHash(h string) (credential, error) {
 	switch {
 	case strings.HasPrefix(h, "$2a$"), strings.HasPrefix(h, "$2b$"), strings.HasPrefix(h, "$2y$"):
-		if _, err := bcrypt.Cost([]byte(h)); err != nil {
+		// A bcrypt hash is exactly 60 characters of its alphabet: anything
+		// else no password matches, and the user could never log in.
+		if len(h) != bcryptLen || strings.Trim(h[7:], bcryptAlphabet) != "" {
+			return nil, fmt.Errorf("bcrypt hash: want %d characters ($2y$cost$ and 53 of ./A-Za-z0-9), as htpasswd -B writes", bcryptLen)
+		}
+		cost, err := bcrypt.Cost([]byte(h))
+		if err != nil {
 			return nil, fmt.Errorf("bcrypt hash: %w", err)
+		}
+		if cost > maxBcryptCost {
+			return nil, fmt.Errorf("bcrypt hash: cost %d is above %d (htpasswd -B's maximum): each login would take the CPU for minutes", cost, maxBcryptCost)
 		}
 		return bcryptHash(h), nil
 	case strings.HasPrefix(h, "$7$"):
@@ -143,8 +194,8 @@ func parseHash(h string) (credential, error) {
 			return nil, fmt.Errorf("mosquitto_passwd hash: want $7$iterations$salt$hash")
 		}
 		iter, err := strconv.Atoi(parts[2])
-		if err != nil || iter < 1 {
-			return nil, fmt.Errorf("mosquitto_passwd hash: iterations %q is not a positive number", parts[2])
+		if err != nil || iter < 1 || iter > maxPBKDF2Iterations {
+			return nil, fmt.Errorf("mosquitto_passwd hash: iterations %q is not a number from 1 to %d", parts[2], maxPBKDF2Iterations)
 		}
 		salt, err := base64.StdEncoding.DecodeString(parts[3])
 		if err != nil || len(salt) == 0 {

@@ -128,9 +128,11 @@ func parseLevel(l string) ([]part, error) {
 
 // resolve substitutes r's values into f. A substituted value is literal
 // text within one level: one that is empty or holds "/", "+", "#" or NUL
-// would widen or shift the filter, so the filter then matches nothing
-// (ok false).
-func (f filter) resolve(r Request) ([]string, bool) {
+// would widen or shift the filter. Such a value fails closed: an allow
+// rule's filter then matches nothing (ok false); a deny rule's (widen)
+// becomes # from that level, covering every topic the value could have
+// reached, so that skipping the deny never lets a later allow through.
+func (f filter) resolve(r Request, widen bool) ([]string, bool) {
 	if f.static != nil {
 		return f.static, true
 	}
@@ -152,6 +154,9 @@ func (f filter) resolve(r Request) ([]string, bool) {
 			}
 			val := p.v.value(r)
 			if !safeValue(val) {
+				if widen {
+					return append(out[:i], "#"), true
+				}
 				return nil, false
 			}
 			b.WriteString(val)

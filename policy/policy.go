@@ -63,6 +63,11 @@ type Decision struct {
 // DefaultRule is Decision.Rule when no rule matched.
 const DefaultRule = "(default)"
 
+// InvalidTopicRule is Decision.Rule of a request whose topic no client may
+// use: empty, holding NUL, or (to publish) a wildcard. It is denied
+// whatever the rules.
+const InvalidTopicRule = "(invalid topic)"
+
 // Policy is a compiled set of rules. It is immutable and safe for
 // concurrent use.
 type Policy struct {
@@ -86,7 +91,8 @@ func (p *Policy) Len() int { return len(p.rules) }
 // compiled policy). An allow rule matches a subscription only when every
 // topic the requested filter can match is within the rule's filter; a deny
 // rule matches when the two share any topic. So "deny alerts/secret"
-// before "allow alerts/#" refuses a subscription to alerts/#.
+// before "allow alerts/#" refuses a subscription to alerts/#. A request
+// with an invalid topic (InvalidTopicRule) is denied before any rule.
 func (p *Policy) Decide(r Request) Decision {
 	if len(p.rules) == 0 {
 		return p.fallback()
@@ -95,6 +101,9 @@ func (p *Policy) Decide(r Request) Decision {
 	if r.Action == Subscribe {
 		topic = unshare(topic)
 	}
+	if topic == "" || strings.ContainsRune(topic, 0) || (r.Action == Publish && strings.ContainsAny(topic, "+#")) {
+		return Decision{Rule: InvalidTopicRule, Index: -1}
+	}
 	req := strings.Split(topic, "/")
 	for i := range p.rules {
 		ru := &p.rules[i]
@@ -102,7 +111,7 @@ func (p *Policy) Decide(r Request) Decision {
 			continue
 		}
 		for _, f := range ru.topics {
-			levels, ok := f.resolve(r)
+			levels, ok := f.resolve(r, !ru.allow)
 			if !ok {
 				continue
 			}

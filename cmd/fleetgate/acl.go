@@ -21,7 +21,9 @@ const aclUsage = `Usage:
       Flags:
         --clientid C    the client id (${clientid}); default: P, as
                         mqtt.auth.enforce_device_identity requires
-        --username U    the users-file username (${username}); default: none
+        --username U    the users-file username (${username}); default: P
+                        unless --cert-cn is given (a users-file login, as
+                        the broker sees it), none otherwise
         --cert-cn CN    the client certificate's common name (${cert.cn})
 `
 
@@ -73,6 +75,9 @@ func acl(args []string, stdout, stderr io.Writer) int {
 	if req.ClientID == "" {
 		req.ClientID = *principal
 	}
+	if req.Username == "" && req.CertCN == "" {
+		req.Username = *principal // a users-file login, as the broker sees it
+	}
 	if *sub != "" {
 		req.Action, req.Topic = policy.Subscribe, *sub
 	}
@@ -84,7 +89,7 @@ func acl(args []string, stdout, stderr io.Writer) int {
 	rule := d.Rule
 	if d.Index >= 0 {
 		rule = fmt.Sprintf("%s (rules[%d])", d.Rule, d.Index)
-	} else if !p.AllowsAll() {
+	} else if !p.AllowsAll() && d.Rule != policy.InvalidTopicRule {
 		rule += ": no rule matched"
 	}
 	fmt.Fprintf(stdout, "%s %s %q for principal %q (client id %q): %s, policy %s\n", verdict, req.Action, req.Topic, req.Principal, req.ClientID, rule, from)

@@ -1,0 +1,73 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/policy"
+)
+
+// revoke ends the connections and sessions authenticated by a users-file
+// line that the reload from old to users removed or changed: the identity
+// is forgotten (so deliveries to an offline session are denied from now
+// on), a live connection is closed and the session emptied. Each is
+// counted and logged.
+func (h *authHook) revoke(old, users *userTable, server *mqtt.Server) {
+	h.idents.Range(func(k, v any) bool {
+		id := v.(*identity)
+		if id.username == "" || users.unchanged(old, id.username) {
+			return true
+		}
+		if !h.idents.CompareAndDelete(k, v) {
+			return true // replaced meanwhile by a newer authentication
+		}
+		h.refused(id.cl, stageSession, refuseRevoked, id.username, id.principal, "")
+		if !id.cl.Closed() {
+			_ = server.DisconnectClient(id.cl, packets.ErrNotAuthorized)
+		}
+		// Empty the session, as a clean takeover does: once the identity is
+		// forgotten, nothing says whose it was (session_owned), and
+		// another principal could inherit its subscriptions and queue.
+		server.UnsubscribeClient(id.cl)
+		id.cl.ClearInflights()
+		return true
+	})
+}
+
+// withdrawWills takes back the wills of connected clients that the policy
+// in force denies (a reload narrowed it): mochi checks nothing when it
+// publishes a will, and its topic was only decided at CONNECT.
+func (h *authHook) withdrawWills() {
+	h.idents.Range(func(_, v any) bool {
+		id := v.(*identity)
+		if id.willTopic == "" || id.cl.Closed() || atomic.LoadUint32(&id.cl.Properties.Will.Flag) == 0 {
+			return true
+		}
+		if d := h.decideFor(id, id.cl.ID, policy.Publish, id.willTopic); !d.Allow {
+			atomic.StoreUint32(&id.cl.Properties.Will.Flag, 0) // sendLWT returns at once
+			h.refused(id.cl, stageSession, refuseWillWithdrawn, id.username, id.principal, id.willTopic, zap.String("rule", d.Rule))
+		}
+		return true
+	})
+}
+
+// recheckQueued drops from the session being resumed (old's in-flight
+// window, which mochi hands to the new connection and re-sends without
+// asking the policy) the messages queued for delivery that the policy in
+// force denies id: a reload may have narrowed it since they were queued.
+func (h *authHook) recheckQueued(old *mqtt.Client, id *identity, cl *mqtt.Client) {
+	if old == nil {
+		return
+	}
+	for _, pk := range old.State.Inflight.GetAll(false) {
+		if pk.FixedHeader.Type != packets.Publish {
+			continue
+		}
+		if d := h.decideFor(id, cl.ID, policy.Subscribe, pk.TopicName); !d.Allow && old.State.Inflight.Delete(pk.PacketID) {
+			h.refused(cl, stageSubscribe, refusalReason(d), id.username, id.principal, pk.TopicName, zap.String("rule", d.Rule))
+		}
+	}
+}
