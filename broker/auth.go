@@ -120,7 +120,7 @@ const (
 	// refuseInvalidTopic counts a PUBLISH topic with a wildcard (mochi
 	// closes the connection) or an invalid SUBSCRIBE filter (mochi refuses
 	// it), which mochi decides before any hook.
-	refuseInvalidTopic  = "invalid_topic"
+	refuseInvalidTopic  = router.ReasonInvalidTopic
 	refuseWillWithdrawn = "will_withdrawn"
 	// refuseNotAuthorized is the reason of a PUBLISH or SUBSCRIBE the
 	// policy denies.

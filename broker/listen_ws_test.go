@@ -238,6 +238,11 @@ func TestWebSocketOriginAllowList(t *testing.T) {
 			t.Fatalf("origin %q: %v, want 403", tc.origin, err)
 		}
 	}
+	// The refusal is counted once the 403 is written, which the client may
+	// read first.
+	for deadline := time.Now().Add(5 * time.Second); obs.refusedConns(reasonWSOrigin) < 2 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := obs.refusedConns(reasonWSOrigin); n != 2 {
 		t.Fatalf("%d origin refusals counted, want 2", n)
 	}

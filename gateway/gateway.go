@@ -47,7 +47,7 @@ type Gateway struct {
 	onRulesReload func(ok bool)
 
 	securityWatchers []*config.FileWatcher // users and policy files (security.go)
-	data          data // lookup tables and schemas (data.go)
+	data             data                  // lookup tables and schemas (data.go)
 }
 
 // New prepares a gateway for cfg, which must be valid (config.Load

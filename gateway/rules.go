@@ -33,7 +33,7 @@ func (g *Gateway) ReloadRules(ctx context.Context) error {
 func (g *Gateway) watchRules() error {
 	g.reloader = config.NewReloader(g.cfg, g.engine, config.ReloaderOptions{
 		Check:    g.checkReloadedRules,
-		Compiler: g.ruleCompiler, // fresh schemas, the same lookup tables
+		Compiler: g.ruleCompiler,  // fresh schemas, the same lookup tables
 		OnReload: g.RulesReloaded, // counts, then calls onRulesReload
 	}, g.log.Named("rules"))
 	return g.reloader.Start()
