@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -120,6 +121,8 @@ func (v *Version) check(withID bool) error {
 	switch {
 	case withID && v.ID <= 0:
 		return errors.New("no id")
+	case v.ID > math.MaxInt32: // ids are 32-bit: the wire format has 4 bytes
+		return fmt.Errorf("id %d is out of range", v.ID)
 	case v.Schema == "":
 		return errors.New("no schema")
 	}

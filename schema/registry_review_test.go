@@ -39,6 +39,7 @@ func TestRegistryBadAnswers(t *testing.T) {
 			"/subjects: the answer is not what the Confluent API returns"},
 		{"empty version", subjects(`{}`), `/subjects/message-log-value/versions/latest: the answer is not what the Confluent API returns: no id`},
 		{"json without id", subjects(`{"schemaType":"JSON","version":1,"schema":"{}"}`), `/subjects/message-log-value/versions/latest: the answer is not what the Confluent API returns: no id`},
+		{"id beyond 32 bits", subjects(`{"schemaType":"JSON","id":4294967297,"version":1,"schema":"{}"}`), `the answer is not what the Confluent API returns: id 4294967297 is out of range`},
 		{"json without schema", subjects(`{"schemaType":"JSON","id":3,"version":1}`), `/subjects/message-log-value/versions/latest: the answer is not what the Confluent API returns: no schema`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
