@@ -84,6 +84,10 @@ func parseCSV(data []byte, key string) (map[string][]byte, error) {
 	names := make([][]byte, len(header))
 	seen := make(map[string]bool, len(header))
 	for i, h := range header {
+		if !utf8.ValidString(h) {
+			// It would be written as U+FFFD: the row would have no such member.
+			return nil, fmt.Errorf("line 1: the name of column %d is not UTF-8", i+1)
+		}
 		if seen[h] {
 			return nil, fmt.Errorf("line 1: column %q is named twice", h)
 		}
