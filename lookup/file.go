@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -22,6 +23,10 @@ type fileSource struct {
 	format fileFormat
 	log    *zap.Logger
 	watch  io.Closer
+
+	// loading serializes loads: the watch may report a change while the
+	// first load runs, and the later read must be the one that stays.
+	loading sync.Mutex
 }
 
 // LoadFile reads a file table once, without watching it (for rules test
@@ -48,6 +53,8 @@ func newFileSource(t *Table, cfg TableConfig, log *zap.Logger) (*fileSource, err
 // load reads and parses the whole file and swaps it in; on error the
 // table keeps what it had.
 func (f *fileSource) load() error {
+	f.loading.Lock()
+	defer f.loading.Unlock()
 	data, err := os.ReadFile(f.path)
 	if err != nil {
 		return fmt.Errorf("lookups.%s.file: %w", f.table.name, err)
@@ -66,16 +73,20 @@ func (f *fileSource) load() error {
 	return nil
 }
 
-// start loads the file, then reloads it on every change.
+// start watches the file, then loads it, and reloads it on every change.
+// The watch comes first: its baseline is the content it sees when it
+// starts, so a change landing between the two is either in the load or a
+// change the watch reports; loading first could miss it for good.
 func (f *fileSource) start(watch WatchFunc) error {
-	if err := f.load(); err != nil {
-		return err
-	}
 	w, err := watch(f.path, f.reload)
 	if err != nil {
 		return fmt.Errorf("lookups.%s.file: %w", f.table.name, err)
 	}
 	f.watch = w
+	if err := f.load(); err != nil {
+		_ = f.close()
+		return err
+	}
 	return nil
 }
 

@@ -18,18 +18,33 @@ const maxBatch = 512
 // kafkaSource keeps a table in step with a compacted topic: one partition
 // consumer per partition (no consumer group: every gateway reads the whole
 // topic), from the oldest offset, for as long as the source is open.
+// Partitions added to the topic later are found every refresh and
+// followed too.
 type kafkaSource struct {
 	table    *Table
 	topic    string
 	log      *zap.Logger
 	consumer sarama.Consumer
-	pcs      []sarama.PartitionConsumer
-	behind   atomic.Int32 // partitions not yet at their end offset of the start
+	refresh  time.Duration // how often to look for new partitions
+	behind   atomic.Int32  // partitions not yet at their end offset of the start
 	wg       sync.WaitGroup
+
+	mu  sync.Mutex // guards pcs and known
+	pcs []sarama.PartitionConsumer
+	// known are the partitions being followed.
+	known map[int32]bool
+
+	done      chan struct{} // closed by close: stop looking for partitions
+	stopOnce  sync.Once
+	partsDone sync.WaitGroup // the goroutine looking for partitions
 }
 
-func newKafkaSource(t *Table, cfg TableConfig, log *zap.Logger) *kafkaSource {
-	return &kafkaSource{table: t, topic: cfg.KafkaTopic, log: log}
+func newKafkaSource(t *Table, cfg TableConfig, log *zap.Logger, refresh time.Duration) *kafkaSource {
+	if refresh <= 0 {
+		refresh = DefaultPartitionRefresh
+	}
+	return &kafkaSource{table: t, topic: cfg.KafkaTopic, log: log, refresh: refresh,
+		known: map[int32]bool{}, done: make(chan struct{})}
 }
 
 // start reads the end offsets and starts a consumer per partition. It
@@ -72,16 +87,68 @@ func (k *kafkaSource) start(client sarama.Client) error {
 			_ = k.close()
 			return fmt.Errorf("%s: consume %s/%d: %w", key, k.topic, t.p, err)
 		}
-		k.pcs = append(k.pcs, pc)
 		caughtUp := t.end <= t.oldest
 		if !caughtUp {
 			k.behind.Add(1)
 		}
-		k.wg.Add(2)
-		go k.follow(pc, t.end, caughtUp)
-		go k.errors(pc)
+		k.followPartition(t.p, pc, t.end, caughtUp)
 	}
+	k.partsDone.Add(1)
+	go k.watchPartitions(client)
 	return nil
+}
+
+func (k *kafkaSource) followPartition(p int32, pc sarama.PartitionConsumer, end int64, caughtUp bool) {
+	k.mu.Lock()
+	k.pcs = append(k.pcs, pc)
+	k.known[p] = true
+	k.mu.Unlock()
+	k.wg.Add(2)
+	go k.follow(pc, end, caughtUp)
+	go k.errors(pc)
+}
+
+// watchPartitions looks for partitions added to the topic every refresh
+// and follows each from its oldest offset. A table that was ready stays
+// ready: a new partition's records are applied as they are read.
+func (k *kafkaSource) watchPartitions(client sarama.Client) {
+	defer k.partsDone.Done()
+	tick := time.NewTicker(k.refresh)
+	defer tick.Stop()
+	for {
+		select {
+		case <-k.done:
+			return
+		case <-tick.C:
+		}
+		if err := client.RefreshMetadata(k.topic); err != nil {
+			k.log.Warn("lookup topic metadata", zap.String("table", k.table.name), zap.String("topic", k.topic), zap.Error(err))
+			continue
+		}
+		parts, err := client.Partitions(k.topic)
+		if err != nil {
+			k.log.Warn("lookup topic partitions", zap.String("table", k.table.name), zap.String("topic", k.topic), zap.Error(err))
+			continue
+		}
+		for _, p := range parts {
+			k.mu.Lock()
+			known := k.known[p]
+			k.mu.Unlock()
+			if known {
+				continue
+			}
+			pc, err := k.consumer.ConsumePartition(k.topic, p, sarama.OffsetOldest)
+			if err != nil {
+				k.table.obs.LookupRefreshFailed(k.table.name)
+				k.log.Warn("lookup topic: cannot follow a new partition", zap.String("table", k.table.name),
+					zap.String("topic", k.topic), zap.Int32("partition", p), zap.Error(err))
+				continue
+			}
+			k.log.Info("lookup table following a new partition", zap.String("table", k.table.name),
+				zap.String("topic", k.topic), zap.Int32("partition", p))
+			k.followPartition(p, pc, 0, true)
+		}
+	}
 }
 
 // follow applies a partition's records until its consumer is closed.
@@ -159,11 +226,16 @@ func (k *kafkaSource) tableName() string { return k.table.name }
 func (k *kafkaSource) ready() bool       { return k.behind.Load() == 0 }
 
 func (k *kafkaSource) close() error {
-	for _, pc := range k.pcs {
+	k.stopOnce.Do(func() { close(k.done) })
+	k.partsDone.Wait()
+	k.mu.Lock()
+	pcs := k.pcs
+	k.pcs = nil
+	k.mu.Unlock()
+	for _, pc := range pcs {
 		pc.AsyncClose()
 	}
 	k.wg.Wait()
-	k.pcs = nil
 	if k.consumer == nil {
 		return nil
 	}

@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -79,7 +82,16 @@ func parseCSV(data []byte, key string) (map[string][]byte, error) {
 	}
 	keyCol := -1
 	names := make([][]byte, len(header))
+	seen := make(map[string]bool, len(header))
 	for i, h := range header {
+		if !utf8.ValidString(h) {
+			// It would be written as U+FFFD: the row would have no such member.
+			return nil, fmt.Errorf("line 1: the name of column %d is not UTF-8", i+1)
+		}
+		if seen[h] {
+			return nil, fmt.Errorf("line 1: column %q is named twice", h)
+		}
+		seen[h] = true
 		if h == key {
 			keyCol = i
 		}
@@ -112,13 +124,20 @@ func parseCSV(data []byte, key string) (map[string][]byte, error) {
 			arena = appendJSONString(arena, cell)
 		}
 		arena = append(arena, '}')
-		spans = append(spans, span{rec[keyCol], off, len(arena)})
+		// A clone: the reader's fields share one string per record, which
+		// the key would otherwise keep alive for the table's life.
+		spans = append(spans, span{strings.Clone(rec[keyCol]), off, len(arena)})
+	}
+	if cap(arena)-len(arena) > len(arena)/8 {
+		// The guess at the size was off (short cells under long column
+		// names): keep only the rows, not the grown buffer's spare room.
+		arena = append(make([]byte, 0, len(arena)), arena...)
 	}
 	return index(arena, spans), nil
 }
 
 // keyOf returns the lookup key of a compact JSON object: the member's
-// string value, or a number's text as written.
+// string value, or a number as numberKey writes it.
 func keyOf(obj []byte, name string) (string, error) {
 	v, ok := member(obj, name)
 	if !ok {
@@ -138,10 +157,31 @@ func keyOf(obj []byte, name string) (string, error) {
 		}
 		return s, nil
 	case c == '-' || c >= '0' && c <= '9':
-		return string(v), nil
+		return numberKey(string(v)), nil
 	default:
 		return "", fmt.Errorf("member %q must be a string or a number, not %s", name, v)
 	}
+}
+
+// numberKey is the key of a JSON number, the text lookup() looks a
+// number up by (router.lookupKey): an integer as its decimal text, a whole
+// number written as a decimal (42.0, 4.2e1) as that integer, any other as
+// Go's shortest 'g' form. An integer too large for int64 stays as written.
+func numberKey(num string) string {
+	if i, err := strconv.ParseInt(num, 10, 64); err == nil {
+		return strconv.FormatInt(i, 10)
+	}
+	if !strings.ContainsAny(num, ".eE") {
+		return num
+	}
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return num
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // member returns the raw value of obj's top-level member name; of a name

@@ -27,7 +27,14 @@ type Options struct {
 	// FollowKafka later. Its Consumer.Return.Errors should be true so that
 	// consumer errors are counted. The Set does not close it.
 	Kafka sarama.Client
+	// PartitionRefresh is how often a Kafka table looks for partitions
+	// added to its topic; 0 means DefaultPartitionRefresh.
+	PartitionRefresh time.Duration
 }
+
+// DefaultPartitionRefresh is how often a Kafka table looks for new
+// partitions of its topic by default.
+const DefaultPartitionRefresh = time.Minute
 
 type source interface {
 	tableName() string
@@ -61,7 +68,7 @@ func Open(cfg Config, opts Options) (*Set, error) {
 		s.tables[name] = t
 		log := opts.Log.With(zap.String("table", name))
 		if tc.KafkaTopic != "" {
-			s.topics = append(s.topics, newKafkaSource(t, tc, log))
+			s.topics = append(s.topics, newKafkaSource(t, tc, log, opts.PartitionRefresh))
 			continue
 		}
 		f, err := newFileSource(t, tc, log)

@@ -239,17 +239,8 @@ func TestKafkaTableCatchesUpAndFollows(t *testing.T) {
 	send(key(9), []byte(`[not an object`))
 
 	obs := newCounts()
-	set, err := lookup.Open(lookup.Config{"registry": {KafkaTopic: topic}, "empty": {KafkaTopic: "empty"}},
+	set := openReady(t, lookup.Config{"registry": {KafkaTopic: topic}, "empty": {KafkaTopic: "empty"}},
 		lookup.Options{Log: zaptest.NewLogger(t), Observer: obs, Kafka: client})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = set.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	if err := set.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
 	tb, _ := set.Lookup("registry")
 	if tb.Len() != 299 {
 		t.Errorf("rows after catching up = %d, want 299", tb.Len())
@@ -296,6 +287,22 @@ func TestKafkaTableUnknownTopic(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `lookups.registry.kafka_topic: topic "nope"`) {
 		t.Fatalf("Open = %v", err)
 	}
+}
+
+// openReady opens a Set and waits until its Kafka tables caught up.
+func openReady(t *testing.T, cfg lookup.Config, opts lookup.Options) *lookup.Set {
+	t.Helper()
+	set, err := lookup.Open(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = set.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if err := set.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
 
 func key(i int) string { return "86" + strconv.Itoa(1000+i) }

@@ -3,8 +3,10 @@ package schema
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -82,8 +84,12 @@ func (r *Registry) Version(ctx context.Context, subject string, version int) (*V
 
 func (r *Registry) version(ctx context.Context, subject, version string) (*Version, error) {
 	var v Version
-	if err := r.get(ctx, "/subjects/"+url.PathEscape(subject)+"/versions/"+version, &v); err != nil {
+	path := "/subjects/" + url.PathEscape(subject) + "/versions/" + version
+	if err := r.get(ctx, path, &v); err != nil {
 		return nil, err
+	}
+	if err := v.check(true); err != nil {
+		return nil, fmt.Errorf("GET %s%s: the answer is not what the Confluent API returns: %w", r.base, path, err)
 	}
 	if v.Subject == "" {
 		v.Subject = subject
@@ -96,12 +102,31 @@ func (r *Registry) version(ctx context.Context, subject, version string) (*Versi
 // are not part of that answer).
 func (r *Registry) ByID(ctx context.Context, id int) (*Version, error) {
 	var v Version
-	if err := r.get(ctx, "/schemas/ids/"+strconv.Itoa(id), &v); err != nil {
+	path := "/schemas/ids/" + strconv.Itoa(id)
+	if err := r.get(ctx, path, &v); err != nil {
 		return nil, err
+	}
+	if err := v.check(false); err != nil {
+		return nil, fmt.Errorf("GET %s%s: the answer is not what the Confluent API returns: %w", r.base, path, err)
 	}
 	v.ID = id
 	v.SchemaType = schemaType(v.SchemaType)
 	return &v, nil
+}
+
+// check refuses an answer without what every registered schema has, so
+// that a broken registry or a proxy's page fails the load, not a record:
+// a positive id (withID: the versions answer carries it) and the schema.
+func (v *Version) check(withID bool) error {
+	switch {
+	case withID && v.ID <= 0:
+		return errors.New("no id")
+	case v.ID > math.MaxInt32: // ids are 32-bit: the wire format has 4 bytes
+		return fmt.Errorf("id %d is out of range", v.ID)
+	case v.Schema == "":
+		return errors.New("no schema")
+	}
+	return nil
 }
 
 func schemaType(t string) string {
