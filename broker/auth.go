@@ -109,6 +109,22 @@ const (
 	refuseNotAuthorized = router.ReasonNotAuthorized
 )
 
+// Refusal is one label pair of Observer.AccessRefused
+// (fleetgate_mqtt_refusals_total{stage,reason}).
+type Refusal struct{ Stage, Reason string }
+
+// Refusals returns every stage and reason the broker refuses with: the
+// one list of them, which the metrics start at zero so that an alert sees
+// the first refusal after a start. A new slice on every call.
+func Refusals() []Refusal {
+	var rs []Refusal
+	for _, r := range []string{refuseClientIDInvalid, refuseBackoff, refuseUnknownUser, refuseBadPassword,
+		refuseNoCredentials, refuseNoCertIdentity, refuseIdentityMismatch, refuseWillDenied} {
+		rs = append(rs, Refusal{stageConnect, r})
+	}
+	return append(rs, Refusal{stagePublish, refuseNotAuthorized}, Refusal{stageSubscribe, refuseNotAuthorized})
+}
+
 // OnPacketRead implements mqtt.Hook. It answers an MQTT 3.1.1 CONNECT with
 // an empty client id and clean session 0 with CONNACK 0x02 (identifier
 // rejected, MQTT-3.1.3-8); mochi would answer 0x80, which 3.1.1 does not

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/router"
 )
 
@@ -152,6 +153,9 @@ func New() *Metrics {
 	// is invisible to increase() and rate().
 	for _, r := range slices.Concat(router.PermanentReasons(), router.TransientReasons(), router.RefusalReasons()) {
 		m.errors.WithLabelValues(r)
+	}
+	for _, r := range broker.Refusals() {
+		m.refusals.WithLabelValues(r.Stage, r.Reason)
 	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
