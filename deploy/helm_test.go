@@ -20,6 +20,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/gateway"
+	"github.com/fleetgate/fleetgate/policy"
 )
 
 const (
@@ -213,6 +214,7 @@ func TestHelmTemplate(t *testing.T) {
 				"/etc/fleetgate/secrets/telematics-tls":    "fleetgate-telematics-tls",
 				"/etc/fleetgate/secrets/kafka-tls":         "msk-ca",
 				"/etc/fleetgate/secrets/mqtt-users":        "fleetgate-mqtt-users",
+				"/etc/fleetgate/secrets/mqtt-policy":       "fleetgate-mqtt-policy",
 				"/etc/fleetgate/secrets/telematics-tokens": "fleetgate-telematics-tokens",
 			},
 			grace: 75, prom: true, envSecret: "fleetgate-msk-scram", replicas: 4, anonymous: ptr(false),
@@ -497,7 +499,8 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	if filepath.Base(cfg.RulesFile) != "rules.yaml" || len(cfg.Rules) == 0 {
 		t.Errorf("rules_file %q", cfg.RulesFile)
 	}
-	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.Auth.UsersFile,
+	used := map[string]bool{} // secret mounts the config names a file in
+	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.Auth.UsersFile, cfg.MQTT.ACLFile,
 		cfg.Telematics.TLS.CertFile, cfg.Telematics.TLS.KeyFile, cfg.Telematics.Auth.TokensFile, cfg.Kafka.TLS.CAFile} {
 		// loadRendered moved the pod's secrets directory under the test's.
 		if i := strings.Index(f, "/secrets/"); i >= 0 {
@@ -505,6 +508,12 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 		}
 		if f != "" && secretMounts[filepath.Dir(f)] == "" {
 			t.Errorf("the config names %s, which is in no mounted Secret (%v)", f, secretMounts)
+		}
+		used[filepath.Dir(f)] = true
+	}
+	for dir, secret := range secretMounts {
+		if !used[dir] {
+			t.Errorf("Secret %s is mounted at %s but the config names no file in it", secret, dir)
 		}
 	}
 	if (cfg.MQTT.TLSListen != "") != slices.Contains(tc.ports, "mqtts") {
@@ -601,7 +610,11 @@ func loadRendered(t *testing.T, cm manifest, env map[string]string) *config.Conf
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(path, nil, 0o644); err != nil {
+			var body []byte // an empty users or tokens file
+			if strings.Contains(m, "/mqtt-policy/") {
+				body = policy.DefaultYAML()
+			}
+			if err := os.WriteFile(path, body, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -65,6 +65,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.auth.mqttUsers.secretName }}
 {{- $_ := set $owned.mqtt "auth" (dict "users_file" (printf "%s/mqtt-users/%s" $s $.Values.auth.mqttUsers.key)) }}
 {{- end }}
+{{- with .Values.auth.mqttPolicy.secretName }}
+{{- $_ := set $owned.mqtt "acl_file" (printf "%s/mqtt-policy/%s" $s $.Values.auth.mqttPolicy.key) }}
+{{- end }}
 {{- /* A users file or client CA means authentication: anonymous clients are
        refused unless config.mqtt.auth.allow_anonymous says true (fleetgate's
        own default, true, is for running without any). */}}
