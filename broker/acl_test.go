@@ -94,6 +94,9 @@ func TestDefaultPolicySubscribe(t *testing.T) {
 			t.Errorf("v%d: got packet type %d topic %q, want its alert", tc.version, pk.FixedHeader.Type, pk.TopicName)
 		}
 	}
+	if u := obs.unlisted(); len(u) > 0 {
+		t.Errorf("refusals not in Refusals() (the metrics would not start them at zero): %v", u)
+	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if n := obs.access["subscribe/not_authorized"]; n != 24 {
@@ -151,6 +154,9 @@ func TestDefaultPolicyPublish(t *testing.T) {
 	}
 	if msgs := b.server.Topics.Messages("#"); len(msgs) != 0 {
 		t.Fatalf("%d retained messages stored from denied publishes (%s ...)", len(msgs), msgs[0].TopicName)
+	}
+	if u := obs.unlisted(); len(u) > 0 {
+		t.Errorf("refusals not in Refusals() (the metrics would not start them at zero): %v", u)
 	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()

@@ -127,6 +127,26 @@ const (
 	refuseNotAuthorized = router.ReasonNotAuthorized
 )
 
+// Refusal is one label pair of Observer.AccessRefused
+// (fleetgate_mqtt_refusals_total{stage,reason}).
+type Refusal struct{ Stage, Reason string }
+
+// Refusals returns every stage and reason the broker refuses with: the
+// one list of them, which the metrics start at zero so that an alert sees
+// the first refusal after a start. A new slice on every call.
+func Refusals() []Refusal {
+	var rs []Refusal
+	for _, r := range []string{refuseClientIDInvalid, refuseBackoff, refuseUnknownUser, refuseBadPassword,
+		refuseNoCredentials, refuseNoCertIdentity, refuseIdentityMismatch, refuseWillDenied, refuseSessionOwned} {
+		rs = append(rs, Refusal{stageConnect, r})
+	}
+	for _, r := range []string{refuseNotAuthorized, refuseInvalidTopic, refuseTopicTooLong} {
+		rs = append(rs, Refusal{stagePublish, r}, Refusal{stageSubscribe, r})
+	}
+	return append(rs, Refusal{stageSubscribe, refuseSubscriptionLimit},
+		Refusal{stageSession, refuseRevoked}, Refusal{stageSession, refuseWillWithdrawn})
+}
+
 // OnPacketRead implements mqtt.Hook. It refuses a PUBLISH to $SYS (see
 // refusePublish), counts the invalid topics mochi refuses itself, and
 // answers an MQTT 3.1.1 CONNECT with

@@ -183,6 +183,9 @@ func TestRefusalReasons(t *testing.T) {
 	if _, code := connectRaw(t, b.Addr("tcp"), connectOpts{clientID: "D1", user: "D1", pass: "s3cret", willTopic: "fleet/D1/status"}); code != 0 {
 		t.Fatalf("a will the policy allows got CONNACK %#x", code)
 	}
+	if u := obs.unlisted(); len(u) > 0 {
+		t.Errorf("refusals not in Refusals() (the metrics would not start them at zero): %v", u)
+	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	for _, r := range []string{refuseUnknownUser, refuseBadPassword, refuseNoCredentials, refuseIdentityMismatch, refuseWillDenied} {

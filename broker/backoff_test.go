@@ -153,6 +153,9 @@ func TestBackoffDelaysRefusals(t *testing.T) {
 		}
 		wg.Wait()
 	}
+	if u := obs.unlisted(); len(u) > 0 {
+		t.Errorf("refusals not in Refusals() (the metrics would not start them at zero): %v", u)
+	}
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if n := obs.access["connect/bad_password"]; n > 3+4+4 {

@@ -3,6 +3,8 @@ package broker
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +36,23 @@ func (o *countingObserver) AccessRefused(stage, reason string) {
 		o.access = map[string]int{}
 	}
 	o.access[stage+"/"+reason]++
+	if !slices.Contains(Refusals(), Refusal{stage, reason}) {
+		// Not started at zero by the metrics: an alert misses its first one.
+		o.access["UNLISTED "+stage+"/"+reason]++
+	}
+}
+
+// unlisted returns the refusals reported that Refusals does not list.
+func (o *countingObserver) unlisted() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []string
+	for k := range o.access {
+		if strings.HasPrefix(k, "UNLISTED ") {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 func (o *countingObserver) Resent() { o.mu.Lock(); o.resent++; o.mu.Unlock() }
 func (o *countingObserver) Acked(source string, latency time.Duration) {

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/gateway"
+	"github.com/fleetgate/fleetgate/policy"
 )
 
 const (
@@ -102,7 +104,13 @@ type release struct {
 // arguments and decodes every object.
 func render(t *testing.T, args ...string) release {
 	t.Helper()
-	out, err := helm(t, append([]string{"template", "fleetgate", chartDir, "--namespace", "fleet"}, args...)...)
+	return renderAs(t, "fleetgate", "fleet", args...)
+}
+
+// renderAs is render with a release name and namespace.
+func renderAs(t *testing.T, name, namespace string, args ...string) release {
+	t.Helper()
+	out, err := helm(t, append([]string{"template", name, chartDir, "--namespace", namespace}, args...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +171,38 @@ type chartCase struct {
 	grace     int
 	prom      bool // ServiceMonitor and PrometheusRule
 	envSecret string
+
+	// Zero values mean the defaults: release "fleetgate" in namespace
+	// "fleet", objects named "fleetgate", a LoadBalancer, 3 replicas.
+	release, namespace, fullname string
+	svcType                      string
+	replicas                     int
+	env                          map[string]string // plain env the pod must have
+	anonymous                    *bool             // mqtt.auth.allow_anonymous the pod loads
+	nodePorts                    map[string]int
+	resources                    map[string]any // container resources, exactly
+	podSecurity                  map[string]any // pod securityContext keys that must hold
+	promLabels                   map[string]any // extra labels of the ServiceMonitor and PrometheusRule
+	rules                        []string       // rule names the pod loads; nil: not checked
+}
+
+func (tc chartCase) defaults() chartCase {
+	if tc.release == "" {
+		tc.release = "fleetgate"
+	}
+	if tc.namespace == "" {
+		tc.namespace = "fleet"
+	}
+	if tc.fullname == "" {
+		tc.fullname = "fleetgate"
+	}
+	if tc.svcType == "" {
+		tc.svcType = "LoadBalancer"
+	}
+	if tc.replicas == 0 {
+		tc.replicas = 3
+	}
+	return tc
 }
 
 func TestHelmTemplate(t *testing.T) {
@@ -174,17 +214,93 @@ func TestHelmTemplate(t *testing.T) {
 				"/etc/fleetgate/secrets/telematics-tls":    "fleetgate-telematics-tls",
 				"/etc/fleetgate/secrets/kafka-tls":         "msk-ca",
 				"/etc/fleetgate/secrets/mqtt-users":        "fleetgate-mqtt-users",
+				"/etc/fleetgate/secrets/mqtt-policy":       "fleetgate-mqtt-policy",
 				"/etc/fleetgate/secrets/telematics-tokens": "fleetgate-telematics-tokens",
 			},
-			grace: 75, prom: true, envSecret: "fleetgate-msk-scram"},
+			grace: 75, prom: true, envSecret: "fleetgate-msk-scram", replicas: 4, anonymous: ptr(false),
+			promLabels: map[string]any{"release": "kube-prometheus-stack"}, rules: []string{"device-reports", "speeding"}},
+		{name: "values not in the chart's files", args: []string{"-f", "testdata/helm-other-values.yaml"},
+			release: "fleet-ingestion-gateway-europe-west-production-b1", namespace: "telematics-prod",
+			fullname: "edge-mqtt", svcType: "NodePort", replicas: 1, ports: []string{"mqtt", "https"},
+			mounts: map[string]string{"/etc/fleetgate/secrets/telematics-tls": "edge-https"}, grace: 50,
+			nodePorts: map[string]int{"mqtt": 31883, "https": 31443},
+			env:       map[string]string{"FLEETGATE_LOG_LEVEL": "debug", "GOMEMLIMIT": "900MiB"},
+			resources: map[string]any{"requests": map[string]any{"cpu": "250m", "memory": "256Mi"}, "limits": map[string]any{"cpu": "1", "memory": "1Gi"}},
+			podSecurity: map[string]any{"runAsNonRoot": true, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+				"fsGroupChangePolicy": "OnRootMismatch"},
+			prom: true, promLabels: map[string]any{"team": "fleet", "prometheus": "main"},
+			rules: []string{"logs-only", "boots"}},
+		{name: "a release name of 53 characters (Helm's longest)",
+			args:    []string{"--set", "serviceMonitor.enabled=true", "--set", "prometheusRule.enabled=true"},
+			release: "fleetgate-ingestion-europe-west-1-production-blue-v2", namespace: "telematics-prod",
+			fullname: "fleetgate-ingestion-europe-west-1-production-blue-v2", ports: []string{"mqtt", "https"},
+			mounts: map[string]string{}, grace: 45, prom: true},
+		{name: "a long release name the chart name is appended to",
+			release: "telematics-ingestion-europe-west-1-production-blue-2", namespace: "telematics-prod",
+			fullname: "telematics-ingestion-europe-west-1-production-blue-2-fleetgate", ports: []string{"mqtt", "https"},
+			mounts: map[string]string{}, grace: 45},
+		{name: "MQTT over TLS without users, ClusterIP, name override",
+			args: []string{"--set", "tls.mqtt.secretName=mqtt-cert", "--set", "service.type=ClusterIP",
+				"--set", "service.externalTrafficPolicy=Local", "--set", "service.nodePorts.mqtt=31883", "--set", "nameOverride=gw",
+				"--set", "podDisruptionBudget.maxUnavailable=50%"},
+			release: "r1", fullname: "r1-gw", svcType: "ClusterIP", ports: []string{"mqtt", "mqtts", "https"},
+			mounts: map[string]string{"/etc/fleetgate/secrets/mqtt-tls": "mqtt-cert"}, grace: 45, anonymous: ptr(true)},
+		{name: "users secret alone refuses anonymous clients",
+			args:  []string{"--set", "auth.mqttUsers.secretName=users", "--set", "replicaCount=2"},
+			ports: []string{"mqtt", "https"}, replicas: 2,
+			mounts: map[string]string{"/etc/fleetgate/secrets/mqtt-users": "users"}, grace: 45, anonymous: ptr(false)},
+		{name: "users secret with anonymous access kept on purpose",
+			args:   []string{"--set", "auth.mqttUsers.secretName=users", "--set", "config.mqtt.auth.allow_anonymous=true"},
+			ports:  []string{"mqtt", "https"},
+			mounts: map[string]string{"/etc/fleetgate/secrets/mqtt-users": "users"}, grace: 45, anonymous: ptr(true)},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { checkRelease(t, tc, render(t, tc.args...)) })
+		tc := tc.defaults()
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			lint, err := helm(t, append([]string{"lint", "--strict", chartDir, "--namespace", tc.namespace}, args...)...)
+			if err != nil || !strings.Contains(lint, "0 chart(s) failed") {
+				t.Errorf("helm lint --strict: %v\n%s", err, lint)
+			}
+			checkRelease(t, tc, renderAs(t, tc.release, tc.namespace, args...))
+		})
 	}
 }
 
+func ptr[T any](v T) *T { return &v }
+
+// dns1035 is a Service name (and a DNS label): at most 63 characters.
+var dns1035 = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
+// dns1123 is the name of the other objects a release renders, kept to a
+// DNS label here too (label values and generated pod names build on it).
+var dns1123 = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+
 func checkRelease(t *testing.T, tc chartCase, r release) {
-	dep := r.find(t, "Deployment", "fleetgate")
+	// Every object: a valid name, in the release's namespace, labelled
+	// with the release.
+	for _, m := range r.objects {
+		re := dns1123
+		if m.kind() == "Service" {
+			re = dns1035
+		}
+		if !re.MatchString(m.name()) {
+			t.Errorf("%s name %q is not a DNS label of at most 63 characters", m.kind(), m.name())
+		}
+		if ns := get[string](m, "metadata", "namespace"); ns != tc.namespace {
+			t.Errorf("%s %s in namespace %q, want %q", m.kind(), m.name(), ns, tc.namespace)
+		}
+		if get[string](m, "metadata", "labels", "app.kubernetes.io/instance") != tc.release {
+			t.Errorf("%s %s labels %v: no app.kubernetes.io/instance=%s", m.kind(), m.name(), get[any](m, "metadata", "labels"), tc.release)
+		}
+	}
+	dep := r.find(t, "Deployment", tc.fullname)
+	if n := get[int](dep, "spec", "replicas"); n != tc.replicas {
+		t.Errorf("replicas %d, want %d", n, tc.replicas)
+	}
+	if !subset(get[map[string]any](dep, "spec", "selector", "matchLabels"), get[map[string]any](dep, "spec", "template", "metadata", "labels")) {
+		t.Errorf("the Deployment's selector %v does not select its own pods", get[any](dep, "spec", "selector"))
+	}
 	pod := get[map[string]any](dep, "spec", "template", "spec")
 	containers := get[[]any](pod, "containers")
 	if len(containers) != 1 {
@@ -200,9 +316,21 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	if cports["admin"] != 8080 || cports["mqtt"] != 1883 || cports["https"] != 8443 {
 		t.Errorf("container ports %v", cports)
 	}
-	svc := r.find(t, "Service", "fleetgate")
-	if typ := get[string](svc, "spec", "type"); typ != "LoadBalancer" {
-		t.Errorf("terminal Service type %q, want LoadBalancer by default", typ)
+	svc := r.find(t, "Service", tc.fullname)
+	if typ := get[string](svc, "spec", "type"); typ != tc.svcType {
+		t.Errorf("terminal Service type %q, want %s", typ, tc.svcType)
+	}
+	if tc.svcType == "ClusterIP" && get[string](svc, "spec", "externalTrafficPolicy") != "" {
+		t.Error("a ClusterIP Service with externalTrafficPolicy: Kubernetes refuses it")
+	}
+	nodePorts := map[string]int{}
+	for _, p := range get[[]any](svc, "spec", "ports") {
+		if n := get[int](p, "nodePort"); n != 0 {
+			nodePorts[get[string](p, "name")] = n
+		}
+	}
+	if len(nodePorts)+len(tc.nodePorts) > 0 && !reflect.DeepEqual(nodePorts, tc.nodePorts) {
+		t.Errorf("node ports %v, want %v", nodePorts, tc.nodePorts)
 	}
 	var names []string
 	for _, p := range get[[]any](svc, "spec", "ports") {
@@ -214,7 +342,15 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	if !slices.Equal(names, tc.ports) {
 		t.Errorf("terminal Service ports %v, want %v", names, tc.ports)
 	}
-	admin := r.find(t, "Service", "fleetgate-admin")
+	var admin manifest
+	for _, m := range r.objects {
+		if m.kind() == "Service" && get[string](m, "metadata", "labels", "app.kubernetes.io/component") == "admin" {
+			admin = m
+		}
+	}
+	if admin == nil {
+		t.Fatal("no admin Service (app.kubernetes.io/component: admin)")
+	}
 	if get[string](admin, "spec", "type") != "ClusterIP" || get[string](admin, "spec", "ports", 0, "targetPort") != "admin" {
 		t.Errorf("admin Service: %v", get[any](admin, "spec"))
 	}
@@ -246,6 +382,28 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	}
 	if get[string](c, "resources", "requests", "memory") == "" || get[string](c, "resources", "limits", "memory") == "" {
 		t.Errorf("resources %v: want memory requests and limits", get[any](c, "resources"))
+	}
+	if tc.resources != nil && !reflect.DeepEqual(get[map[string]any](c, "resources"), tc.resources) {
+		t.Errorf("resources %v, want %v", get[any](c, "resources"), tc.resources)
+	}
+	for k, v := range tc.podSecurity {
+		if got := get[any](pod, "securityContext", k); got != v {
+			t.Errorf("pod securityContext.%s = %v, want %v", k, got, v)
+		}
+	}
+	// The pod's user can write only the emptyDir volumes: the root
+	// filesystem is read-only, and fleetgate writes nothing but
+	// temporary files (/tmp).
+	writable := map[string]bool{}
+	for _, m := range get[[]any](c, "volumeMounts") {
+		if v := findVolume(pod, get[string](m, "name")); v != nil && v["emptyDir"] != nil {
+			writable[get[string](m, "mountPath")] = true
+		} else if !get[bool](m, "readOnly") {
+			t.Errorf("volume mount %v is writable but not an emptyDir", m)
+		}
+	}
+	if !writable["/tmp"] {
+		t.Errorf("no emptyDir at /tmp (writable mounts %v)", writable)
 	}
 
 	// Mounts: directories, never subPath (a subPath mount never sees a
@@ -284,6 +442,17 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	if configDir == "" || !slices.Equal(args, []any{"serve", "--config", configDir + "/config.yaml"}) {
 		t.Errorf("args %v with the ConfigMap at %q", args, configDir)
 	}
+	plainEnv := map[string]string{}
+	for _, e := range get[[]any](c, "env") {
+		if get[any](e, "valueFrom") == nil {
+			plainEnv[get[string](e, "name")] = get[string](e, "value")
+		}
+	}
+	for k, v := range tc.env {
+		if plainEnv[k] != v {
+			t.Errorf("env %s = %q, want %q (env %v)", k, plainEnv[k], v, plainEnv)
+		}
+	}
 	if tc.envSecret != "" {
 		env := get[[]any](c, "env")
 		if get[string](env, 0, "name") != "FLEETGATE_KAFKA_SASL_PASSWORD" || get[string](env, 0, "valueFrom", "secretKeyRef", "name") != tc.envSecret {
@@ -294,14 +463,44 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	// The ConfigMap is a configuration the gateway loads, and every file
 	// it names is in a mounted Secret.
 	cm := r.find(t, "ConfigMap", "")
-	cfg := loadRendered(t, cm, nil)
+	// Loaded with the pod's plain environment (FLEETGATE_* override keys).
+	cfg := loadRendered(t, cm, plainEnv)
+	if lvl, ok := tc.env["FLEETGATE_LOG_LEVEL"]; ok && cfg.Log.Level != lvl {
+		t.Errorf("log.level %q with FLEETGATE_LOG_LEVEL=%s in the pod's env", cfg.Log.Level, lvl)
+	}
+	if tc.anonymous != nil && cfg.MQTT.Auth.AllowAnonymous != *tc.anonymous {
+		t.Errorf("mqtt.auth.allow_anonymous %v, want %v (users file %q)", cfg.MQTT.Auth.AllowAnonymous, *tc.anonymous, cfg.MQTT.Auth.UsersFile)
+	}
+	if tc.rules != nil {
+		var names []string
+		for _, rl := range cfg.Rules {
+			names = append(names, rl.Name)
+		}
+		if !slices.Equal(names, tc.rules) {
+			t.Errorf("the pod loads rules %v, want %v", names, tc.rules)
+		}
+	}
+	// The probes and Services reach the ports the pod listens on.
+	for name, addr := range map[string]string{"admin": cfg.Admin.Listen, "mqtt": cfg.MQTT.Listen, "mqtts": cfg.MQTT.TLSListen, "https": cfg.Telematics.Listen} {
+		if addr == "" {
+			continue
+		}
+		host, port, _ := strings.Cut(addr, ":")
+		if port != strconv.Itoa(cports[name]) {
+			t.Errorf("the config listens for %s on %q, the container port %s is %d", name, addr, name, cports[name])
+		}
+		if host != "" && host != "0.0.0.0" {
+			t.Errorf("%s listens on %q: not reachable from the kubelet's probes or the Services", name, addr)
+		}
+	}
 	if cfg.Admin.Listen != "0.0.0.0:8080" || cfg.MQTT.Listen != ":1883" || cfg.Telematics.Listen != ":8443" {
 		t.Errorf("listeners in the rendered config: admin %q mqtt %q telematics %q", cfg.Admin.Listen, cfg.MQTT.Listen, cfg.Telematics.Listen)
 	}
 	if filepath.Base(cfg.RulesFile) != "rules.yaml" || len(cfg.Rules) == 0 {
 		t.Errorf("rules_file %q", cfg.RulesFile)
 	}
-	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.Auth.UsersFile,
+	used := map[string]bool{} // secret mounts the config names a file in
+	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.Auth.UsersFile, cfg.MQTT.ACLFile,
 		cfg.Telematics.TLS.CertFile, cfg.Telematics.TLS.KeyFile, cfg.Telematics.Auth.TokensFile, cfg.Kafka.TLS.CAFile} {
 		// loadRendered moved the pod's secrets directory under the test's.
 		if i := strings.Index(f, "/secrets/"); i >= 0 {
@@ -309,6 +508,12 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 		}
 		if f != "" && secretMounts[filepath.Dir(f)] == "" {
 			t.Errorf("the config names %s, which is in no mounted Secret (%v)", f, secretMounts)
+		}
+		used[filepath.Dir(f)] = true
+	}
+	for dir, secret := range secretMounts {
+		if !used[dir] {
+			t.Errorf("Secret %s is mounted at %s but the config names no file in it", secret, dir)
 		}
 	}
 	if (cfg.MQTT.TLSListen != "") != slices.Contains(tc.ports, "mqtts") {
@@ -322,8 +527,9 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 		t.Errorf("terminationGracePeriodSeconds %d: want %d, above the drain %s + preStop %s", grace, tc.grace, gateway.DrainTimeout(cfg), preStop)
 	}
 
-	pdb := r.find(t, "PodDisruptionBudget", "fleetgate")
-	if !subset(get[map[string]any](pdb, "spec", "selector", "matchLabels"), podLabels) || get[int](pdb, "spec", "maxUnavailable") != 1 {
+	pdb := r.find(t, "PodDisruptionBudget", tc.fullname)
+	if !subset(get[map[string]any](pdb, "spec", "selector", "matchLabels"), podLabels) || get[any](pdb, "spec", "maxUnavailable") == 0 ||
+		get[any](pdb, "spec", "minAvailable") != nil {
 		t.Errorf("PodDisruptionBudget %v", get[any](pdb, "spec"))
 	}
 
@@ -333,7 +539,7 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 		}
 		return
 	}
-	sm := r.find(t, "ServiceMonitor", "fleetgate")
+	sm := r.find(t, "ServiceMonitor", tc.fullname)
 	if !subset(get[map[string]any](sm, "spec", "selector", "matchLabels"), get[map[string]any](admin, "metadata", "labels")) ||
 		subset(get[map[string]any](sm, "spec", "selector", "matchLabels"), get[map[string]any](svc, "metadata", "labels")) {
 		t.Errorf("ServiceMonitor selects %v: want the admin Service only", get[any](sm, "spec", "selector"))
@@ -341,7 +547,17 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	if get[string](sm, "spec", "endpoints", 0, "port") != "admin" || get[string](sm, "spec", "endpoints", 0, "path") != "/metrics" {
 		t.Errorf("ServiceMonitor endpoints %v", get[any](sm, "spec", "endpoints"))
 	}
-	pr := r.find(t, "PrometheusRule", "fleetgate")
+	for k, v := range tc.promLabels {
+		if get[any](sm, "metadata", "labels", k) != v {
+			t.Errorf("ServiceMonitor labels %v: want %s=%v", get[any](sm, "metadata", "labels"), k, v)
+		}
+	}
+	pr := r.find(t, "PrometheusRule", tc.fullname)
+	for k, v := range tc.promLabels {
+		if get[any](pr, "metadata", "labels", k) != v {
+			t.Errorf("PrometheusRule labels %v: want %s=%v", get[any](pr, "metadata", "labels"), k, v)
+		}
+	}
 	var alerts map[string]any
 	b, err := os.ReadFile("prometheus/alerts.yml")
 	if err != nil {
@@ -353,6 +569,15 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	if !reflect.DeepEqual(get[any](pr, "spec", "groups"), alerts["groups"]) {
 		t.Error("the PrometheusRule's groups are not those of deploy/prometheus/alerts.yml")
 	}
+}
+
+func findVolume(pod map[string]any, name string) map[string]any {
+	for _, v := range get[[]any](pod, "volumes") {
+		if get[string](v, "name") == name {
+			return v.(map[string]any)
+		}
+	}
+	return nil
 }
 
 // subset reports whether every label of sel is in labels.
@@ -385,7 +610,11 @@ func loadRendered(t *testing.T, cm manifest, env map[string]string) *config.Conf
 			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(path, nil, 0o644); err != nil {
+			var body []byte // an empty users or tokens file
+			if strings.Contains(m, "/mqtt-policy/") {
+				body = policy.DefaultYAML()
+			}
+			if err := os.WriteFile(path, body, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -492,4 +721,18 @@ func TestHelmValuesDocumented(t *testing.T) {
 		}
 	}
 	walk("", values)
+}
+
+// TestHelmChartRefusesBlockingPDB: a budget of no unavailable instance
+// would block every node drain and cluster upgrade: it does not render.
+func TestHelmChartRefusesBlockingPDB(t *testing.T) {
+	for _, v := range []string{"0", "0%"} {
+		_, err := helm(t, "template", "fleetgate", chartDir, "--set-string", "podDisruptionBudget.maxUnavailable="+v)
+		if err == nil || !strings.Contains(err.Error(), "podDisruptionBudget.maxUnavailable") {
+			t.Errorf("maxUnavailable %s: %v; want a refusal naming podDisruptionBudget.maxUnavailable", v, err)
+		}
+	}
+	if _, err := helm(t, "template", "fleetgate", chartDir, "--set", "podDisruptionBudget.maxUnavailable=0", "--set", "podDisruptionBudget.enabled=false"); err != nil {
+		t.Error(err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/router"
 )
 
@@ -156,6 +157,9 @@ func New() *Metrics {
 		m.errors.WithLabelValues(r)
 	}
 	m.bounds = newBoundsMetrics(m.reg)
+	for _, r := range broker.Refusals() {
+		m.refusals.WithLabelValues(r.Stage, r.Reason)
+	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	m.lookups = newLookupSeries(m.reg)

@@ -127,7 +127,7 @@ func TestSeriesAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowed := map[string]bool{"source": true, "reason": true, "rule": true, "topic": true, "code": true, "result": true}
+	allowed := map[string]bool{"source": true, "reason": true, "rule": true, "topic": true, "code": true, "result": true, "stage": true}
 	for _, mf := range mfs {
 		if !strings.HasPrefix(mf.GetName(), "fleetgate_") {
 			continue

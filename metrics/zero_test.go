@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/router"
 )
 
@@ -33,6 +34,14 @@ func TestStartsAtZero(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.errors); n != len(reasons)+len(router.TransientReasons())+len(router.RefusalReasons()) {
 		t.Errorf("fleetgate_errors_total has %d series at start", n)
+	}
+	if n := testutil.CollectAndCount(m.refusals); n != len(broker.Refusals()) || n == 0 {
+		t.Errorf("fleetgate_mqtt_refusals_total has %d series at start, want %d (broker.Refusals)", n, len(broker.Refusals()))
+	}
+	for _, r := range broker.Refusals() {
+		if got := testutil.ToFloat64(m.refusals.WithLabelValues(r.Stage, r.Reason)); got != 0 {
+			t.Errorf("mqtt_refusals_total{stage=%q,reason=%q} = %v", r.Stage, r.Reason, got)
+		}
 	}
 	m.KnownTopics([]string{"message-log", "message-dlq"})
 	if n := testutil.CollectAndCount(m.produced); n != 2 {

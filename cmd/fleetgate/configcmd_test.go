@@ -52,6 +52,17 @@ mqtt:
 		t.Fatalf("config print shows the SASL password:\n%s", out)
 	}
 
+	// A password from the environment (the chart's Secret) is masked too.
+	t.Setenv("FLEETGATE_KAFKA_SASL_PASSWORD", "hunter3-from-env")
+	var envOut bytes.Buffer
+	if code := run([]string{"config", "print", "--config", path}, &envOut, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if strings.Contains(envOut.String(), "hunter3") || !strings.Contains(envOut.String(), "password: '"+config.Masked+"'") {
+		t.Fatalf("config print with the password in the environment:\n%s", envOut.String())
+	}
+	os.Unsetenv("FLEETGATE_KAFKA_SASL_PASSWORD")
+
 	// What it prints is the configuration: loaded back (without the
 	// environment), it is the same but for the masked password.
 	printed := filepath.Join(dir, "printed.yaml")

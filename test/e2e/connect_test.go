@@ -220,9 +220,11 @@ func TestKafkaConnectDownstream(t *testing.T) {
 	// What a Kafka consumer reads of this run, all message-* topics.
 	ours := func(v []byte) bool { return strings.Contains(string(v), `"run":"`+run+`"`) }
 	var consumed []string
+	topicOf := map[string][]string{} // record value -> the topics a consumer read it in
 	for _, r := range readTopics(t, kc, append(append([]string{}, reportTopics...), "message-dlq")...) {
 		if ours(r.Value) {
 			consumed = append(consumed, string(r.Value))
+			topicOf[string(r.Value)] = append(topicOf[string(r.Value)], r.Topic)
 		}
 	}
 	if int64(len(consumed)) != sum.Records {
@@ -260,12 +262,15 @@ func TestKafkaConnectDownstream(t *testing.T) {
 		seq         int64
 	}
 	inSink := map[msgID]int{}
+	sinkTopics := map[msgID][]string{}
 	for _, l := range sunk {
 		var rep report
 		if err := json.Unmarshal([]byte(l), &rep); err != nil {
 			t.Fatalf("sink line is not JSON: %v: %s", err, l)
 		}
-		inSink[msgID{rep.DeviceNo, rep.Type, rep.Seq}]++
+		id := msgID{rep.DeviceNo, rep.Type, rep.Seq}
+		inSink[id]++
+		sinkTopics[id] = append(sinkTopics[id], topicOf[l]...)
 	}
 	want := 0
 	for _, line := range ackedLines(t, sim.ackedPath) {
@@ -276,6 +281,8 @@ func TestKafkaConnectDownstream(t *testing.T) {
 					t.Errorf("acknowledged %s %s seq %d (topic %s) is not in the sink's output", line.Device, line.Type, seq, line.Topic)
 				} else if n > 1 && line.Source == "mqtt" {
 					t.Errorf("acknowledged %s %s seq %d is %d times in the sink's output", line.Device, line.Type, seq, n)
+				} else if ts := sinkTopics[msgID{line.Device, line.Type, seq}]; !slices.Contains(ts, line.Topic) {
+					t.Errorf("acknowledged %s %s seq %d reached the sink from topics %v, not %s (the topic of its type)", line.Device, line.Type, seq, ts, line.Topic)
 				}
 			}
 		}

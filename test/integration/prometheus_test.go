@@ -222,6 +222,8 @@ actions:
 		`fleetgate_messages_dropped_total{rule="no-dlq",reason="template_error"}`,
 		`fleetgate_error_records_total{rule="device-reports",reason="eval_error"}`,
 		`fleetgate_errors_total{reason="eval_error"}`,
+		`fleetgate_mqtt_refusals_total{stage="connect",reason="client_id_invalid"}`,
+		`fleetgate_mqtt_refusals_total{stage="publish",reason="not_authorized"}`,
 	} {
 		if v := prom.value(t, expr); v != 0 {
 			t.Errorf("before traffic %s = %v; want a series at 0", expr, v)
@@ -236,6 +238,7 @@ actions:
 	}
 	publish(t, c, "report", []byte("not json"))
 	publish(t, c, "nodlq", []byte("not json"))
+	refuseEmptyClientID(t, g.MQTTAddr())
 	if status, body, _ := post(t, httpsClient(g), "https://"+g.TelematicsAddr()+"/log", "application/json", sample(t, "sts-log.json")); status != 200 {
 		t.Fatalf("legacy upload: %d %v", status, body)
 	}
@@ -257,7 +260,9 @@ actions:
 		`fleetgate_telematics_responses_total{code="200"}`:                                  1,
 		`fleetgate_inflight_messages`:                                                       0,
 		`fleetgate_kafka_reachable`:                                                         1,
-		`fleetgate_mqtt_auth_failures_total`:                                                0,
+		`fleetgate_mqtt_auth_failures_total`:                                                1,
+		`fleetgate_mqtt_refusals_total{reason="client_id_invalid",stage="connect"}`:         1,
+		`fleetgate_mqtt_refusals_total{reason="bad_password",stage="connect"}`:              0,
 		`fleetgate_mqtt_connects_total`:                                                     1,
 		`fleetgate_messages_dropped_total{reason="record_too_large",rule="device-reports"}`: 0,
 	})
@@ -356,8 +361,8 @@ func checkDashboard(t *testing.T, prom *prometheus, since time.Time) {
 		"Errors by reason": false, "Error-action records and drops": false,
 		// latency
 		"Receive-to-ack latency": false, "Kafka produce latency": false, "Ack latency p99": false,
-		// connections
-		"MQTT connections": false,
+		// connections and refusals
+		"MQTT connections": false, "MQTT refusals by stage and reason": false,
 	}
 	start, end := strconv.FormatInt(since.Unix()-5, 10), strconv.FormatInt(time.Now().Unix()+1, 10)
 	queries := 0
@@ -384,6 +389,28 @@ func checkDashboard(t *testing.T, prom *prometheus, since time.Time) {
 		if !ok {
 			t.Errorf("dashboard panel %q shows no data after the test's traffic", title)
 		}
+	}
+}
+
+// refuseEmptyClientID sends an MQTT 3.1.1 CONNECT with an empty client id
+// and clean session 0, which the broker refuses (CONNACK 0x02) and counts as
+// fleetgate_mqtt_refusals_total{stage="connect",reason="client_id_invalid"}:
+// a refusal that needs no authentication configured.
+func refuseEmptyClientID(t *testing.T, addr string) {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// CONNECT, remaining length 12: "MQTT", level 4, flags 0, keep-alive 60, client id "".
+	if _, err := conn.Write([]byte{0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 4, 0, 0, 60, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	ack := make([]byte, 4)
+	if _, err := io.ReadFull(conn, ack); err != nil || ack[0] != 0x20 || ack[3] != 0x02 {
+		t.Fatalf("CONNECT with an empty client id and clean session 0: CONNACK % x (%v), want 20 02 00 02", ack, err)
 	}
 }
 

@@ -17,6 +17,12 @@
 {{- end }}
 {{- end }}
 
+{{/* The admin Service's name: the full name cut to leave room for "-admin"
+     (a Service name is a DNS label of at most 63 characters). */}}
+{{- define "fleetgate.adminName" -}}
+{{- printf "%s-admin" (include "fleetgate.fullname" . | trunc 57 | trimSuffix "-") }}
+{{- end }}
+
 {{- define "fleetgate.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "fleetgate.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
@@ -58,6 +64,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- with .Values.auth.mqttUsers.secretName }}
 {{- $_ := set $owned.mqtt "auth" (dict "users_file" (printf "%s/mqtt-users/%s" $s $.Values.auth.mqttUsers.key)) }}
+{{- end }}
+{{- with .Values.auth.mqttPolicy.secretName }}
+{{- $_ := set $owned.mqtt "acl_file" (printf "%s/mqtt-policy/%s" $s $.Values.auth.mqttPolicy.key) }}
+{{- end }}
+{{- /* A users file or client CA means authentication: anonymous clients are
+       refused unless config.mqtt.auth.allow_anonymous says true (fleetgate's
+       own default, true, is for running without any). */}}
+{{- if or .Values.auth.mqttUsers.secretName (and .Values.tls.mqtt.secretName .Values.tls.mqtt.clientCAKey) }}
+{{- $auth := default (dict) $owned.mqtt.auth }}
+{{- $_ := set $auth "allow_anonymous" (dig "mqtt" "auth" "allow_anonymous" false .Values.config) }}
+{{- $_ := set $owned.mqtt "auth" $auth }}
 {{- end }}
 {{- with .Values.tls.telematics.secretName }}
 {{- $_ := set $owned.telematics "tls" (dict "cert_file" (printf "%s/telematics-tls/tls.crt" $s) "key_file" (printf "%s/telematics-tls/tls.key" $s)) }}
