@@ -17,7 +17,8 @@ type LimitObserver interface {
 	// was dropped, for reason (the Reason* constants of bounds.go).
 	BrokerDropped(reason string)
 	// ConnectionRefused: a connection was closed before CONNECT, for
-	// reason (RefusalReasons: connect_timeout, tls_handshake, ws_origin).
+	// reason (RefusalReasons: connect_timeout, tls_handshake, ws_origin,
+	// ws_upgrade).
 	ConnectionRefused(reason string)
 }
 
@@ -145,10 +146,14 @@ func (h *boundsHook) OnDisconnect(cl *mqtt.Client, err error, expire bool) {
 func (h *boundsHook) OnClientExpired(cl *mqtt.Client) { h.queues.forget(cl) }
 
 // messageBytes is what a message held by the broker is counted as: topic,
-// payload and user properties (the parts a client chooses the size of).
-func messageBytes(topic string, payload []byte, user []packets.UserProperty) int64 {
-	n := int64(len(topic) + len(payload))
-	for _, u := range user {
+// payload and the properties a client chooses the size of (user
+// properties, content type, response topic, correlation data). Counting
+// the payload alone let an MQTT 5 client fill a retained message or a
+// queue with a one-byte payload and up to mqtt.max_packet_bytes of
+// properties.
+func messageBytes(topic string, payload []byte, p packets.Properties) int64 {
+	n := int64(len(topic) + len(payload) + len(p.ContentType) + len(p.ResponseTopic) + len(p.CorrelationData))
+	for _, u := range p.User {
 		n += int64(len(u.Key) + len(u.Val))
 	}
 	return n

@@ -66,28 +66,7 @@ func (f *fakePipeline) complete(i int, err error) {
 
 func startBroker(t *testing.T, p Pipeline, mutate func(*Config), opts ...Option) *Broker {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DeliveryTimeout = 5 * time.Second
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	b, err := New(cfg, p, zap.NewNop(), opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		b.Shutdown(ctx)
-	})
-	return b
+	return startBrokerLog(t, p, zap.NewNop(), mutate, opts...)
 }
 
 func TestPubackWaitsForPipelineAndKeepsOrder(t *testing.T) {

@@ -20,7 +20,8 @@ type RetainedConfig struct {
 	// MaxMessages caps how many topics hold a retained message. Default 1000.
 	MaxMessages int `mapstructure:"max_messages"`
 	// MaxMessageBytes caps one retained message (topic + payload + user
-	// properties). Default 65536.
+	// properties, content type, response topic and correlation data).
+	// Default 65536.
 	MaxMessageBytes int64 `mapstructure:"max_message_bytes"`
 	// MaxTotalBytes caps all retained messages together. Default 16 MiB.
 	MaxTotalBytes int64 `mapstructure:"max_total_bytes"`

@@ -6,8 +6,11 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // Reasons given to LimitObserver.ConnectionRefused.
@@ -21,17 +24,20 @@ const (
 	// reasonWSOrigin: a WebSocket upgrade from an Origin not in
 	// mqtt.ws_allowed_origins.
 	reasonWSOrigin = "ws_origin"
+	// reasonWSUpgrade: a request on a WebSocket listener that is not a
+	// valid WebSocket upgrade (malformed, over 16 KiB, a plain HTTP GET).
+	reasonWSUpgrade = "ws_upgrade"
 )
 
 // RefusalReasons lists every reason given to LimitObserver.ConnectionRefused.
-var RefusalReasons = []string{reasonConnectTimeout, reasonTLSHandshake, reasonWSOrigin}
+var RefusalReasons = []string{reasonConnectTimeout, reasonTLSHandshake, reasonWSOrigin, reasonWSUpgrade}
 
 // countedListener counts the connections of a mochi listener that ended
 // before CONNECT for a reason worth counting. A connection closed by its
 // client before CONNECT (a load balancer's TCP health check) is not.
 type countedListener struct {
 	listeners.Listener
-	refused func(reason string)
+	refused refuseConn
 }
 
 // Serve implements listeners.Listener.
@@ -39,7 +45,7 @@ func (l countedListener) Serve(establish listeners.EstablishFn) {
 	l.Listener.Serve(func(id string, c net.Conn) error {
 		err := establish(id, c)
 		if r := preConnectReason(c, err); r != "" {
-			l.refused(r)
+			l.refused(r, c.RemoteAddr(), err)
 		}
 		return err
 	})
@@ -47,7 +53,31 @@ func (l countedListener) Serve(establish listeners.EstablishFn) {
 
 // counted wraps l so that its refusals before CONNECT are counted.
 func (b *Broker) counted(l listeners.Listener) listeners.Listener {
-	return countedListener{Listener: l, refused: b.limitObserver().ConnectionRefused}
+	return countedListener{Listener: l, refused: b.connRefuser(l.ID())}
+}
+
+// refuseConn counts and logs a connection refused before CONNECT: why,
+// from where, and the error that ended it.
+type refuseConn func(reason string, remote net.Addr, err error)
+
+// connRefuser returns the refuseConn of one listener: it counts every
+// refusal (LimitObserver.ConnectionRefused) and logs it, sampled (the
+// first 10 lines a second of each reason, then 1 in 100), naming the
+// listener and the remote address. There is no client id or principal yet.
+func (b *Broker) connRefuser(listener string) refuseConn {
+	obs := b.limitObserver()
+	log := b.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
+	}))
+	return func(reason string, remote net.Addr, err error) {
+		obs.ConnectionRefused(reason)
+		addr := ""
+		if remote != nil {
+			addr = remote.String()
+		}
+		log.Info("mqtt connection refused", zap.String("reason", reason), zap.String("listener", listener),
+			zap.String("remote", addr), zap.Error(err))
+	}
 }
 
 // preConnectReason tells why mochi's handling of c ended with err before

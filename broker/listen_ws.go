@@ -40,7 +40,7 @@ type wsListener struct {
 	tls       *tls.Config // nil: plain ws
 	timeout   time.Duration
 	origins   map[string]bool // empty: any origin
-	onRefused func(reason string)
+	onRefused refuseConn
 
 	upgrader websocket.Upgrader
 	log      *slog.Logger
@@ -59,7 +59,7 @@ const maxUpgradeBytes = 16 << 10
 // listenWS binds addr for a WebSocket listener with id "ws" or "wss".
 // origins, when not empty, lists the Origin header values accepted (see
 // Config.WSAllowedOrigins). onRefused is told why an upgrade was refused.
-func listenWS(id, addr string, timeout time.Duration, tc *tls.Config, origins []string, onRefused func(string)) (*wsListener, error) {
+func listenWS(id, addr string, timeout time.Duration, tc *tls.Config, origins []string, onRefused refuseConn) (*wsListener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -182,7 +182,7 @@ func (l *wsListener) serveConn(raw net.Conn, establish listeners.EstablishFn) {
 	}
 	if err := establish(l.id, &wsStream{Conn: ws.UnderlyingConn(), ws: ws}); err != nil {
 		if r := preConnectReason(nil, err); r != "" {
-			l.onRefused(r)
+			l.onRefused(r, raw.RemoteAddr(), err)
 		}
 		l.log.Debug("websocket client ended", "error", err, "listener", l.id)
 	}
@@ -203,7 +203,7 @@ func (l *wsListener) upgrade(raw net.Conn) *websocket.Conn {
 		tc := tls.Server(raw, l.tls)
 		if err := tc.Handshake(); err != nil {
 			if r := preConnectReason(tc, err); r != "" {
-				l.onRefused(r)
+				l.onRefused(r, raw.RemoteAddr(), err)
 			}
 			raw.Close()
 			return nil
@@ -214,8 +214,13 @@ func (l *wsListener) upgrade(raw net.Conn) *websocket.Conn {
 	br := bufio.NewReaderSize(limit, 4096)
 	req, err := http.ReadRequest(br)
 	if err != nil {
-		if isTimeout(err) {
-			l.onRefused(reasonConnectTimeout)
+		switch {
+		// bufio drops the timeout of a line cut short by the deadline
+		// and http reports the part read as malformed: look at the clock.
+		case isTimeout(err) || !time.Now().Before(deadline):
+			l.onRefused(reasonConnectTimeout, raw.RemoteAddr(), err)
+		case !isEOF(err) || errors.Is(err, errUpgradeTooLarge):
+			l.onRefused(reasonWSUpgrade, raw.RemoteAddr(), err)
 		}
 		conn.Close()
 		return nil
@@ -226,9 +231,11 @@ func (l *wsListener) upgrade(raw net.Conn) *websocket.Conn {
 	if err != nil {
 		if !w.hijacked {
 			w.refuse()
+			reason := reasonWSUpgrade
 			if w.status == http.StatusForbidden {
-				l.onRefused(reasonWSOrigin)
+				reason = reasonWSOrigin
 			}
+			l.onRefused(reason, raw.RemoteAddr(), err)
 		}
 		conn.Close()
 		return nil
@@ -336,7 +343,6 @@ func (c *wsStream) Write(p []byte) (int, error) {
 // startWebSocket binds mqtt.ws_listen and mqtt.wss_listen (with tc) and
 // adds them through add (Start's listener registration).
 func (b *Broker) startWebSocket(add func(key, id string, l listeners.Listener) error, tc *tls.Config) error {
-	obs := b.limitObserver()
 	for _, ws := range []struct {
 		key, id, addr string
 		tls           *tls.Config
@@ -347,7 +353,7 @@ func (b *Broker) startWebSocket(add func(key, id string, l listeners.Listener) e
 		if ws.addr == "" {
 			continue
 		}
-		l, err := listenWS(ws.id, ws.addr, b.cfg.ConnectTimeout, ws.tls, b.cfg.WSAllowedOrigins, obs.ConnectionRefused)
+		l, err := listenWS(ws.id, ws.addr, b.cfg.ConnectTimeout, ws.tls, b.cfg.WSAllowedOrigins, b.connRefuser(ws.id))
 		if err != nil {
 			return fmt.Errorf("%s: %w", ws.key, err)
 		}

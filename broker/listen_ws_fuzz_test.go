@@ -29,7 +29,7 @@ func FuzzWebSocketUpgrade(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	l, err := listenWS("ws", "127.0.0.1:0", 100*time.Millisecond, nil, []string{"https://ok.example"}, func(string) {})
+	l, err := listenWS("ws", "127.0.0.1:0", 100*time.Millisecond, nil, []string{"https://ok.example"}, func(string, net.Addr, error) {})
 	if err != nil {
 		f.Fatal(err)
 	}

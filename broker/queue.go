@@ -149,7 +149,7 @@ func (q *queueAccounts) added(cl *mqtt.Client, pk packets.Packet) {
 }
 
 func (q *queueAccounts) add(a *queueAccount, pk packets.Packet) {
-	n := messageBytes(pk.TopicName, pk.Payload, pk.Properties.User)
+	n := messageBytes(pk.TopicName, pk.Payload, pk.Properties)
 	if old, ok := a.entries[pk.PacketID]; ok { // a re-send, or an id mochi freed without telling
 		q.drop(a, pk.PacketID, old)
 	}

@@ -46,7 +46,7 @@ func (g *retainGuard) onPublish(cl *mqtt.Client, pk packets.Packet) packets.Pack
 	if !pk.FixedHeader.Retain || pk.Ignore {
 		return pk
 	}
-	if reason := g.admit(pk.TopicName, messageBytes(pk.TopicName, pk.Payload, pk.Properties.User), len(pk.Payload) == 0); reason != "" {
+	if reason := g.admit(pk.TopicName, messageBytes(pk.TopicName, pk.Payload, pk.Properties), len(pk.Payload) == 0); reason != "" {
 		pk.FixedHeader.Retain = false
 		g.refused(cl, pk.TopicName, len(pk.Payload), reason)
 	}
@@ -58,7 +58,7 @@ func (g *retainGuard) onWill(cl *mqtt.Client, will mqtt.Will) mqtt.Will {
 	if !will.Retain {
 		return will
 	}
-	size := messageBytes(will.TopicName, will.Payload, will.User)
+	size := messageBytes(will.TopicName, will.Payload, packets.Properties{User: will.User})
 	var reason string
 	if will.WillDelayInterval > 0 {
 		reason = g.check(will.TopicName, size)
@@ -128,7 +128,7 @@ func (g *retainGuard) stored(topic string) {
 	if !ok || len(pk.Payload) == 0 {
 		return
 	}
-	n := messageBytes(topic, pk.Payload, pk.Properties.User)
+	n := messageBytes(topic, pk.Payload, pk.Properties)
 	if reason := g.fits(topic, n); reason != "" {
 		g.topics.RetainMessage(packets.Packet{TopicName: topic}) // an empty message deletes
 		g.obs.BrokerDropped(reason)

@@ -77,7 +77,7 @@ type Reloader struct {
 
 	mu        sync.Mutex
 	checked   time.Time // last time the files were stat'ed
-	signature string    // size and modification time of the files last loaded or tried
+	signature string    // stat of the files last loaded or tried
 	current   *tls.Config
 	leafSum   string
 	reloads   int
@@ -170,7 +170,8 @@ func (r *Reloader) config() *tls.Config {
 	return r.current
 }
 
-// stat returns a signature of the files' sizes and modification times.
+// stat returns a signature of the files' sizes and modification times
+// (and, on Linux, inodes and status change times: see fileIdentity).
 // On error the signature names the error, so one failure is logged once.
 func (r *Reloader) stat() (string, error) {
 	var b strings.Builder
@@ -184,7 +185,7 @@ func (r *Reloader) stat() (string, error) {
 		if err != nil {
 			return "error:" + err.Error(), fmt.Errorf("%s.%s: %w", r.files.Key, f.key, err)
 		}
-		fmt.Fprintf(&b, "%s:%d:%d;", f.name, fi.Size(), fi.ModTime().UnixNano())
+		fmt.Fprintf(&b, "%s:%d:%d%s;", f.name, fi.Size(), fi.ModTime().UnixNano(), fileIdentity(fi))
 	}
 	return b.String(), nil
 }

@@ -1,0 +1,140 @@
+package broker
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/fleetgate/fleetgate/tlsconf/tlstest"
+)
+
+// startBrokerLogged is startBroker with the broker's log lines kept.
+func startBrokerLogged(t *testing.T, mutate func(*Config), opts ...Option) (*Broker, *observer.ObservedLogs) {
+	t.Helper()
+	core, logs := observer.New(zap.InfoLevel)
+	return startBrokerLog(t, newFakePipeline(), zap.New(core), mutate, opts...), logs
+}
+
+// startBrokerLog starts a broker on 127.0.0.1:0 logging to log.
+func startBrokerLog(t *testing.T, p Pipeline, log *zap.Logger, mutate func(*Config), opts ...Option) *Broker {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DeliveryTimeout = 5 * time.Second
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(cfg, p, log, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		b.Shutdown(ctx)
+	})
+	return b
+}
+
+// waitRefusalLogged polls for the "mqtt connection refused" line of reason
+// naming remote.
+func waitRefusalLogged(t *testing.T, logs *observer.ObservedLogs, reason, remote string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		for _, e := range logs.FilterMessage("mqtt connection refused").All() {
+			f := e.ContextMap()
+			if f["reason"] == reason && f["remote"] == remote {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			var seen []string
+			for _, e := range logs.FilterMessage("mqtt connection refused").All() {
+				seen = append(seen, fmt.Sprint(e.ContextMap()))
+			}
+			t.Fatalf("no refusal %s from %s logged; logged: %v", reason, remote, seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRefusalsBeforeConnectAreLogged: each refusal before CONNECT, on
+// every listener, is counted by reason and logged with the remote address
+// (before: counted only, so an operator could not tell who). A request on
+// the WebSocket listener that is no WebSocket upgrade is counted too.
+func TestRefusalsBeforeConnectAreLogged(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlstest.NewCA(t, dir, "refuse")
+	server := ca.Server(t, dir, "server")
+	obs := newLimitObserver()
+	b, logs := startBrokerLogged(t, func(c *Config) {
+		c.TLSListen = "127.0.0.1:0"
+		c.WSListen = "127.0.0.1:0"
+		c.WSSListen = "127.0.0.1:0"
+		c.WSAllowedOrigins = []string{"https://console.example.com"}
+		c.TLS = TLSConfig{CertFile: server.CertFile, KeyFile: server.KeyFile, ClientCAFile: ca.File}
+		c.ConnectTimeout = 300 * time.Millisecond
+	}, WithObserver(obs))
+
+	dial := func(listener string) net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", b.Addr(listener))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	silent := dial("tcp") // no CONNECT
+	waitRefusalLogged(t, logs, reasonConnectTimeout, silent.LocalAddr().String())
+
+	for _, l := range []string{"tls", "wss"} {
+		c := dial(l) // a ClientHello-looking byte stream that is none
+		fmt.Fprintf(c, "\x16\x03\x01\x00\x05hello")
+		waitRefusalLogged(t, logs, reasonTLSHandshake, c.LocalAddr().String())
+	}
+
+	origin := dial("ws")
+	fmt.Fprintf(origin, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: mqtt\r\nOrigin: https://console.example.com.evil.net\r\n\r\n")
+	waitRefusalLogged(t, logs, reasonWSOrigin, origin.LocalAddr().String())
+
+	plain := dial("ws") // a plain HTTP GET, no upgrade
+	fmt.Fprintf(plain, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitRefusalLogged(t, logs, reasonWSUpgrade, plain.LocalAddr().String())
+
+	huge := dial("ws")
+	fmt.Fprintf(huge, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n", strings.Repeat("a", 2*maxUpgradeBytes))
+	waitRefusalLogged(t, logs, reasonWSUpgrade, huge.LocalAddr().String())
+
+	drip := dial("ws") // slowloris: a header byte at a time, never done
+	go func() {
+		for _, ch := range []byte("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa") {
+			if _, err := drip.Write([]byte{ch}); err != nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	waitRefusalLogged(t, logs, reasonConnectTimeout, drip.LocalAddr().String())
+	if !closedWithin(drip, 2*time.Second) {
+		t.Fatal("a dripped upgrade request outlived mqtt.connect_timeout")
+	}
+
+	for reason, want := range map[string]int{reasonConnectTimeout: 2, reasonTLSHandshake: 2, reasonWSOrigin: 1, reasonWSUpgrade: 2} {
+		waitCount(t, reason+" refusals", func() int { return obs.refusedConns(reason) }, want)
+	}
+}
