@@ -51,7 +51,7 @@ type Config struct {
 	// WSSListen is the MQTT over secure WebSocket listener, with the
 	// certificate of mqtt.tls; empty disables it.
 	WSSListen string `mapstructure:"wss_listen"`
-	// WSAllowedOrigins, when not empty, is the list of Origin header values
+	// WSAllowedOrigins is, when not empty, the list of Origin header values
 	// (e.g. "https://console.example.com") a WebSocket upgrade may carry;
 	// an upgrade with another Origin gets 403. Requests without Origin
 	// (non-browser clients) are not affected. Default empty: any origin.
