@@ -41,6 +41,9 @@ type authHook struct {
 	// connection's PUBLISH order, after its earlier messages' acks (the
 	// ingest hook's answerInOrder); nil writes it at once.
 	answer func(cl *mqtt.Client, ack packets.Packet)
+	// deliver admits a message allowed to subscriber cl into its write
+	// queue (writeQueueHook.admit); nil admits all.
+	deliver func(cl *mqtt.Client, topic string) bool
 
 	users  atomic.Pointer[userTable]
 	policy atomic.Pointer[policySource]
@@ -331,7 +334,8 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	if !d.Allow {
 		h.refused(cl, stageSubscribe, refusalReason(d), id.username, id.principal, topic, zap.String("rule", d.Rule))
 	}
-	return d.Allow
+	// mochi lets one hook's yes win, so the write queue cap is asked here.
+	return d.Allow && (h.deliver == nil || h.deliver(cl, topic))
 }
 
 // allowPublish decides a PUBLISH (retained or not) before the ingest hook

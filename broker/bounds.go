@@ -42,7 +42,7 @@ const (
 
 // DropReasons lists every reason given to LimitObserver.BrokerDropped.
 var DropReasons = []string{ReasonRetainDisabled, ReasonRetainedTooLarge, ReasonRetainedCount, ReasonRetainedBytes,
-	ReasonQueueSession, ReasonQueueTotal}
+	ReasonQueueSession, ReasonQueueTotal, ReasonWriteQueueBytes}
 
 // boundsHook enforces the keep-alive and session expiry caps, and hosts the
 // retained guard and the queue accounting. It is added after the ingest
@@ -167,10 +167,7 @@ func WithQueueLimiter(l Limiter) Option { return func(op *options) { op.queued =
 
 // newBoundsHook builds the hook of bounds.go for server.
 func newBoundsHook(cfg Config, server *mqtt.Server, op options, log *zap.Logger) *boundsHook {
-	obs, ok := op.obs.(LimitObserver)
-	if !ok {
-		obs = nopLimitObserver{}
-	}
+	obs := limitObserverOf(op)
 	return &boundsHook{
 		maxKeepAlive:     uint16(cfg.MaxKeepAlive / time.Second),
 		maxSessionExpiry: uint32(cfg.MaxSessionExpiry / time.Second),
@@ -190,6 +187,15 @@ func (b *Broker) Retained() (msgs, bytes int64) { return b.bounds.retained.usage
 func (b *Broker) Queued() (msgs, bytes int64) {
 	m, n, _ := b.bounds.queues.usage()
 	return m, n
+}
+
+// limitObserverOf returns the observer of op as a LimitObserver, or one
+// that does nothing.
+func limitObserverOf(op options) LimitObserver {
+	if obs, ok := op.obs.(LimitObserver); ok {
+		return obs
+	}
+	return nopLimitObserver{}
 }
 
 type nopLimitObserver struct{}

@@ -34,6 +34,7 @@ type Broker struct {
 	hook   *ingestHook
 	auth   *authHook
 	bounds *boundsHook
+	writes *writeQueueHook
 	fanout *fanOut
 	log    *zap.Logger
 
@@ -94,6 +95,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	b.bounds = newBoundsHook(cfg, server, op, log)
 	if err := server.AddHook(b.bounds, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add bounds hook: %w", err)
+	}
+	b.writes = newWriteQueueHook(cfg.MaxPendingWriteBytes, caps.MaximumQos, server.Topics, limitObserverOf(op))
+	b.auth.deliver = b.writes.admit
+	if err := server.AddHook(b.writes, nil); err != nil { // last with OnPublish (writequeue.go)
+		return nil, fmt.Errorf("mqtt: add write queue hook: %w", err)
 	}
 	return b, nil
 }

@@ -45,6 +45,13 @@ type Config struct {
 	// allocates the queue for every connection up front: 8 bytes a slot.
 	// Default 256.
 	MaxPendingWrites int `mapstructure:"max_pending_writes"`
+	// MaxPendingWriteBytes caps the QoS 0 messages (payload and
+	// properties) waiting for one connection's writer: a subscriber that
+	// does not read (its TCP window full) has further QoS 0 messages
+	// dropped, counted as write_queue_bytes, while its queue is this
+	// full; QoS 1/2 ones are capped by mqtt.max_queued_bytes. At least
+	// mqtt.max_packet_bytes. Default 1048576.
+	MaxPendingWriteBytes int64 `mapstructure:"max_pending_write_bytes"`
 
 	// Bounds on the broker's own state and connections (bounds.go).
 
@@ -150,12 +157,13 @@ func DefaultConfig() Config {
 			Keys: []string{"remote_addr", "username"}, InitialDelay: 250 * time.Millisecond, MaxDelay: 10 * time.Second,
 			ForgetAfter: 10 * time.Minute, MaxTracked: 10000, MaxWaiting: 8,
 		}},
-		ConnectTimeout:   10 * time.Second,
-		MaxPacketBytes:   262144,
-		MaxInflight:      64,
-		MaxPendingWrites: 256,
-		Topics:           defaultTopicLimits(),
-		DeliveryTimeout:  30 * time.Second,
+		ConnectTimeout:       10 * time.Second,
+		MaxPacketBytes:       262144,
+		MaxInflight:          64,
+		MaxPendingWrites:     256,
+		MaxPendingWriteBytes: 1 << 20,
+		Topics:               defaultTopicLimits(),
+		DeliveryTimeout:      30 * time.Second,
 
 		MaxKeepAlive:      20 * time.Minute,
 		MaxSessionExpiry:  time.Hour,
@@ -195,6 +203,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxPendingWrites < 16 || c.MaxPendingWrites > 65536 {
 		bad("mqtt.max_pending_writes: %d is out of range 16..65536", c.MaxPendingWrites)
+	}
+	if c.MaxPendingWriteBytes < int64(c.MaxPacketBytes) {
+		bad("mqtt.max_pending_write_bytes: %d is below mqtt.max_packet_bytes (%d)", c.MaxPendingWriteBytes, c.MaxPacketBytes)
 	}
 	errs = append(errs, c.validateBounds()...)
 	if c.DeliveryTimeout <= 0 {
