@@ -47,9 +47,10 @@ var DropReasons = []string{ReasonRetainDisabled, ReasonRetainedTooLarge, ReasonR
 // boundsHook enforces the keep-alive and session expiry caps, and hosts the
 // retained guard and the queue accounting. It is added after the ingest
 // hook, so it sees only the publishes that the ingest hook lets mochi
-// handle (QoS 0, and the broker's own fan-out and republish). It must stay
-// the last hook with OnPublish: a publish that a later hook rejected would
-// keep the retained room the guard reserved for it.
+// handle (QoS 0, and the broker's own fan-out and republish). No later
+// hook may reject a publish in OnPublish: a publish that a later hook
+// rejected would keep the retained room the guard reserved for it (the
+// write queue hook, after it, never rejects).
 type boundsHook struct {
 	mqtt.HookBase
 	maxKeepAlive     uint16

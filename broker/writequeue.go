@@ -76,8 +76,9 @@ func (h *writeQueueHook) Provides(b byte) bool {
 // left out: an alias may replace it in the queued copy.
 func queuedBytes(pk *packets.Packet) int64 { return messageBytes("", pk.Payload, pk.Properties) }
 
-// OnPublish implements mqtt.Hook. It must be the last hook with OnPublish:
-// mochi fans out the packet it returns.
+// OnPublish implements mqtt.Hook. It must be the last hook with OnPublish
+// (mochi fans out the packet it returns, with the topic registered here)
+// and it never rejects one (see boundsHook).
 func (h *writeQueueHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	if pk.TopicName == "" {
 		return pk, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,5 +93,40 @@ func TestWriteQueueBytesConfig(t *testing.T) {
 	c.MaxPendingWriteBytes = int64(c.MaxPacketBytes)
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWriteQueueReleasesPacketDrops: when mochi's queue is full in packets
+// (mqtt.max_pending_writes) before it is in bytes, the message mochi drops
+// gives its bytes back; otherwise the account would fill up to the byte
+// cap with messages that are not queued.
+func TestWriteQueueReleasesPacketDrops(t *testing.T) {
+	const size = 1 << 10
+	b := startBroker(t, autoPipeline{}, func(c *Config) { c.MaxPendingWrites = 16 })
+	addr := b.Addr("tcp")
+	sub := dialRaw(t, addr, "stuck", 4)
+	if err := sub.conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
+		t.Fatal(err)
+	}
+	sub.subscribeQoS("#", 0)
+	pub := dialRaw(t, addr, "publisher", 4)
+	pub.subscribeQoS("done", 0)
+	payload := bytes.Repeat([]byte("v"), size)
+	for i := 0; i < 20000; i++ {
+		pub.publish(0, 0, "fleet/x", payload)
+	}
+	// The publisher's packets are handled in order: "done" comes back
+	// after every fan-out.
+	pub.publish(0, 0, "done", nil)
+	if pk := pub.read(20 * time.Second); pk.FixedHeader.Type != packets.Publish || pk.TopicName != "done" {
+		t.Fatalf("got type %d, want the PUBLISH of done", pk.FixedHeader.Type)
+	}
+	if atomic.LoadInt64(&b.server.Info.MessagesDropped) == 0 {
+		t.Fatal("mochi dropped nothing: the subscriber's queue never filled")
+	}
+	cl, _ := b.server.Clients.Get("stuck")
+	// 16 queued and one being written.
+	if q := b.writes.account(cl).Load(); q > 17*size {
+		t.Errorf("%d bytes charged; mochi holds at most 17 messages of %d", q, size)
 	}
 }
