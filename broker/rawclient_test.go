@@ -61,6 +61,8 @@ func (c *rawClient) write(pk packets.Packet) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	// A broker that stopped reading fails the test instead of hanging it.
+	_ = c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	if _, err := c.conn.Write(b); err != nil {
 		c.t.Fatalf("write: %v", err)
 	}
