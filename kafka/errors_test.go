@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/test/kfaketest"
 )
 
 // failFirstProduces makes the embedded broker answer the first n produce
@@ -22,28 +22,12 @@ import (
 // how many it refused.
 func failFirstProduces(e *Embedded, code int16, n int32) *atomic.Int32 {
 	var refused atomic.Int32
-	c := e.Cluster()
-	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+	kfaketest.FailProduces(e.Cluster(), code, func() bool {
 		if refused.Load() >= n {
-			c.DropControl()
-			return nil, nil, false
+			return false
 		}
-		c.KeepControl()
 		refused.Add(1)
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return true
 	})
 	return &refused
 }

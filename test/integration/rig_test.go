@@ -14,12 +14,12 @@ import (
 	"github.com/IBM/sarama"
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/gateway"
+	"github.com/fleetgate/fleetgate/test/kfaketest"
 )
 
 // startGateway runs a gateway on free ports with the development default
@@ -175,26 +175,6 @@ func report(typ, device string, seq int) []byte {
 // the returned function is called.
 func refuseProduce(cluster *kfake.Cluster) (recover func()) {
 	var recovered atomic.Bool
-	cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		if recovered.Load() {
-			cluster.DropControl()
-			return nil, nil, false
-		}
-		cluster.KeepControl()
-		pr := req.(*kmsg.ProduceRequest)
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic = tp.Topic
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition = p.Partition
-				rp.ErrorCode = 19 // NOT_ENOUGH_REPLICAS
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
-	})
+	kfaketest.FailProduces(cluster, 19, func() bool { return !recovered.Load() }) // NOT_ENOUGH_REPLICAS
 	return func() { recovered.Store(true) }
 }
