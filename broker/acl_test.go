@@ -20,9 +20,16 @@ import (
 
 func (c *rawClient) subscribe(id uint16, filters ...string) []byte {
 	c.t.Helper()
+	return c.subscribeAt(id, 1, filters...)
+}
+
+// subscribeAt subscribes to filters at qos and returns the SUBACK's reason
+// codes, skipping retained messages that arrive first.
+func (c *rawClient) subscribeAt(id uint16, qos byte, filters ...string) []byte {
+	c.t.Helper()
 	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: id}
 	for _, f := range filters {
-		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: qos})
 	}
 	c.write(pk)
 	for {

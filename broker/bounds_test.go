@@ -29,21 +29,7 @@ func (autoPipeline) Process(_ context.Context, _ *router.Message, done func(erro
 // subscribeQoS subscribes to filter at qos and waits for the SUBACK.
 func (c *rawClient) subscribeQoS(filter string, qos byte) {
 	c.t.Helper()
-	c.write(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: 1,
-		Filters: packets.Subscriptions{{Filter: filter, Qos: qos}},
-	})
-	for {
-		pk := c.read(3 * time.Second)
-		switch pk.FixedHeader.Type {
-		case packets.Suback:
-			return
-		case packets.Publish:
-			continue
-		default:
-			c.t.Fatalf("waiting for SUBACK: got type %d", pk.FixedHeader.Type)
-		}
-	}
+	c.subscribeAt(1, qos, filter)
 }
 
 // dialConnect opens a connection and sends pk as its CONNECT, returning the
