@@ -21,6 +21,7 @@ import (
 	"github.com/fleetgate/fleetgate/gateway"
 	"github.com/fleetgate/fleetgate/metrics"
 	"github.com/fleetgate/fleetgate/policy"
+	"github.com/fleetgate/fleetgate/router"
 )
 
 // composeFile is the part of the compose specification compose.yaml uses;
@@ -199,7 +200,7 @@ func knownSeries(t *testing.T) map[string]bool {
 	m.ErrorRecord("r", "eval_error")
 	m.Dropped("r", "eval_error")
 	m.Failed("mqtt")
-	m.Refused(metrics.ReasonInflightLimit)
+	m.Refused(router.ReasonInflightLimit)
 	m.Produced("message-log", time.Millisecond)
 	m.Acked("mqtt", time.Millisecond)
 	m.ClientConnected()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/limits"
-	"github.com/fleetgate/fleetgate/metrics"
 	"github.com/fleetgate/fleetgate/router"
 )
 
@@ -44,7 +43,7 @@ func (i *ingester) Ingest(ctx context.Context, msgs []router.Message) error {
 		size += int64(len(msgs[k].Payload))
 	}
 	if !i.budget.TryAcquire(len(msgs), size) {
-		i.obs.Refused(metrics.ReasonInflightLimit)
+		i.obs.Refused(router.ReasonInflightLimit)
 		return unavailable{errAtLimit}
 	}
 	var left atomic.Int64
@@ -68,7 +67,7 @@ func (i *ingester) Ingest(ctx context.Context, msgs []router.Message) error {
 			}
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				i.obs.Refused(metrics.ReasonDeliveryTimeout)
+				i.obs.Refused(router.ReasonDeliveryTimeout)
 			}
 			return unavailable{fmt.Errorf("kafka did not store the request's messages in time: %w", ctx.Err())}
 		}

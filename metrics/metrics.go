@@ -24,15 +24,6 @@ import (
 
 const namespace = "fleetgate"
 
-// Reasons a message is not acknowledged, counted in fleetgate_errors_total
-// besides the router's permanent-failure reasons (router/reasons.go holds
-// the whole vocabulary; these names are kept for the callers).
-const (
-	ReasonKafkaUnavailable = router.ReasonKafkaUnavailable
-	ReasonDeliveryTimeout  = router.ReasonDeliveryTimeout
-	ReasonInflightLimit    = router.ReasonInflightLimit
-)
-
 var sources = []string{"mqtt", "sts", "csa"}
 
 // latencyBuckets span a healthy acks=all round trip (a few ms) to a
@@ -269,7 +260,7 @@ func (m *Metrics) Dropped(rule, reason string) {
 
 // Failed implements router.Observer: a transient failure, counted as
 // kafka_unavailable.
-func (m *Metrics) Failed(string) { m.errors.WithLabelValues(ReasonKafkaUnavailable).Inc() }
+func (m *Metrics) Failed(string) { m.errors.WithLabelValues(router.ReasonKafkaUnavailable).Inc() }
 
 // Produced implements kafka.Observer.
 func (m *Metrics) Produced(topic string, latency time.Duration) {
@@ -283,8 +274,8 @@ func (m *Metrics) Acked(source string, latency time.Duration) {
 }
 
 // Refused implements broker.Observer and the gateway's ingest observer: a
-// message not acknowledged for reason (ReasonDeliveryTimeout,
-// ReasonInflightLimit).
+// message not acknowledged for reason (router.ReasonDeliveryTimeout,
+// router.ReasonInflightLimit).
 func (m *Metrics) Refused(reason string) { m.errors.WithLabelValues(reason).Inc() }
 
 // ClientConnected implements broker.Observer.

@@ -38,7 +38,7 @@ func TestCounts(t *testing.T) {
 	m.ErrorRecord("device-reports", "eval_error")
 	m.Dropped("no-dlq", "unknown_topic")
 	m.Failed("mqtt")
-	m.Refused(ReasonInflightLimit)
+	m.Refused(router.ReasonInflightLimit)
 	m.Produced("message-log", 3*time.Millisecond)
 	m.Produced("message-log", 4*time.Millisecond)
 	m.Acked("mqtt", 5*time.Millisecond)
@@ -63,8 +63,8 @@ func TestCounts(t *testing.T) {
 		{"unmatched csa", testutil.ToFloat64(m.unmatched.WithLabelValues("csa")), 1},
 		{"errors eval_error", testutil.ToFloat64(m.errors.WithLabelValues("eval_error")), 1},
 		{"errors unknown_topic", testutil.ToFloat64(m.errors.WithLabelValues("unknown_topic")), 1},
-		{"errors kafka_unavailable", testutil.ToFloat64(m.errors.WithLabelValues(ReasonKafkaUnavailable)), 1},
-		{"errors inflight_limit", testutil.ToFloat64(m.errors.WithLabelValues(ReasonInflightLimit)), 1},
+		{"errors kafka_unavailable", testutil.ToFloat64(m.errors.WithLabelValues(router.ReasonKafkaUnavailable)), 1},
+		{"errors inflight_limit", testutil.ToFloat64(m.errors.WithLabelValues(router.ReasonInflightLimit)), 1},
 		{"error records", testutil.ToFloat64(m.errorRecords.WithLabelValues("device-reports", "eval_error")), 1},
 		{"dropped", testutil.ToFloat64(m.dropped.WithLabelValues("no-dlq", "unknown_topic")), 1},
 		{"produced", testutil.ToFloat64(m.produced.WithLabelValues("message-log")), 2},
