@@ -1,11 +1,11 @@
 package router
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"github.com/fleetgate/fleetgate/router/iotsql"
+	"github.com/fleetgate/fleetgate/schema"
 )
 
 // A kafka action with schema: (or format: confluent) validates each record
@@ -126,12 +126,10 @@ func (rs *recordSchema) apply(env *iotsql.Env, rec *Record) (string, error) {
 	return "", nil
 }
 
-// confluentFrame is the Confluent wire format: magic byte 0, the schema id
-// as 4 bytes big-endian, then the JSON.
+// confluentFrame is value in the Confluent wire format (schema.Frame: magic
+// byte 0, the schema id as 4 bytes big-endian, then the JSON).
 func confluentFrame(id int, value []byte) []byte {
-	b := make([]byte, 5, 5+len(value))
-	binary.BigEndian.PutUint32(b[1:], uint32(id))
-	return append(b, value...)
+	return schema.Frame(make([]byte, 0, schema.FrameLen+len(value)), id, value)
 }
 
 // schemaHeaders are the error record's headers for a schema violation:
