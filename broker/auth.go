@@ -11,7 +11,6 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/fleetgate/fleetgate/policy"
 	"github.com/fleetgate/fleetgate/router"
@@ -70,12 +69,9 @@ type identity struct {
 
 func newAuthHook(cfg Config, users *userTable, pol *policy.Policy, from string, obs Observer, log *zap.Logger) *authHook {
 	h := &authHook{
-		cfg: cfg,
-		obs: obs,
-		log: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-			// The first 10 lines a second of each message, then 1 in 100.
-			return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
-		})),
+		cfg:  cfg,
+		obs:  obs,
+		log:  sampledRefusals(log),
 		done: make(chan struct{}),
 	}
 	if len(cfg.Auth.Backoff.Keys) > 0 {

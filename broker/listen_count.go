@@ -66,9 +66,7 @@ type refuseConn func(reason string, remote net.Addr, err error)
 // listener and the remote address. There is no client id or principal yet.
 func (b *Broker) connRefuser(listener string) refuseConn {
 	obs := b.limitObserver()
-	log := b.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
-		return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
-	}))
+	log := sampledRefusals(b.log)
 	return func(reason string, remote net.Addr, err error) {
 		obs.ConnectionRefused(reason)
 		addr := ""
@@ -117,4 +115,12 @@ func (b *Broker) limitObserver() LimitObserver {
 		return obs
 	}
 	return nopLimitObserver{}
+}
+
+// sampledRefusals is log sampled for refusals, which can come in floods:
+// the first 10 lines a second of each message, then 1 in 100.
+func sampledRefusals(log *zap.Logger) *zap.Logger {
+	return log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewSamplerWithOptions(c, time.Second, 10, 100)
+	}))
 }
