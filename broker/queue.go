@@ -243,6 +243,15 @@ func (q *queueAccounts) resync(cl *mqtt.Client) {
 	stored := cl.State.Inflight.GetAll(false)
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if len(stored) == 0 {
+		// Nothing queued (every new or clean session): an idle connection
+		// holds no account; added makes one with the first message.
+		if a := q.accts[cl.ID]; a != nil {
+			q.release(a)
+			delete(q.accts, cl.ID)
+		}
+		return
+	}
 	a := q.account(cl)
 	have := make(map[uint16]bool, len(stored))
 	for _, pk := range stored {
