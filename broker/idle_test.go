@@ -64,7 +64,13 @@ func TestIdleConnectionCostsWhatMochiNeeds(t *testing.T) {
 	if fgG > plainG+2 {
 		t.Errorf("fleetgate added %d goroutines for %d idle connections; plain mochi %d", fgG, n, plainG)
 	}
-	if fgHeap > plainHeap+2048 {
-		t.Errorf("fleetgate holds %.0f B of heap per idle connection; plain mochi %.0f (+2 KiB allowed)", fgHeap, plainHeap)
+	// Our own state per idle connection is about 0.7 KiB (heap profile of
+	// 500 connections: the session 280 B, the resend log 128 B, the
+	// sessions map entry 110 B, the identity of the auth hook 200 B); with
+	// allocator rounding and -race it measures 1.3 to 2.3 KiB above plain
+	// mochi. A buffer per connection (mochi's are 2 KiB) still shows; goroutines
+	// are counted above.
+	if fgHeap > plainHeap+3072 {
+		t.Errorf("fleetgate holds %.0f B of heap per idle connection; plain mochi %.0f (+3 KiB allowed)", fgHeap, plainHeap)
 	}
 }
