@@ -155,6 +155,8 @@ type ClientState struct {
 	open            context.Context      // indicate that the client is open for packet exchange
 	cancelOpen      context.CancelFunc   // cancel function for open context
 	outboundQty     int32                // number of messages currently in the outbound queue
+	writing         atomic.Bool          // a goroutine is writing the outbound queue
+	writeLoop       atomic.Bool          // WriteLoop writes the outbound queue; no other writer starts
 	Keepalive       uint16               // the number of seconds the connection can wait
 	ServerKeepalive bool                 // keepalive was set by the server
 }
@@ -190,20 +192,66 @@ func newClient(c net.Conn, o *ops) *Client {
 	return cl
 }
 
-// WriteLoop ranges over pending outbound messages and writes them to the client connection.
+// WriteLoop ranges over pending outbound messages and writes them to the client connection
+// until the client is closed. The server does not run it: it starts a writer when a packet
+// is queued for a client, which returns once the queue is empty, so that an idle client
+// holds no goroutine for writing. WriteLoop is for a client the server does not attach;
+// start it before any packet is queued, and no other writer starts for that client.
 func (cl *Client) WriteLoop() {
+	cl.State.writeLoop.Store(true)
 	for {
 		select {
 		case pk := <-cl.State.outbound:
-			if err := cl.WritePacket(*pk); err != nil {
-				// TODO : Figure out what to do with error
-				cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
-			}
-			atomic.AddInt32(&cl.State.outboundQty, -1)
+			cl.writeOutbound(pk)
 		case <-cl.State.open.Done():
 			return
 		}
 	}
+}
+
+// startWriter starts a goroutine writing the outbound queue, unless one is running. It is
+// called after each packet is queued.
+func (cl *Client) startWriter() {
+	if cl.State.writeLoop.Load() || !cl.State.writing.CompareAndSwap(false, true) {
+		return
+	}
+	go cl.writeQueued()
+}
+
+// writeQueued writes the outbound queue in order until it is empty or the client is
+// closed. At most one runs per client (State.writing).
+func (cl *Client) writeQueued() {
+	for {
+		select {
+		case pk := <-cl.State.outbound:
+			cl.writeOutbound(pk)
+			continue
+		case <-cl.State.open.Done():
+			return // writing stays set: no writer starts for a closed client
+		default:
+		}
+
+		if !cl.keepWriting() {
+			return
+		}
+	}
+}
+
+// keepWriting is called by the writer when it found the outbound queue empty. It clears
+// State.writing and reports whether the writer must carry on: a packet queued between the
+// empty receive and the clear found a writer running and started none.
+func (cl *Client) keepWriting() bool {
+	cl.State.writing.Store(false)
+	return len(cl.State.outbound) > 0 && cl.State.writing.CompareAndSwap(false, true)
+}
+
+// writeOutbound writes one packet taken from the outbound queue.
+func (cl *Client) writeOutbound(pk *packets.Packet) {
+	if err := cl.WritePacket(*pk); err != nil {
+		// TODO : Figure out what to do with error
+		cl.ops.log.Debug("failed publishing packet", "error", err, "client", cl.ID, "packet", pk)
+	}
+	atomic.AddInt32(&cl.State.outboundQty, -1)
 }
 
 // ParseConnect parses the connect parameters and properties for a client.

@@ -7,6 +7,7 @@ package mqtt
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -3930,4 +3931,73 @@ func TestMinimum(t *testing.T) {
 	require.EqualValues(t, -1, minimum(-1, 0)) // negative values are not used, but included here for completeness
 	require.EqualValues(t, -1, minimum(-1, 20))
 	require.EqualValues(t, -2, minimum(-1, -2))
+}
+
+func TestPublishToClientWriterOnDemand(t *testing.T) {
+	s := newServer()
+	r, w := net.Pipe()
+	defer r.Close()
+	cl := s.NewClient(w, "tcp", "mochi", false)
+	cl.ops.options.Capabilities.MaximumClientWritesPending = 4
+	cl.State.outbound = make(chan *packets.Packet, 4)
+	defer cl.Stop(errClientStop)
+	require.False(t, cl.State.writing.Load(), "no writer for an idle client")
+
+	// Producers race the writer as it empties the queue and exits; each
+	// producer's packets must arrive in order, none lost.
+	const producers, each = 4, 200
+	go func() {
+		for p := 0; p < producers; p++ {
+			go func(p int) {
+				for i := 0; i < each; i++ {
+					pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b", Payload: []byte{byte(p), byte(i)}}
+					for {
+						_, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b"}, pk)
+						if err == nil {
+							break
+						}
+						if !errors.Is(err, packets.ErrPendingClientWritesExceeded) {
+							t.Errorf("publish %d of producer %d: %v", i, p, err)
+							return
+						}
+						time.Sleep(time.Microsecond)
+					}
+				}
+			}(p)
+		}
+	}()
+
+	require.NoError(t, r.SetReadDeadline(time.Now().Add(5*time.Second)))
+	next := make([]int, producers)
+	buf := make([]byte, 9) // 0x30, length 7, topic "a/b", producer, sequence
+	for n := 0; n < producers*each; n++ {
+		_, err := io.ReadFull(r, buf)
+		require.NoError(t, err)
+		p, i := int(buf[7]), int(buf[8])
+		require.Equal(t, next[p]&0xff, i, "producer %d out of order", p)
+		next[p]++
+	}
+
+	require.Eventually(t, func() bool { return !cl.State.writing.Load() }, time.Second, time.Millisecond, "the writer exits once the queue is empty")
+	require.Equal(t, int32(0), atomic.LoadInt32(&cl.State.outboundQty))
+}
+
+func TestPublishToClientWriterExitRace(t *testing.T) {
+	s := newServer()
+	_, w := net.Pipe()
+	cl := s.NewClient(w, "tcp", "mochi", false)
+	defer cl.Stop(errClientStop)
+
+	// A writer has found the queue empty and is about to exit when a packet is
+	// queued: no second writer starts, so the exiting one must carry on.
+	cl.State.writing.Store(true)
+	_, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b"}, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b"})
+	require.NoError(t, err)
+	require.Len(t, cl.State.outbound, 1)
+	require.True(t, cl.keepWriting(), "a packet was queued: the writer must carry on")
+	require.True(t, cl.State.writing.Load())
+
+	<-cl.State.outbound
+	require.False(t, cl.keepWriting(), "the queue is empty: the writer exits")
+	require.False(t, cl.State.writing.Load())
 }
