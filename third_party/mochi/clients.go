@@ -143,22 +143,22 @@ type Will struct {
 
 // ClientState tracks the state of the client.
 type ClientState struct {
-	TopicAliases    TopicAliases         // a map of topic aliases
-	stopCause       atomic.Value         // reason for stopping
-	Inflight        *Inflight            // a map of in-flight qos messages
-	Subscriptions   *Subscriptions       // a map of the subscription filters a client maintains
-	disconnected    int64                // the time the client disconnected in unix time, for calculating expiry
-	outbound        chan *packets.Packet // queue for pending outbound packets
-	endOnce         sync.Once            // only end once
-	isTakenOver     atomic.Bool          // used to identify orphaned clients
-	packetID        uint32               // the current highest packetID
-	open            context.Context      // indicate that the client is open for packet exchange
-	cancelOpen      context.CancelFunc   // cancel function for open context
-	outboundQty     int32                // number of messages currently in the outbound queue
-	writing         atomic.Bool          // a goroutine is writing the outbound queue
-	writeLoop       atomic.Bool          // WriteLoop writes the outbound queue; no other writer starts
-	Keepalive       uint16               // the number of seconds the connection can wait
-	ServerKeepalive bool                 // keepalive was set by the server
+	TopicAliases    TopicAliases                         // a map of topic aliases
+	stopCause       atomic.Value                         // reason for stopping
+	Inflight        *Inflight                            // a map of in-flight qos messages
+	Subscriptions   *Subscriptions                       // a map of the subscription filters a client maintains
+	disconnected    int64                                // the time the client disconnected in unix time, for calculating expiry
+	outbound        atomic.Pointer[chan *packets.Packet] // queue for pending outbound packets, made when the first is queued
+	endOnce         sync.Once                            // only end once
+	isTakenOver     atomic.Bool                          // used to identify orphaned clients
+	packetID        uint32                               // the current highest packetID
+	open            context.Context                      // indicate that the client is open for packet exchange
+	cancelOpen      context.CancelFunc                   // cancel function for open context
+	outboundQty     int32                                // number of messages currently in the outbound queue
+	writing         atomic.Bool                          // a goroutine is writing the outbound queue
+	writeLoop       atomic.Bool                          // WriteLoop writes the outbound queue; no other writer starts
+	Keepalive       uint16                               // the number of seconds the connection can wait
+	ServerKeepalive bool                                 // keepalive was set by the server
 }
 
 // newClient returns a new instance of Client. This is almost exclusively used by Server
@@ -173,7 +173,6 @@ func newClient(c net.Conn, o *ops) *Client {
 			open:          ctx,
 			cancelOpen:    cancel,
 			Keepalive:     defaultKeepalive,
-			outbound:      make(chan *packets.Packet, o.options.Capabilities.MaximumClientWritesPending),
 		},
 		Properties: ClientProperties{
 			ProtocolVersion: defaultClientProtocolVersion, // default protocol version
@@ -199,9 +198,10 @@ func newClient(c net.Conn, o *ops) *Client {
 // start it before any packet is queued, and no other writer starts for that client.
 func (cl *Client) WriteLoop() {
 	cl.State.writeLoop.Store(true)
+	outbound := cl.makeOutboundQueue()
 	for {
 		select {
-		case pk := <-cl.State.outbound:
+		case pk := <-outbound:
 			cl.writeOutbound(pk)
 		case <-cl.State.open.Done():
 			return
@@ -221,9 +221,10 @@ func (cl *Client) startWriter() {
 // writeQueued writes the outbound queue in order until it is empty or the client is
 // closed. At most one runs per client (State.writing).
 func (cl *Client) writeQueued() {
+	outbound := cl.outboundQueue()
 	for {
 		select {
-		case pk := <-cl.State.outbound:
+		case pk := <-outbound:
 			cl.writeOutbound(pk)
 			continue
 		case <-cl.State.open.Done():
@@ -242,7 +243,30 @@ func (cl *Client) writeQueued() {
 // empty receive and the clear found a writer running and started none.
 func (cl *Client) keepWriting() bool {
 	cl.State.writing.Store(false)
-	return len(cl.State.outbound) > 0 && cl.State.writing.CompareAndSwap(false, true)
+	return len(cl.outboundQueue()) > 0 && cl.State.writing.CompareAndSwap(false, true)
+}
+
+// outboundQueue returns the client's queue of pending outbound packets, or nil if no
+// packet was ever queued.
+func (cl *Client) outboundQueue() chan *packets.Packet {
+	if q := cl.State.outbound.Load(); q != nil {
+		return *q
+	}
+	return nil
+}
+
+// makeOutboundQueue returns the client's queue of pending outbound packets, made on first
+// use: a queue of Capabilities.MaximumClientWritesPending pointers for every client, made
+// at connect, was most of an idle client's heap, and many clients never receive a PUBLISH.
+func (cl *Client) makeOutboundQueue() chan *packets.Packet {
+	if q := cl.outboundQueue(); q != nil {
+		return q
+	}
+	q := make(chan *packets.Packet, cl.ops.options.Capabilities.MaximumClientWritesPending)
+	if cl.State.outbound.CompareAndSwap(nil, &q) {
+		return q
+	}
+	return *cl.State.outbound.Load()
 }
 
 // writeOutbound writes one packet taken from the outbound queue.
@@ -658,7 +682,7 @@ func (cl *Client) WritePacket(pk packets.Packet) error {
 	n, err := func() (int64, error) {
 		cl.Lock()
 		defer cl.Unlock()
-		if len(cl.State.outbound) == 0 {
+		if len(cl.outboundQueue()) == 0 {
 			if cl.Net.outbuf == nil {
 				return buf.WriteTo(cl.Net.Conn)
 			}

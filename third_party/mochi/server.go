@@ -1124,7 +1124,7 @@ func (s *Server) publishToClient(cl *Client, sub packets.Subscription, pk packet
 	}
 
 	select {
-	case cl.State.outbound <- &out:
+	case cl.makeOutboundQueue() <- &out:
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 		cl.startWriter()
 	default:

@@ -2104,7 +2104,7 @@ func TestPublishToClientExceedClientWritesPending(t *testing.T) {
 	s.Clients.Add(cl)
 
 	for i := int32(0); i < cl.ops.options.Capabilities.MaximumClientWritesPending; i++ {
-		cl.State.outbound <- new(packets.Packet)
+		cl.makeOutboundQueue() <- new(packets.Packet)
 		atomic.AddInt32(&cl.State.outboundQty, 1)
 	}
 
@@ -3939,9 +3939,9 @@ func TestPublishToClientWriterOnDemand(t *testing.T) {
 	defer r.Close()
 	cl := s.NewClient(w, "tcp", "mochi", false)
 	cl.ops.options.Capabilities.MaximumClientWritesPending = 4
-	cl.State.outbound = make(chan *packets.Packet, 4)
 	defer cl.Stop(errClientStop)
 	require.False(t, cl.State.writing.Load(), "no writer for an idle client")
+	require.Nil(t, cl.outboundQueue(), "no outbound queue for an idle client")
 
 	// Producers race the writer as it empties the queue and exits; each
 	// producer's packets must arrive in order, none lost.
@@ -3979,6 +3979,7 @@ func TestPublishToClientWriterOnDemand(t *testing.T) {
 	}
 
 	require.Eventually(t, func() bool { return !cl.State.writing.Load() }, time.Second, time.Millisecond, "the writer exits once the queue is empty")
+	require.Equal(t, 4, cap(cl.outboundQueue()), "the queue has Capabilities.MaximumClientWritesPending slots")
 	require.Equal(t, int32(0), atomic.LoadInt32(&cl.State.outboundQty))
 }
 
@@ -3993,11 +3994,11 @@ func TestPublishToClientWriterExitRace(t *testing.T) {
 	cl.State.writing.Store(true)
 	_, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b"}, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b"})
 	require.NoError(t, err)
-	require.Len(t, cl.State.outbound, 1)
+	require.Len(t, cl.outboundQueue(), 1)
 	require.True(t, cl.keepWriting(), "a packet was queued: the writer must carry on")
 	require.True(t, cl.State.writing.Load())
 
-	<-cl.State.outbound
+	<-cl.outboundQueue()
 	require.False(t, cl.keepWriting(), "the queue is empty: the writer exits")
 	require.False(t, cl.State.writing.Load())
 }
