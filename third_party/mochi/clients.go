@@ -115,6 +115,7 @@ type Client struct {
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
 	bconn    *bufio.Reader // a buffered net.Conn for reading packets
+	first    [1]byte       // the first byte of a packet read while the client holds no read buffer
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -183,8 +184,13 @@ func newClient(c net.Conn, o *ops) *Client {
 	if c != nil {
 		cl.Net = ClientConnection{
 			Conn:   c,
-			bconn:  bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize),
 			Remote: c.RemoteAddr().String(),
+		}
+		if o.readers != nil {
+			cl.Net.bconn = o.readers.Get().(*bufio.Reader)
+			cl.Net.bconn.Reset(c)
+		} else {
+			cl.Net.bconn = bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize)
 		}
 	}
 
@@ -517,7 +523,7 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 		return ErrConnectionClosed
 	}
 
-	b, err := cl.Net.bconn.ReadByte()
+	b, err := cl.readFirstByte()
 	if err != nil {
 		return err
 	}
@@ -539,6 +545,48 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 
 	atomic.AddInt64(&cl.ops.info.BytesReceived, int64(bu+1))
 	return nil
+}
+
+// readFirstByte reads the first byte of the next packet. When nothing is buffered and the
+// server pools read buffers, the client waits for that byte without a buffer: its reader
+// goes back to the pool and one is taken again once the byte has come, so a client idle
+// between packets holds no read buffer. That costs one more Read on the connection each
+// time the buffer has run dry.
+func (cl *Client) readFirstByte() (byte, error) {
+	if cl.ops.readers == nil || cl.Net.bconn.Buffered() > 0 {
+		return cl.Net.bconn.ReadByte()
+	}
+
+	cl.releaseReader()
+	var n int
+	var err error
+	for n == 0 && err == nil {
+		n, err = cl.Net.Conn.Read(cl.Net.first[:])
+	}
+	cl.takeReader()
+	if n == 1 {
+		return cl.Net.first[0], nil // an error comes again with the next read
+	}
+	return 0, err
+}
+
+// releaseReader puts the client's reader back in the server's pool. It and takeReader are
+// not inlined into readFirstByte, to keep the frame an idle client waits in small (see
+// Server.establishSession).
+//
+//go:noinline
+func (cl *Client) releaseReader() {
+	cl.Net.bconn.Reset(nil) // drop the reference to the connection while pooled
+	cl.ops.readers.Put(cl.Net.bconn)
+	cl.Net.bconn = nil // the pool may free it
+}
+
+// takeReader takes a reader from the server's pool for the client.
+//
+//go:noinline
+func (cl *Client) takeReader() {
+	cl.Net.bconn = cl.ops.readers.Get().(*bufio.Reader)
+	cl.Net.bconn.Reset(cl.Net.Conn)
 }
 
 // ReadPacket reads the remaining buffer into an MQTT packet.

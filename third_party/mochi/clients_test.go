@@ -935,3 +935,42 @@ var (
 		packets.TPacketData[packets.Auth].Get(packets.TAuth),
 	}
 )
+
+// probeConn calls onRead before each Read.
+type probeConn struct {
+	net.Conn
+	onRead func(b []byte)
+}
+
+func (c probeConn) Read(b []byte) (int, error) {
+	c.onRead(b)
+	return c.Conn.Read(b)
+}
+
+func TestClientReadFixedHeaderPooledReader(t *testing.T) {
+	s := newServer()
+	r, w := net.Pipe()
+	defer w.Close()
+
+	// For each Read of the connection: whether the client waited for it
+	// without a read buffer (reading one byte).
+	var bare []bool
+	var cl *Client
+	cl = s.NewClient(probeConn{Conn: r, onRead: func(b []byte) {
+		bare = append(bare, cl.Net.bconn == nil && len(b) == 1)
+	}}, "tcp", "mochi", false)
+
+	go func() {
+		_, _ = w.Write([]byte{packets.Pingreq << 4, 0, packets.Pingreq << 4, 0}) // two packets at once
+		_, _ = w.Write([]byte{packets.Pingreq << 4, 0})                          // one more once drained
+	}()
+	for i := 0; i < 3; i++ {
+		fh := new(packets.FixedHeader)
+		require.NoError(t, cl.ReadFixedHeader(fh))
+		require.Equal(t, packets.Pingreq, fh.Type)
+		require.NotNil(t, cl.Net.bconn)
+	}
+	// first byte bare, the rest buffered; the second packet from the buffer;
+	// the third again bare, then buffered.
+	require.Equal(t, []bool{true, false, true, false}, bare)
+}

@@ -6,6 +6,7 @@
 package mqtt
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -144,6 +146,7 @@ type Server struct {
 	Log          *slog.Logger         // minimal no-alloc logger
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
+	readers      *sync.Pool           // read buffers (*bufio.Reader) of clients between packets, see Client.readFirstByte
 }
 
 // loop contains interval tickers for the system events loop.
@@ -159,6 +162,7 @@ type loop struct {
 // ops contains server values which can be propagated to other structs.
 type ops struct {
 	options *Options     // a pointer to the server options and capabilities, for referencing in clients
+	readers *sync.Pool   // the server's pool of client read buffers; nil: each client keeps its own
 	info    *system.Info // pointers to server system info
 	hooks   *Hooks       // pointer to the server hooks
 	log     *slog.Logger // a structured logger for the client
@@ -195,6 +199,7 @@ func New(opts *Options) *Server {
 		hooks: &Hooks{
 			Log: opts.Logger,
 		},
+		readers: &sync.Pool{New: func() any { return bufio.NewReaderSize(nil, opts.ClientNetReadBufferSize) }},
 	}
 
 	if s.Options.InlineClient {
@@ -242,6 +247,7 @@ func (o *Options) ensureDefaults() {
 func (s *Server) NewClient(c net.Conn, listener string, id string, inline bool) *Client {
 	cl := newClient(c, &ops{ // [MQTT-3.1.2-6] implicit
 		options: s.Options,
+		readers: s.readers,
 		info:    s.Info,
 		hooks:   s.hooks,
 		log:     s.Log,
