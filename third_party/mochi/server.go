@@ -415,7 +415,17 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 
 	defer cl.Stop(nil)
 
-	counted, err := s.establishSession(cl, listener)
+	// CONNECT is handled on a goroutine of its own, which grows its stack to 16 KiB and
+	// exits: this one, which reads the client's packets for as long as it is connected,
+	// then stays on its starting stack until the client sends more than PINGREQs.
+	var counted bool
+	var err error
+	established := make(chan struct{})
+	go func() {
+		defer close(established)
+		counted, err = s.establishSession(cl, listener)
+	}()
+	<-established
 	if counted {
 		defer atomic.AddInt64(&s.Info.ClientsConnected, -1)
 	}
