@@ -13,13 +13,14 @@ import (
 )
 
 // idleCost connects n MQTT clients to addr, lets them idle, and returns the
-// goroutines and heap bytes they added to this process.
-func idleCost(t *testing.T, addr string, n int) (goroutines int, heap float64) {
+// goroutines, heap bytes and goroutine stack bytes per connection they added
+// to this process.
+func idleCost(t *testing.T, addr string, n int) (goroutines int, heap, stacks float64) {
 	t.Helper()
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	g0, h0 := runtime.NumGoroutine(), ms.HeapInuse
+	g0, h0, s0 := runtime.NumGoroutine(), ms.HeapInuse, ms.StackInuse
 	for i := range n {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
@@ -40,29 +41,54 @@ func idleCost(t *testing.T, addr string, n int) (goroutines int, heap float64) {
 			t.Fatalf("client %d: no CONNACK (%v)", i, err)
 		}
 	}
-	// Poll: mochi starts each client's write goroutine on its own.
+	// Poll: the CONNACK is written before the client's read goroutine
+	// settles in its read loop.
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine()-g0 < 2*n && time.Now().Before(deadline) {
+	for runtime.NumGoroutine()-g0 < n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	// One GC, for the heap. A GC halves a stack at most once (if less than
+	// a quarter is in use), so a read goroutine that handled CONNECT itself
+	// (16 KiB) would still be at 8 KiB here: ours never did (PATCHES.md 5).
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	return runtime.NumGoroutine() - g0, float64(ms.HeapInuse-h0) / float64(n)
+	return runtime.NumGoroutine() - g0, float64(ms.HeapInuse-h0) / float64(n), float64(ms.StackInuse-s0) / float64(n)
 }
 
-// TestIdleConnectionCostsWhatMochiNeeds: an idle connection costs the
-// gateway no goroutine beyond mochi's own two (read loop and write loop),
-// and at most 2 KiB of heap beyond plain mochi's (a session and a resend
-// log entry: about 0.5 KiB measured). The resend ring and the ack
-// machinery come with the first QoS 1/2 message.
+// TestIdleConnectionCostsWhatMochiNeeds: an idle connection costs one
+// goroutine (our mochi, third_party/mochi/PATCHES.md, starts a writer only
+// while packets are queued) on a 4 KiB stack, the gateway adds no goroutine
+// to mochi's, and at most 3 KiB of heap beyond plain mochi's (a session and
+// a resend log entry). The resend ring and the ack machinery come with the
+// first QoS 1/2 message.
 func TestIdleConnectionCostsWhatMochiNeeds(t *testing.T) {
 	const n = 200
-	plainG, plainHeap := idleCost(t, startPlainMochi(t), n)
-	fgG, fgHeap := idleCost(t, startBroker(t, storingPipeline{}, nil).Addr("tcp"), n)
-	t.Logf("per idle connection: plain mochi %.2f goroutines, %.0f B heap; fleetgate %.2f goroutines, %.0f B heap",
-		float64(plainG)/n, plainHeap, float64(fgG)/n, fgHeap)
+	plainG, plainHeap, plainStacks := idleCost(t, startPlainMochi(t), n)
+	fgG, fgHeap, fgStacks := idleCost(t, startBroker(t, storingPipeline{}, nil).Addr("tcp"), n)
+	t.Logf("per idle connection: plain mochi %.2f goroutines, %.0f B heap, %.0f B stacks; fleetgate %.2f goroutines, %.0f B heap, %.0f B stacks",
+		float64(plainG)/n, plainHeap, plainStacks, float64(fgG)/n, fgHeap, fgStacks)
 	if fgG > plainG+2 {
 		t.Errorf("fleetgate added %d goroutines for %d idle connections; plain mochi %d", fgG, n, plainG)
+	}
+	if plainG > n+2 {
+		t.Errorf("plain mochi runs %d goroutines for %d idle connections: a writer goroutine per idle client is back (PATCHES.md 2)", plainG, n)
+	}
+	// 4 KiB each: the read goroutine parks on a shallow stack (PATCHES.md
+	// 1) that never grew (5). Upstream mochi: 16 KiB plus 4 KiB for the
+	// writer. A stack at 8 KiB shows here.
+	for _, c := range []struct {
+		name   string
+		stacks float64
+	}{{"plain mochi", plainStacks}, {"fleetgate", fgStacks}} {
+		if c.stacks > 5*1024 {
+			t.Errorf("%s: %.0f B of goroutine stacks per idle connection; want 4 KiB (PATCHES.md 1, 2 and 5)", c.name, c.stacks)
+		}
+	}
+	// Plain mochi's heap per idle client is about 2.9 KiB (the Client and
+	// its maps, the connection); its read buffer (2 KiB) and its outbound
+	// queue (2.3 KiB at 256 pending writes) come only while in use.
+	if plainHeap > 4608 {
+		t.Errorf("plain mochi holds %.0f B of heap per idle connection; want under 4.5 KiB: a read buffer or an outbound queue per idle client is back (PATCHES.md 3 and 4)", plainHeap)
 	}
 	// Our own state per idle connection is about 0.7 KiB (heap profile of
 	// 500 connections: the session 280 B, the resend log 128 B, the
