@@ -64,10 +64,11 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	// exceed it; 3.1.1 clients that do are simply read more slowly.
 	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
 	// mochi gives every client a queue of this many pending downlink
-	// writes, allocated at connect (8192 by default: 64 KiB of pointers
-	// per connection, most of an idle connection's memory). Terminals
-	// publish; downlink is only republish and fan-out. A subscriber that
-	// falls this far behind has messages dropped (counted in $SYS).
+	// writes (8192 by default: 64 KiB of pointers), made when the first
+	// packet is queued (our patch; upstream makes it at connect).
+	// Terminals publish; downlink is only republish and fan-out. A
+	// subscriber that falls this far behind has messages dropped (counted
+	// in $SYS).
 	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
 	cfg.boundCapabilities(caps)
 

@@ -41,9 +41,10 @@ type Config struct {
 	MaxInflight int `mapstructure:"max_inflight"`
 	// MaxPendingWrites is how many packets (fan-out to subscribers,
 	// republish) may wait for one connection's writer; a subscriber that
-	// falls further behind has messages dropped (counted in $SYS). mochi
-	// allocates the queue for every connection up front: 8 bytes a slot.
-	// Default 256.
+	// falls further behind has messages dropped (counted in $SYS). The
+	// queue (8 bytes a slot) is made when a packet is first queued for the
+	// connection, so connections that never receive one do not pay for it
+	// (third_party/mochi/PATCHES.md). Default 256.
 	MaxPendingWrites int `mapstructure:"max_pending_writes"`
 	// MaxPendingWriteBytes caps the QoS 0 messages (payload and
 	// properties) waiting for one connection's writer: a subscriber that
