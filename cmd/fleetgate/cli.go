@@ -65,7 +65,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 // printVersion prints fleetgate's version, Go's, and the versions of the
 // modules that decide its behaviour on the wire (mochi, sarama), from the
-// build information the Go linker embeds.
+// build information the Go linker embeds. A module replaced by a directory
+// (mochi: third_party/mochi) is shown as its required version, "patched",
+// and the directory.
 func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "fleetgate %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	bi, ok := debug.ReadBuildInfo()
@@ -76,10 +78,14 @@ func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "go %s\n", bi.GoVersion)
 	deps := map[string]string{}
 	for _, d := range bi.Deps {
-		if d.Replace != nil {
-			d = d.Replace
+		v := d.Version
+		if r := d.Replace; r != nil {
+			v = r.Version
+			if v == "" || v == "(devel)" { // replaced by a directory: mochi is our patched copy
+				v = d.Version + " patched (" + r.Path + ")"
+			}
 		}
-		deps[d.Path] = d.Version
+		deps[d.Path] = v
 	}
 	for _, m := range versionModules {
 		v := deps[m]

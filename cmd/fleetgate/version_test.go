@@ -37,7 +37,11 @@ func TestVersionBuiltBinary(t *testing.T) {
 		if req == nil {
 			t.Fatalf("go.mod does not require %s", m)
 		}
-		want = append(want, m+" "+string(req[1])+"\n")
+		v := string(req[1])
+		if rep := regexp.MustCompile(`(?m)^\s*(?:replace\s+)?` + regexp.QuoteMeta(m) + ` => (\.\S*)\s*$`).FindSubmatch(gomod); rep != nil {
+			v += " patched (" + string(rep[1]) + ")"
+		}
+		want = append(want, m+" "+v+"\n")
 	}
 	for _, w := range want {
 		if !strings.Contains(string(out), w) {
