@@ -14,8 +14,11 @@ ARG GO_VERSION=1.26
 
 FROM golang:${GO_VERSION} AS build
 WORKDIR /src
-# Modules first: this layer is reused until go.mod or go.sum change.
+# Modules first: this layer is reused until go.mod or go.sum change. mochi is
+# our patched copy (go.mod replaces it with third_party/mochi): its go.mod is
+# part of the module graph.
 COPY go.mod go.sum ./
+COPY third_party/mochi/go.mod third_party/mochi/go.sum ./third_party/mochi/
 RUN --mount=type=cache,target=/go/pkg/mod go mod download
 COPY . .
 ARG VERSION=dev
