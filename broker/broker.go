@@ -58,31 +58,14 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 		return nil, err
 	}
 	warnInsecure(cfg, users, pol, log)
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumPacketSize = uint32(cfg.MaxPacketBytes)
-	// Advertise our per-connection window so that MQTT 5 clients never
-	// exceed it; 3.1.1 clients that do are simply read more slowly.
-	caps.ReceiveMaximum = uint16(cfg.MaxInflight)
-	// mochi gives every client a queue of this many pending downlink
-	// writes (8192 by default: 64 KiB of pointers), made when the first
-	// packet is queued (our patch; upstream makes it at connect).
-	// Terminals publish; downlink is only republish and fan-out. A
-	// subscriber that falls this far behind has messages dropped (counted
-	// in $SYS).
-	caps.MaximumClientWritesPending = int32(cfg.MaxPendingWrites)
-	cfg.boundCapabilities(caps)
+	caps := cfg.Capabilities()
 
 	// mochi logs every client that hangs up as a warning; our hook logs
 	// connection events itself, so only mochi's errors come through.
 	mlog := slog.New(zapslog.NewHandler(log.Named("mochi").WithOptions(zap.IncreaseLevel(zap.ErrorLevel)).Core()))
-	server := mqtt.New(&mqtt.Options{
-		InlineClient:             true, // for republish and fan-out after our own acks
-		Capabilities:             caps,
-		Logger:                   mlog,
-		SysTopicResendInterval:   60, // $SYS every minute, not every second
-		ClientNetWriteBufferSize: 2048,
-		ClientNetReadBufferSize:  2048,
-	})
+	mopts := cfg.ServerOptions()
+	mopts.Capabilities, mopts.Logger = caps, mlog
+	server := mqtt.New(mopts)
 	b := &Broker{cfg: cfg, server: server, fanout: newFanOut(server, log), log: log, addrs: map[string]string{}}
 	b.auth = newAuthHook(cfg, users, pol, polFrom, op.obs, log)
 	if err := server.AddHook(b.auth, nil); err != nil {

@@ -65,9 +65,18 @@ type v5Client struct {
 
 func dialV5(t *testing.T, addr, id string) *v5Client {
 	t.Helper()
+	return dialV5Via(t, addr, id, nil)
+}
+
+// dialV5Via connects through wrap(conn) when wrap is not nil.
+func dialV5Via(t *testing.T, addr, id string, wrap func(net.Conn) net.Conn) *v5Client {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		conn = wrap(conn)
 	}
 	c := &v5Client{got: make(chan *paho.Publish, 100)}
 	c.Client = paho.NewClient(paho.ClientConfig{
@@ -316,6 +325,49 @@ func TestMQTT5ReceiveMaximum(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMQTT5LatePubrel: a QoS 2 publisher whose PUBREL comes a second or
+// more after the PUBREC (a slow link, a busy client) gets PUBCOMP success
+// and its receive quota back, message after message. mochi sweeps its
+// in-flight store every second and drops an entry older than its maximum
+// message expiry by the entry's creation time; the gateway's PUBREC entry
+// had none, so a late PUBREL found nothing: PUBCOMP 0x92 (packet
+// identifier not found), and the quota the message took was never given
+// back, so the Receive Maximum-th such message cut the connection (0x93).
+// Found by the Paho interoperability suite (test_basic, now and then).
+func TestMQTT5LatePubrel(t *testing.T) {
+	const max = 2
+	targets := []brokerUnderTest{
+		{"fleetgate", func(t *testing.T) string {
+			return startBroker(t, storingPipeline{}, func(c *Config) { c.MaxInflight = max }).Addr("tcp")
+		}},
+		{"plain-mochi", func(t *testing.T) string { return startPlainMochiMax(t, max) }},
+	}
+	for _, bt := range targets {
+		t.Run(bt.name, func(t *testing.T) {
+			slow := func(c net.Conn) net.Conn { return &latePubrel{Conn: c, delay: 1200 * time.Millisecond} }
+			c := dialV5Via(t, bt.start(t), "late-pubrel", slow)
+			for i := range max + 1 {
+				c.publish(t, &paho.Publish{Topic: "report", QoS: 2, Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+			}
+		})
+	}
+}
+
+// latePubrel holds every PUBREL the client writes for delay: paho writes a
+// packet's fixed header first, so a write starting with PUBREL's first
+// byte begins one.
+type latePubrel struct {
+	net.Conn
+	delay time.Duration
+}
+
+func (c *latePubrel) Write(b []byte) (int, error) {
+	if len(b) > 0 && b[0] == packets.Pubrel<<4|0b0010 {
+		time.Sleep(c.delay)
+	}
+	return c.Conn.Write(b)
 }
 
 // startPlainMochiMax starts plain mochi advertising Receive Maximum
