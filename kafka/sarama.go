@@ -66,8 +66,13 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	// one request without adding noticeable latency to a PUBACK; while a
 	// request is in flight (one per broker, idempotence) records batch up
 	// anyway, so under load the broker's round trip sets the batch size.
+	// Linger 0 is sarama's "as fast as possible", which needs every flush
+	// trigger at 0: a byte trigger alone would hold records until it is
+	// reached.
 	sc.Producer.Flush.Frequency = cfg.Linger
-	sc.Producer.Flush.Bytes = cfg.BatchBytes
+	if cfg.Linger > 0 {
+		sc.Producer.Flush.Bytes = cfg.BatchBytes
+	}
 	// Larger records are refused before they reach sarama (permanent error,
 	// error action); the limit here is the same so both agree.
 	sc.Producer.MaxMessageBytes = cfg.MaxMessageBytes
