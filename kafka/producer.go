@@ -84,10 +84,20 @@ type Producer struct {
 
 // pending travels with a record through sarama as its Metadata.
 type pending struct {
-	done      func(error)
+	done      func(error)  // the caller's, from Produce
+	health    *writeHealth // told of the result; nil in tests of the gate
 	partition int32
 	start     time.Time // when Produce took the record
 	line      string    // the order gate's line: topic and key; "" without a key
+}
+
+// complete reports the record's result to the producer's health and the
+// caller.
+func (p *pending) complete(err error) {
+	if p.health != nil {
+		p.health.completed(err == nil)
+	}
+	p.done(err)
 }
 
 // FixedPartition tells our partitioner the configured partition, if any.
@@ -173,11 +183,7 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonUnknownTopic, Err: errors.New("the topic does not exist in the Kafka cluster (no broker lists it)")})
 		return nil
 	}
-	pd := &pending{partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)}
-	pd.done = func(err error) {
-		p.health.completed(err == nil)
-		done(err)
-	}
+	pd := &pending{done: done, health: p.health, partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)}
 	msg := &sarama.ProducerMessage{
 		Topic:    rec.Topic,
 		Value:    sarama.ByteEncoder(rec.Value),
