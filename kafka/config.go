@@ -39,7 +39,9 @@ type Config struct {
 	// CPU and fewer requests per record) at that cost in PUBACK latency.
 	// 0 sends as soon as the broker's previous request is answered (records
 	// still batch while one is in flight, one per broker); batch_bytes has
-	// no effect then. Default 2ms.
+	// no effect then. A device's records are stored one per request (the
+	// order gate), so its rate is about one per linger plus round trip.
+	// Default 1ms (docs/benchmarks.md, issue 11).
 	Linger time.Duration `mapstructure:"linger"`
 	// BatchBytes sends a request as soon as this many bytes of records are
 	// waiting, without waiting for Linger (sarama's Flush.Bytes). Default
@@ -123,7 +125,7 @@ func DefaultConfig() Config {
 		Idempotent:      true,
 		Compression:     "lz4",
 		Partitioner:     "murmur2",
-		Linger:          2 * time.Millisecond,
+		Linger:          time.Millisecond,
 		BatchBytes:      512 * 1024,
 		DeliveryTimeout: 30 * time.Second,
 		MaxMessageBytes: 1000000,

@@ -66,6 +66,9 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	// one request without adding noticeable latency to a PUBACK; while a
 	// request is in flight (one per broker, idempotence) records batch up
 	// anyway, so under load the broker's round trip sets the batch size.
+	// A device's next record (the order gate lets one per device into
+	// sarama) waits for linger on top of the round trip: 1ms measured
+	// better than 2ms for few busy devices and no worse for many.
 	// Linger 0 is sarama's "as fast as possible", which needs every flush
 	// trigger at 0: a byte trigger alone would hold records until it is
 	// reached.
