@@ -94,6 +94,9 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	sc.Net.DialTimeout = 5 * time.Second
 	sc.Net.ReadTimeout = 10 * time.Second
 	sc.Net.WriteTimeout = 10 * time.Second
+	// sarama's own metrics cost CPU per record and nobody reads them
+	// (metrics.go).
+	sc.MetricRegistry = discardMetrics{}
 	// Topics are never auto-created by writes (SPEC section 4).
 	sc.Metadata.AllowAutoTopicCreation = false
 
