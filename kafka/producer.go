@@ -91,6 +91,16 @@ type pending struct {
 	line      string    // the order gate's line: topic and key; "" without a key
 }
 
+// outgoing is a record on its way to sarama: the message, its pending
+// state and its encoders in one allocation (the encoders are pointers into
+// it: sarama takes them as interfaces, and a ByteEncoder boxed on its own
+// is an allocation each).
+type outgoing struct {
+	msg        sarama.ProducerMessage
+	pd         pending
+	key, value sarama.ByteEncoder
+}
+
 // complete reports the record's result to the producer's health and the
 // caller.
 func (p *pending) complete(err error) {
@@ -183,14 +193,15 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonUnknownTopic, Err: errors.New("the topic does not exist in the Kafka cluster (no broker lists it)")})
 		return nil
 	}
-	pd := &pending{done: done, health: p.health, partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)}
-	msg := &sarama.ProducerMessage{
-		Topic:    rec.Topic,
-		Value:    sarama.ByteEncoder(rec.Value),
-		Metadata: pd,
+	o := &outgoing{
+		pd:    pending{done: done, health: p.health, partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)},
+		value: rec.Value,
+		key:   rec.Key,
 	}
+	pd, msg := &o.pd, &o.msg
+	msg.Topic, msg.Value, msg.Metadata = rec.Topic, &o.value, pd
 	if rec.Key != nil {
-		msg.Key = sarama.ByteEncoder(rec.Key)
+		msg.Key = &o.key
 	}
 	if len(rec.Headers) > 0 {
 		msg.Headers = make([]sarama.RecordHeader, len(rec.Headers))
