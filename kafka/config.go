@@ -40,8 +40,8 @@ type Config struct {
 	// 0 sends as soon as the broker's previous request is answered (records
 	// still batch while one is in flight, one per broker); batch_bytes has
 	// no effect then. A device's records are stored one per request (the
-	// order gate), so its rate is about one per linger plus round trip.
-	// Default 1ms (docs/benchmarks.md, issue 11).
+	// order gate), so its rate is about one per linger plus round trip
+	// (docs/benchmarks.md, issue 11). Default 1ms.
 	Linger time.Duration `mapstructure:"linger"`
 	// BatchBytes sends a request as soon as this many bytes of records are
 	// waiting, without waiting for Linger (sarama's Flush.Bytes). Default
