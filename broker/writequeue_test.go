@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
@@ -129,4 +130,21 @@ func TestWriteQueueReleasesPacketDrops(t *testing.T) {
 	if q := b.writes.account(cl).Load(); q > 17*size {
 		t.Errorf("%d bytes charged; mochi holds at most 17 messages of %d", q, size)
 	}
+}
+
+// BenchmarkWriteQueueQoS0 is what the write-queue hook costs a QoS 0
+// PUBLISH (OnPublish and OnPublished: a topic copy, a registration under
+// the hook's mutex), from publishers on every core at once.
+func BenchmarkWriteQueueQoS0(b *testing.B) {
+	h := newWriteQueueHook(1<<20, 2, mqtt.NewTopicsIndex(), newLimitObserver())
+	payload := bytes.Repeat([]byte("v"), 300)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		pk := packets.Packet{TopicName: fmt.Sprintf("fleet/%d/gps", n.Add(1)), Payload: payload}
+		for pb.Next() {
+			out, _ := h.OnPublish(nil, pk)
+			h.OnPublished(nil, out)
+		}
+	})
 }

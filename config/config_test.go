@@ -80,7 +80,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad level", "", map[string]string{"FLEETGATE_LOG_LEVEL": "loud"}, "log.level"},
 		{"bad broker", "", map[string]string{"FLEETGATE_KAFKA_BROKERS": "nohostport"}, "kafka.brokers[0]"},
 		{"bad partitioner", "", map[string]string{"FLEETGATE_KAFKA_PARTITIONER": "crc"}, "kafka.partitioner"},
-		{"zero linger", "", map[string]string{"FLEETGATE_KAFKA_LINGER": "0s"}, "kafka.linger"},
+		{"negative linger", "", map[string]string{"FLEETGATE_KAFKA_LINGER": "-1ms"}, "kafka.linger"},
 		{"tiny batch", "", map[string]string{"FLEETGATE_KAFKA_BATCH_BYTES": "10"}, "kafka.batch_bytes"},
 		{"tiny pending writes", "", map[string]string{"FLEETGATE_MQTT_MAX_PENDING_WRITES": "1"}, "mqtt.max_pending_writes"},
 		{"no listener", "", map[string]string{"FLEETGATE_MQTT_LISTEN": ""}, "mqtt: no listener"},

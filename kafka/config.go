@@ -37,7 +37,11 @@ type Config struct {
 	// request to a broker while none is in flight (sarama's
 	// Flush.Frequency). Longer batches more records into a request (less
 	// CPU and fewer requests per record) at that cost in PUBACK latency.
-	// Default 2ms.
+	// 0 sends as soon as the broker's previous request is answered (records
+	// still batch while one is in flight, one per broker); batch_bytes has
+	// no effect then. A device's records are stored one per request (the
+	// order gate), so its rate is about one per linger plus round trip
+	// (docs/benchmarks.md, issue 11). Default 1ms.
 	Linger time.Duration `mapstructure:"linger"`
 	// BatchBytes sends a request as soon as this many bytes of records are
 	// waiting, without waiting for Linger (sarama's Flush.Bytes). Default
@@ -121,7 +125,7 @@ func DefaultConfig() Config {
 		Idempotent:      true,
 		Compression:     "lz4",
 		Partitioner:     "murmur2",
-		Linger:          2 * time.Millisecond,
+		Linger:          time.Millisecond,
 		BatchBytes:      512 * 1024,
 		DeliveryTimeout: 30 * time.Second,
 		MaxMessageBytes: 1000000,
@@ -171,8 +175,8 @@ func (c Config) Validate() error {
 	if _, err := NewPartitioner(c.Partitioner); err != nil {
 		bad("kafka.partitioner: %v", err)
 	}
-	if c.Linger <= 0 || c.Linger > time.Second {
-		bad("kafka.linger: %s is out of range; give 1ms to 1s (e.g. 2ms)", c.Linger)
+	if c.Linger < 0 || c.Linger > time.Second {
+		bad("kafka.linger: %s is out of range; give 0 (send at once) to 1s", c.Linger)
 	}
 	if c.BatchBytes < 1024 || c.BatchBytes > 100*1024*1024 {
 		bad("kafka.batch_bytes: %d is out of range 1024..104857600", c.BatchBytes)

@@ -143,7 +143,7 @@ func (g *orderGate) failed(msg *sarama.ProducerMessage, err error) {
 	if abortErr := g.aborted; abortErr != nil || l == nil {
 		failed := g.drop(k)
 		g.mu.Unlock()
-		pendingOf(msg).done(err)
+		pendingOf(msg).complete(err)
 		failAll(failed, abortErr)
 		return
 	}
@@ -171,14 +171,14 @@ func (g *orderGate) finish(msg *sarama.ProducerMessage, err error) {
 		failed, abortErr = g.next(pd.line), g.aborted
 		g.mu.Unlock()
 	}
-	pd.done(err)
+	pd.complete(err)
 	failAll(failed, abortErr)
 }
 
 // failAll fails msgs with err.
 func failAll(msgs []*sarama.ProducerMessage, err error) {
 	for _, m := range msgs {
-		pendingOf(m).done(err)
+		pendingOf(m).complete(err)
 	}
 }
 

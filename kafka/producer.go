@@ -84,10 +84,30 @@ type Producer struct {
 
 // pending travels with a record through sarama as its Metadata.
 type pending struct {
-	done      func(error)
+	done      func(error)  // the caller's, from Produce
+	health    *writeHealth // told of the result; nil in tests of the gate
 	partition int32
 	start     time.Time // when Produce took the record
 	line      string    // the order gate's line: topic and key; "" without a key
+}
+
+// outgoing is a record on its way to sarama: the message, its pending
+// state and its encoders in one allocation (the encoders are pointers into
+// it: sarama takes them as interfaces, and a ByteEncoder boxed on its own
+// is an allocation each).
+type outgoing struct {
+	msg        sarama.ProducerMessage
+	pd         pending
+	key, value sarama.ByteEncoder
+}
+
+// complete reports the record's result to the producer's health and the
+// caller.
+func (p *pending) complete(err error) {
+	if p.health != nil {
+		p.health.completed(err == nil)
+	}
+	p.done(err)
 }
 
 // FixedPartition tells our partitioner the configured partition, if any.
@@ -173,18 +193,15 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonUnknownTopic, Err: errors.New("the topic does not exist in the Kafka cluster (no broker lists it)")})
 		return nil
 	}
-	pd := &pending{partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)}
-	pd.done = func(err error) {
-		p.health.completed(err == nil)
-		done(err)
+	o := &outgoing{
+		pd:    pending{done: done, health: p.health, partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)},
+		value: rec.Value,
+		key:   rec.Key,
 	}
-	msg := &sarama.ProducerMessage{
-		Topic:    rec.Topic,
-		Value:    sarama.ByteEncoder(rec.Value),
-		Metadata: pd,
-	}
+	pd, msg := &o.pd, &o.msg
+	msg.Topic, msg.Value, msg.Metadata = rec.Topic, &o.value, pd
 	if rec.Key != nil {
-		msg.Key = sarama.ByteEncoder(rec.Key)
+		msg.Key = &o.key
 	}
 	if len(rec.Headers) > 0 {
 		msg.Headers = make([]sarama.RecordHeader, len(rec.Headers))

@@ -66,8 +66,16 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	// one request without adding noticeable latency to a PUBACK; while a
 	// request is in flight (one per broker, idempotence) records batch up
 	// anyway, so under load the broker's round trip sets the batch size.
+	// A device's next record (the order gate lets one per device into
+	// sarama) waits for linger on top of the round trip: 1ms measured
+	// better than 2ms for few busy devices and no worse for many.
+	// Linger 0 is sarama's "as fast as possible", which needs every flush
+	// trigger at 0: a byte trigger alone would hold records until it is
+	// reached.
 	sc.Producer.Flush.Frequency = cfg.Linger
-	sc.Producer.Flush.Bytes = cfg.BatchBytes
+	if cfg.Linger > 0 {
+		sc.Producer.Flush.Bytes = cfg.BatchBytes
+	}
 	// Larger records are refused before they reach sarama (permanent error,
 	// error action); the limit here is the same so both agree.
 	sc.Producer.MaxMessageBytes = cfg.MaxMessageBytes
@@ -86,6 +94,9 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	sc.Net.DialTimeout = 5 * time.Second
 	sc.Net.ReadTimeout = 10 * time.Second
 	sc.Net.WriteTimeout = 10 * time.Second
+	// sarama's own metrics cost CPU per record and nobody reads them
+	// (metrics.go).
+	sc.MetricRegistry = discardMetrics{}
 	// Topics are never auto-created by writes (SPEC section 4).
 	sc.Metadata.AllowAutoTopicCreation = false
 

@@ -11,8 +11,11 @@
 package metrics
 
 import (
+	"maps"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,9 +35,14 @@ var latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1
 
 // Metrics holds the gateway's series in a registry of its own, so that
 // several gateways in one test process do not collide. Its methods are safe
-// for concurrent use and cheap (a label lookup and an atomic add).
+// for concurrent use and cheap: the series counted for every message are
+// looked up once (bySource, producedBy), the others by label each time.
 type Metrics struct {
 	reg *prometheus.Registry
+
+	bySource   map[string]sourceSeries // the known sources; read-only after New
+	producedMu sync.Mutex              // serialises writers of producedBy
+	producedBy atomic.Pointer[map[string]prometheus.Counter]
 
 	received       *prometheus.CounterVec
 	unmatched      *prometheus.CounterVec
@@ -54,6 +62,12 @@ type Metrics struct {
 	reloads        *prometheus.CounterVec
 	lookups        *lookupSeries // lookup.go
 	bounds         boundsMetrics // bounds.go
+}
+
+// sourceSeries are the per-message series of one source.
+type sourceSeries struct {
+	received, unmatched prometheus.Counter
+	ackLatency          prometheus.Observer
 }
 
 // New returns the gateway's metrics, with Go runtime and process series
@@ -136,11 +150,15 @@ func New() *Metrics {
 		m.authFailures, m.resends, m.responses, m.reloads,
 	)
 	m.reg.MustRegister(m.refusals)
+	m.bySource = make(map[string]sourceSeries, len(sources))
 	for _, s := range sources {
-		m.received.WithLabelValues(s)
-		m.unmatched.WithLabelValues(s)
-		m.ackLatency.WithLabelValues(s)
+		m.bySource[s] = sourceSeries{
+			received:   m.received.WithLabelValues(s),
+			unmatched:  m.unmatched.WithLabelValues(s),
+			ackLatency: m.ackLatency.WithLabelValues(s),
+		}
 	}
+	m.producedBy.Store(&map[string]prometheus.Counter{})
 	// Every reason starts at zero so that rates and alerts see the
 	// series before the first error: a counter whose series appears at 1
 	// is invisible to increase() and rate().
@@ -179,8 +197,27 @@ func (m *Metrics) KnownRules(names []string) {
 // lost. Safe for concurrent use.
 func (m *Metrics) KnownTopics(topics []string) {
 	for _, t := range topics {
-		m.produced.WithLabelValues(t)
+		m.producedOf(t)
 	}
+}
+
+// producedOf is topic's fleetgate_records_produced_total, looked up by
+// label only the first time: topics are the cluster's, a bounded set.
+func (m *Metrics) producedOf(topic string) prometheus.Counter {
+	if c, ok := (*m.producedBy.Load())[topic]; ok {
+		return c
+	}
+	m.producedMu.Lock()
+	defer m.producedMu.Unlock()
+	old := *m.producedBy.Load()
+	if c, ok := old[topic]; ok {
+		return c
+	}
+	c := m.produced.WithLabelValues(topic)
+	next := maps.Clone(old)
+	next[topic] = c
+	m.producedBy.Store(&next)
+	return c
 }
 
 // Registry returns the registry to serve (promhttp.HandlerFor).
@@ -241,10 +278,22 @@ func (m *Metrics) WatchReadiness(ready, kafka func() error) {
 }
 
 // Message implements router.Observer.
-func (m *Metrics) Message(source string) { m.received.WithLabelValues(source).Inc() }
+func (m *Metrics) Message(source string) {
+	if s, ok := m.bySource[source]; ok {
+		s.received.Inc()
+		return
+	}
+	m.received.WithLabelValues(source).Inc()
+}
 
 // Unmatched implements router.Observer.
-func (m *Metrics) Unmatched(source string) { m.unmatched.WithLabelValues(source).Inc() }
+func (m *Metrics) Unmatched(source string) {
+	if s, ok := m.bySource[source]; ok {
+		s.unmatched.Inc()
+		return
+	}
+	m.unmatched.WithLabelValues(source).Inc()
+}
 
 // ErrorRecord implements router.Observer.
 func (m *Metrics) ErrorRecord(rule, reason string) {
@@ -264,12 +313,16 @@ func (m *Metrics) Failed(string) { m.errors.WithLabelValues(router.ReasonKafkaUn
 
 // Produced implements kafka.Observer.
 func (m *Metrics) Produced(topic string, latency time.Duration) {
-	m.produced.WithLabelValues(topic).Inc()
+	m.producedOf(topic).Inc()
 	m.produceLatency.Observe(latency.Seconds())
 }
 
 // Acked implements broker.Observer and telematics.Observer.
 func (m *Metrics) Acked(source string, latency time.Duration) {
+	if s, ok := m.bySource[source]; ok {
+		s.ackLatency.Observe(latency.Seconds())
+		return
+	}
 	m.ackLatency.WithLabelValues(source).Observe(latency.Seconds())
 }
 

@@ -141,3 +141,33 @@ func TestSeriesAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestProducedNewTopic: a topic not known at start gets its series on its
+// first record.
+func TestProducedNewTopic(t *testing.T) {
+	m := New()
+	m.KnownTopics([]string{"message-log"})
+	m.Produced("message-gps", time.Millisecond)
+	m.Produced("message-gps", time.Millisecond)
+	m.Produced("message-log", time.Millisecond)
+	for topic, want := range map[string]float64{"message-gps": 2, "message-log": 1} {
+		if got := testutil.ToFloat64(m.produced.WithLabelValues(topic)); got != want {
+			t.Errorf("produced %s: %v, want %v", topic, got, want)
+		}
+	}
+}
+
+// BenchmarkPerMessageSeries is what the metrics cost each MQTT message
+// stored: received, produced and the ack latency.
+func BenchmarkPerMessageSeries(b *testing.B) {
+	m := New()
+	m.KnownTopics([]string{"message-log"})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Message("mqtt")
+			m.Produced("message-log", time.Millisecond)
+			m.Acked("mqtt", time.Millisecond)
+		}
+	})
+}
