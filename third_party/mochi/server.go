@@ -147,6 +147,8 @@ type Server struct {
 	hooks        *Hooks               // hooks contains hooks for extra functionality such as auth and persistent storage
 	inlineClient *Client              // inlineClient is a special client used for inline subscriptions and inline Publish
 	readers      *sync.Pool           // read buffers (*bufio.Reader) of clients between packets, see Client.readFirstByte
+	closing      sync.Mutex           // orders countClient before Close's wait for the clients
+	closed       bool                 // Close has begun: no client is counted any more; under closing
 }
 
 // loop contains interval tickers for the system events loop.
@@ -407,13 +409,27 @@ func (s *Server) EstablishConnection(listener string, c net.Conn) error {
 	return s.attachClient(cl, listener)
 }
 
+// countClient adds a client to Listeners.ClientsWg, which Close waits on, unless Close
+// has begun: a WaitGroup must not be added to from zero while it is waited on, and a
+// listener may hand over a connection it accepted just before it was closed.
+func (s *Server) countClient() bool {
+	s.closing.Lock()
+	defer s.closing.Unlock()
+	if s.closed {
+		return false
+	}
+	s.Listeners.ClientsWg.Add(1)
+	return true
+}
+
 // attachClient validates an incoming client connection and if viable, attaches the client
 // to the server, performs session housekeeping, and reads incoming packets.
 func (s *Server) attachClient(cl *Client, listener string) error {
-	defer s.Listeners.ClientsWg.Done()
-	s.Listeners.ClientsWg.Add(1)
-
 	defer cl.Stop(nil)
+	if !s.countClient() {
+		return packets.ErrServerShuttingDown
+	}
+	defer s.Listeners.ClientsWg.Done()
 
 	// CONNECT is handled on a goroutine of its own, which grows its stack to 16 KiB and
 	// exits: this one, which reads the client's packets for as long as it is connected,
@@ -1537,6 +1553,9 @@ func (s *Server) publishSysTopics() {
 
 // Close attempts to gracefully shut down the server, all listeners, clients, and stores.
 func (s *Server) Close() error {
+	s.closing.Lock()
+	s.closed = true
+	s.closing.Unlock()
 	close(s.done)
 	s.Log.Info("gracefully stopping server")
 	s.Listeners.CloseAll(s.closeListenerClients)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand"
 	"net"
 	"strconv"
 	"sync"
@@ -4001,4 +4002,31 @@ func TestPublishToClientWriterExitRace(t *testing.T) {
 	<-cl.outboundQueue()
 	require.False(t, cl.keepWriting(), "the queue is empty: the writer exits")
 	require.False(t, cl.State.writing.Load())
+}
+
+// TestServerCloseWhileConnectionsArrive: connections handed to the server while it closes
+// (a listener accepted them just before) are either counted before Close waits for the
+// clients or refused; run with -race, which reports an Add to Listeners.ClientsWg racing
+// its Wait otherwise. (fleetgate patch 6)
+func TestServerCloseWhileConnectionsArrive(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		s := newServer()
+		var wg sync.WaitGroup
+		for j := 0; j < 20; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, w := net.Pipe()
+				time.AfterFunc(2*time.Millisecond, func() { _ = w.Close() })
+				_ = s.EstablishConnection("tcp", r)
+			}()
+		}
+		time.Sleep(time.Duration(rand.Intn(1000)) * time.Microsecond)
+		require.NoError(t, s.Close())
+		wg.Wait()
+		r, w := net.Pipe()
+		time.AfterFunc(2*time.Millisecond, func() { _ = w.Close() })
+		err := s.EstablishConnection("tcp", r)
+		require.ErrorIs(t, err, packets.ErrServerShuttingDown)
+	}
 }
