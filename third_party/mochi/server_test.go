@@ -4107,3 +4107,49 @@ func TestEstablishConnectionNoGoroutineLeft(t *testing.T) {
 	}
 	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.ClientsConnected))
 }
+
+// stopOnEstablishedHook stops each client as its session is established,
+// after its CONNACK and before its read loop starts, and records its will.
+type stopOnEstablishedHook struct {
+	HookBase
+	will atomic.Bool
+}
+
+func (h *stopOnEstablishedHook) ID() string { return "stop-on-established" }
+
+func (h *stopOnEstablishedHook) Provides(b byte) bool {
+	return b == OnSessionEstablished || b == OnWill
+}
+
+func (h *stopOnEstablishedHook) OnSessionEstablished(cl *Client, pk packets.Packet) {
+	cl.Stop(errors.New("test: connection lost"))
+}
+
+func (h *stopOnEstablishedHook) OnWill(cl *Client, will Will) (Will, error) {
+	h.will.Store(true)
+	return will, nil
+}
+
+func TestEstablishConnectionStoppedBeforeReadSendsWill(t *testing.T) {
+	s := newServer()
+	h := new(stopOnEstablishedHook)
+	require.NoError(t, s.AddHook(h, nil))
+	defer s.Close()
+
+	// A client stopped by the server (not by its DISCONNECT) between its
+	// CONNACK and its read loop, the hand-over from the CONNECT goroutine,
+	// has its will sent, as when it is stopped while the loop waits.
+	buf := new(bytes.Buffer)
+	require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "w",
+			WillFlag: true, WillTopic: "w/t", WillPayload: []byte("gone")}}).ConnectEncode(buf))
+	r, w := net.Pipe()
+	defer w.Close()
+	go func() {
+		_, _ = w.Write(buf.Bytes())
+		_, _ = io.Copy(io.Discard, w)
+	}()
+	err := s.EstablishConnection("tcp", r)
+	require.Error(t, err, "the client was stopped with a cause")
+	require.True(t, h.will.Load(), "the will was not sent")
+}
