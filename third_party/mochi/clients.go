@@ -560,7 +560,11 @@ func (cl *Client) readFirstByte() (byte, error) {
 	cl.releaseReader()
 	var n int
 	var err error
-	for n == 0 && err == nil {
+	for i := 0; n == 0 && err == nil; i++ {
+		if i == maxEmptyReads {
+			err = io.ErrNoProgress // as bufio.Reader gives up on such a connection
+			break
+		}
 		n, err = cl.Net.Conn.Read(cl.Net.first[:])
 	}
 	cl.takeReader()
@@ -569,6 +573,10 @@ func (cl *Client) readFirstByte() (byte, error) {
 	}
 	return 0, err
 }
+
+// maxEmptyReads is how many reads in a row may return no byte and no error before
+// readFirstByte gives up with io.ErrNoProgress: bufio.Reader's limit.
+const maxEmptyReads = 100
 
 // releaseReader puts the client's reader back in the server's pool. It and takeReader are
 // not inlined into readFirstByte, to keep the frame an idle client waits in small (see

@@ -974,3 +974,27 @@ func TestClientReadFixedHeaderPooledReader(t *testing.T) {
 	// the third again bare, then buffered.
 	require.Equal(t, []bool{true, false, true, false}, bare)
 }
+
+// emptyConn returns (0, nil) from every Read.
+type emptyConn struct{ net.Conn }
+
+func (emptyConn) Read([]byte) (int, error) { return 0, nil }
+
+func TestClientReadFixedHeaderPooledReaderNoProgress(t *testing.T) {
+	s := newServer()
+	r, w := net.Pipe()
+	defer w.Close()
+	cl := s.NewClient(emptyConn{Conn: r}, "tcp", "mochi", false)
+
+	// A connection that makes no progress is an error after a number of empty
+	// reads, as it is for bufio.Reader, not a loop for ever.
+	done := make(chan error, 1)
+	go func() { done <- cl.ReadFixedHeader(new(packets.FixedHeader)) }()
+	select {
+	case err := <-done:
+		require.ErrorIs(t, err, io.ErrNoProgress)
+	case <-time.After(2 * time.Second):
+		t.Fatal("ReadFixedHeader loops on a connection returning (0, nil)")
+	}
+	require.NotNil(t, cl.Net.bconn)
+}

@@ -458,6 +458,12 @@ func (s *Server) attachClient(cl *Client, listener string) error {
 //
 //go:noinline
 func (s *Server) detachClient(cl *Client, listener string, err error) error {
+	if cause := cl.StopCause(); err == nil && cause != nil && !errors.Is(cause, packets.CodeDisconnect) {
+		// The read loop found the client closed and returned no error, as after a
+		// DISCONNECT; it was stopped for another cause (by the server, between two
+		// packets or before the loop started): as if the read had failed with it.
+		err = cause
+	}
 	if err != nil {
 		s.sendLWT(cl)
 		cl.Stop(err)

@@ -5,6 +5,7 @@
 package mqtt
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -4029,4 +4031,153 @@ func TestServerCloseWhileConnectionsArrive(t *testing.T) {
 		err := s.EstablishConnection("tcp", r)
 		require.ErrorIs(t, err, packets.ErrServerShuttingDown)
 	}
+}
+
+func TestPublishToClientWriterWithDirectWrites(t *testing.T) {
+	s := newServer()
+	s.Options.ClientNetWriteBufferSize = 64 // coalesce a few packets at a time
+	r, w := net.Pipe()
+	defer r.Close()
+	cl := s.NewClient(w, "tcp", "mochi", false)
+	cl.ops.options.Capabilities.MaximumClientWritesPending = 4
+	defer cl.Stop(errClientStop)
+
+	// Publishers queue packets for the on-demand writer while another
+	// goroutine (the read loop acking, as PUBACKs are) writes packets
+	// directly: every packet arrives, each writer's in order, and none is
+	// left in the write buffer once the queue has drained.
+	const producers, each, acks = 3, 200, 300
+	go func() {
+		for p := 0; p < producers; p++ {
+			go func(p int) {
+				for i := 0; i < each; i++ {
+					pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish}, TopicName: "a/b", Payload: []byte{byte(p), byte(i)}}
+					for {
+						_, err := s.publishToClient(cl, packets.Subscription{Filter: "a/b"}, pk)
+						if err == nil {
+							break
+						}
+						if !errors.Is(err, packets.ErrPendingClientWritesExceeded) {
+							t.Errorf("publish %d of producer %d: %v", i, p, err)
+							return
+						}
+						time.Sleep(time.Microsecond)
+					}
+				}
+			}(p)
+		}
+		go func() {
+			for i := 1; i <= acks; i++ {
+				if err := cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: uint16(i)}); err != nil {
+					t.Errorf("puback %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}()
+
+	require.NoError(t, r.SetReadDeadline(time.Now().Add(5*time.Second)))
+	next := make([]int, producers)
+	ack := 1
+	br := bufio.NewReader(r)
+	for n := 0; n < producers*each+acks; n++ {
+		h := make([]byte, 2)
+		_, err := io.ReadFull(br, h)
+		require.NoError(t, err, "after %d packets", n)
+		body := make([]byte, h[1])
+		_, err = io.ReadFull(br, body)
+		require.NoError(t, err)
+		switch h[0] >> 4 {
+		case packets.Publish:
+			p, i := int(body[5]), int(body[6]) // topic length, "a/b", producer, sequence
+			require.Equal(t, next[p]&0xff, i, "producer %d out of order", p)
+			next[p]++
+		case packets.Puback:
+			require.Equal(t, ack, int(body[0])<<8|int(body[1]), "pubacks out of order")
+			ack++
+		default:
+			t.Fatalf("unexpected packet %x", h)
+		}
+	}
+	require.Eventually(t, func() bool { return !cl.State.writing.Load() }, time.Second, time.Millisecond)
+	require.Equal(t, int32(0), atomic.LoadInt32(&cl.State.outboundQty))
+}
+
+func TestEstablishConnectionNoGoroutineLeft(t *testing.T) {
+	s := newServer()
+	defer s.Close()
+	before := runtime.NumGoroutine()
+
+	// Connections that die during CONNECT, at each step: before the fixed
+	// header, within the packet, and before the CONNACK is written.
+	connect := packets.TPacketData[packets.Connect].Get(packets.TConnectMqtt311).RawBytes
+	for _, cut := range []int{0, 1, len(connect) / 2, len(connect)} {
+		for i := 0; i < 20; i++ {
+			r, w := net.Pipe()
+			done := make(chan error, 1)
+			go func() { done <- s.EstablishConnection("tcp", r) }()
+			_, _ = w.Write(connect[:cut])
+			_ = w.Close()
+			select {
+			case err := <-done:
+				require.Error(t, err, "cut at %d", cut)
+			case <-time.After(5 * time.Second):
+				t.Fatalf("EstablishConnection did not return, CONNECT cut at %d", cut)
+			}
+		}
+	}
+	for end := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond) // not require.Eventually: it counts a goroutine of its own
+	}
+	if runtime.NumGoroutine() > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("goroutines: %d before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+	}
+	require.Equal(t, int64(0), atomic.LoadInt64(&s.Info.ClientsConnected))
+}
+
+// stopOnEstablishedHook stops each client as its session is established,
+// after its CONNACK and before its read loop starts, and records its will.
+type stopOnEstablishedHook struct {
+	HookBase
+	will atomic.Bool
+}
+
+func (h *stopOnEstablishedHook) ID() string { return "stop-on-established" }
+
+func (h *stopOnEstablishedHook) Provides(b byte) bool {
+	return b == OnSessionEstablished || b == OnWill
+}
+
+func (h *stopOnEstablishedHook) OnSessionEstablished(cl *Client, pk packets.Packet) {
+	cl.Stop(errors.New("test: connection lost"))
+}
+
+func (h *stopOnEstablishedHook) OnWill(cl *Client, will Will) (Will, error) {
+	h.will.Store(true)
+	return will, nil
+}
+
+func TestEstablishConnectionStoppedBeforeReadSendsWill(t *testing.T) {
+	s := newServer()
+	h := new(stopOnEstablishedHook)
+	require.NoError(t, s.AddHook(h, nil))
+	defer s.Close()
+
+	// A client stopped by the server (not by its DISCONNECT) between its
+	// CONNACK and its read loop, the hand-over from the CONNECT goroutine,
+	// has its will sent, as when it is stopped while the loop waits.
+	buf := new(bytes.Buffer)
+	require.NoError(t, (&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), Clean: true, Keepalive: 30, ClientIdentifier: "w",
+			WillFlag: true, WillTopic: "w/t", WillPayload: []byte("gone")}}).ConnectEncode(buf))
+	r, w := net.Pipe()
+	defer w.Close()
+	go func() {
+		_, _ = w.Write(buf.Bytes())
+		_, _ = io.Copy(io.Discard, w)
+	}()
+	err := s.EstablishConnection("tcp", r)
+	require.Error(t, err, "the client was stopped with a cause")
+	require.True(t, h.will.Load(), "the will was not sent")
 }
