@@ -42,7 +42,7 @@ const (
 
 // DropReasons lists every reason given to LimitObserver.BrokerDropped.
 var DropReasons = []string{ReasonRetainDisabled, ReasonRetainedTooLarge, ReasonRetainedCount, ReasonRetainedBytes,
-	ReasonQueueSession, ReasonQueueTotal, ReasonWriteQueueBytes}
+	ReasonQueueSession, ReasonQueueTotal, ReasonWriteQueueBytes, ReasonWriteQueueFull}
 
 // boundsHook enforces the keep-alive and session expiry caps, and hosts the
 // retained guard and the queue accounting. It is added after the ingest

@@ -15,6 +15,10 @@ import (
 // subscriber whose writer already holds mqtt.max_pending_write_bytes.
 const ReasonWriteQueueBytes = "write_queue_bytes"
 
+// ReasonWriteQueueFull: a message mochi did not queue for a connected
+// subscriber because its queue of mqtt.max_pending_writes packets was full.
+const ReasonWriteQueueFull = "write_queue_full"
+
 // writeQueueHook caps, per connection, the bytes of QoS 0 messages waiting
 // in mochi's outbound queue (mqtt.max_pending_write_bytes). mochi bounds
 // that queue only in packets (mqtt.max_pending_writes), each a full copy
@@ -190,8 +194,10 @@ func (h *writeQueueHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) pack
 }
 
 // OnPublishDropped implements mqtt.Hook: mochi's queue for cl was full
-// (mqtt.max_pending_writes), so the admitted message was not queued.
+// (mqtt.max_pending_writes), so the admitted message was not queued: it is
+// counted, and its bytes are given back.
 func (h *writeQueueHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	h.obs.BrokerDropped(ReasonWriteQueueFull)
 	if n, ok := h.lookup(cl, pk.TopicName); ok {
 		h.release(cl, n)
 	}

@@ -99,11 +99,12 @@ func TestWriteQueueBytesConfig(t *testing.T) {
 
 // TestWriteQueueReleasesPacketDrops: when mochi's queue is full in packets
 // (mqtt.max_pending_writes) before it is in bytes, the message mochi drops
-// gives its bytes back; otherwise the account would fill up to the byte
+// is counted (write_queue_full) and gives its bytes back; otherwise the account would fill up to the byte
 // cap with messages that are not queued.
 func TestWriteQueueReleasesPacketDrops(t *testing.T) {
 	const size = 1 << 10
-	b := startBroker(t, autoPipeline{}, func(c *Config) { c.MaxPendingWrites = 16 })
+	obs := newLimitObserver()
+	b := startBroker(t, autoPipeline{}, func(c *Config) { c.MaxPendingWrites = 16 }, WithObserver(obs))
 	addr := b.Addr("tcp")
 	sub := dialRaw(t, addr, "stuck", 4)
 	if err := sub.conn.(*net.TCPConn).SetReadBuffer(4096); err != nil {
@@ -122,8 +123,13 @@ func TestWriteQueueReleasesPacketDrops(t *testing.T) {
 	if pk := pub.read(20 * time.Second); pk.FixedHeader.Type != packets.Publish || pk.TopicName != "done" {
 		t.Fatalf("got type %d, want the PUBLISH of done", pk.FixedHeader.Type)
 	}
-	if atomic.LoadInt64(&b.server.Info.MessagesDropped) == 0 {
+	dropped := atomic.LoadInt64(&b.server.Info.MessagesDropped)
+	if dropped == 0 {
 		t.Fatal("mochi dropped nothing: the subscriber's queue never filled")
+	}
+	// Every message mochi dropped is counted for /metrics.
+	if d := obs.drops(ReasonWriteQueueFull); int64(d) != dropped {
+		t.Errorf("%d write_queue_full drops counted, mochi dropped %d", d, dropped)
 	}
 	cl, _ := b.server.Clients.Get("stuck")
 	// 16 queued and one being written.

@@ -16,7 +16,7 @@ func newBoundsMetrics(reg *prometheus.Registry) boundsMetrics {
 	b := boundsMetrics{
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "mqtt_broker_dropped_total",
-			Help: "Messages the MQTT broker did not keep, by reason: retained messages refused (retain_disabled, retained_too_large, retained_count_limit, retained_bytes_limit; the message itself is still stored and delivered) and queued QoS 1/2 messages for subscribers dropped, oldest first (queue_session_limit, queue_total_limit), and QoS 0 messages not queued for a connected subscriber that does not read fast enough (write_queue_bytes).",
+			Help: "Messages the MQTT broker did not keep, by reason: retained messages refused (retain_disabled, retained_too_large, retained_count_limit, retained_bytes_limit; the message itself is still stored and delivered) and queued QoS 1/2 messages for subscribers dropped, oldest first (queue_session_limit, queue_total_limit), and messages not queued for a connected subscriber that does not read fast enough (write_queue_bytes: its QoS 0 bytes at mqtt.max_pending_write_bytes; write_queue_full: its mqtt.max_pending_writes packets taken).",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "mqtt_connections_refused_total",
