@@ -11,11 +11,9 @@
 package metrics
 
 import (
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,8 +39,7 @@ type Metrics struct {
 	reg *prometheus.Registry
 
 	bySource   map[string]sourceSeries // the known sources; read-only after New
-	producedMu sync.Mutex              // serialises writers of producedBy
-	producedBy atomic.Pointer[map[string]prometheus.Counter]
+	producedBy sync.Map                // topic -> prometheus.Counter of produced
 
 	received       *prometheus.CounterVec
 	unmatched      *prometheus.CounterVec
@@ -158,7 +155,6 @@ func New() *Metrics {
 			ackLatency: m.ackLatency.WithLabelValues(s),
 		}
 	}
-	m.producedBy.Store(&map[string]prometheus.Counter{})
 	// Every reason starts at zero so that rates and alerts see the
 	// series before the first error: a counter whose series appears at 1
 	// is invisible to increase() and rate().
@@ -204,20 +200,11 @@ func (m *Metrics) KnownTopics(topics []string) {
 // producedOf is topic's fleetgate_records_produced_total, looked up by
 // label only the first time: topics are the cluster's, a bounded set.
 func (m *Metrics) producedOf(topic string) prometheus.Counter {
-	if c, ok := (*m.producedBy.Load())[topic]; ok {
-		return c
+	if c, ok := m.producedBy.Load(topic); ok {
+		return c.(prometheus.Counter)
 	}
-	m.producedMu.Lock()
-	defer m.producedMu.Unlock()
-	old := *m.producedBy.Load()
-	if c, ok := old[topic]; ok {
-		return c
-	}
-	c := m.produced.WithLabelValues(topic)
-	next := maps.Clone(old)
-	next[topic] = c
-	m.producedBy.Store(&next)
-	return c
+	c, _ := m.producedBy.LoadOrStore(topic, m.produced.WithLabelValues(topic))
+	return c.(prometheus.Counter)
 }
 
 // Registry returns the registry to serve (promhttp.HandlerFor).
