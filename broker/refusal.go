@@ -38,7 +38,7 @@ func (h *ingestHook) answerInOrder(cl *mqtt.Client, ack packets.Packet) {
 // goes into mochi's inflight store, which answers the client's PUBREL.
 func writeRefusalAck(cl *mqtt.Client, ack packets.Packet, log *zap.Logger) {
 	if ack.FixedHeader.Type == packets.Pubrec && ack.ReasonCode < packets.ErrUnspecifiedError.Code {
-		cl.State.Inflight.Set(inflightEntry(ack))
+		keepPubrec(cl, ack)
 	}
 	if err := cl.WritePacket(ack); err != nil {
 		log.Debug("mqtt refusal ack not sent", zap.String("client_id", cl.ID), zap.Error(err))

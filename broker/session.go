@@ -237,7 +237,7 @@ func (s *session) appendAck(buf []byte, t *ticket) []byte {
 		typ = packets.Pubrec
 		// mochi answers the client's PUBREL from its inflight store, and
 		// gives back the receive quota then.
-		s.cl.State.Inflight.Set(inflightEntry(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: t.id}))
+		keepPubrec(s.cl, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Pubrec}, PacketID: t.id})
 	} else if s.v5 {
 		s.cl.State.Inflight.IncreaseReceiveQuota()
 	}
