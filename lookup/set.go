@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -162,12 +163,7 @@ func (s *Set) Names() []string {
 	if s == nil {
 		return nil
 	}
-	names := make([]string, 0, len(s.tables))
-	for n := range s.tables {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
+	return slices.Sorted(maps.Keys(s.tables))
 }
 
 // Ready returns nil once every table holds its whole source: files are

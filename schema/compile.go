@@ -202,5 +202,3 @@ func refURL(base, name string) string {
 	}
 	return base + name
 }
-
-func sortStrings(s []string) { slices.Sort(s) }

@@ -8,6 +8,8 @@ package schema
 import (
 	"bytes"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -151,12 +153,7 @@ func (s *Set) Names() []string {
 	if s == nil {
 		return nil
 	}
-	names := make([]string, 0, len(s.byName))
-	for n := range s.byName {
-		names = append(names, n)
-	}
-	sortStrings(names)
-	return names
+	return slices.Sorted(maps.Keys(s.byName))
 }
 
 // Len returns how many schemas the set has.
