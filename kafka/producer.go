@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -59,26 +58,22 @@ type Option func(*Producer)
 // WithObserver reports stored records to o. Default: none.
 func WithObserver(o Observer) Option { return func(p *Producer) { p.obs = o } }
 
-// Producer writes router records to Kafka with one shared sarama async
-// producer. It implements router.Sink and is safe for concurrent use.
+// Producer writes router records to Kafka. It implements router.Sink and
+// is safe for concurrent use. The checks every record passes (topic,
+// size, partition) are here; taking records to the brokers in order is its
+// sender's job (sender.go).
 type Producer struct {
 	client   sarama.Client // admin calls, topic cache: bounded metadata retries
-	pclient  sarama.Client // the async producer's: waits out outages
-	ap       sarama.AsyncProducer
+	out      sender
 	topics   *TopicCache
 	maxBytes int
 	log      *zap.Logger
 	obs      Observer
-	gate     *orderGate   // one record per device in sarama's hands (order.go)
 	health   *writeHealth // readiness: can it write (health.go)
 
-	givenBack       atomic.Int64 // records sarama gave back with retriable errors
-	givenBackLogged atomic.Int64 // UnixNano of the last log line about them
-
 	closing   chan struct{}
-	mu        sync.RWMutex // held for reading while sending to ap.Input
+	mu        sync.RWMutex // held for reading while a record is handed to out
 	closed    bool
-	drained   sync.WaitGroup
 	closeOnce sync.Once
 }
 
@@ -124,23 +119,9 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 	if err != nil {
 		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
 	}
-	pclient, err := sarama.NewClient(cfg.Brokers, producerClientConfig(sc, cfg.RetryBudget))
-	if err != nil {
-		client.Close()
-		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
-	}
-	ap, err := sarama.NewAsyncProducerFromClient(pclient)
-	if err != nil {
-		pclient.Close()
-		client.Close()
-		return nil, fmt.Errorf("start kafka producer: %w", err)
-	}
 	p := &Producer{
 		client:   client,
-		pclient:  pclient,
-		ap:       ap,
 		topics:   NewTopicCache(client),
-		gate:     newOrderGate(ap.Input(), resendBackoff),
 		health:   newWriteHealth(cfg.ReadinessWindow, time.Now),
 		maxBytes: cfg.MaxMessageBytes,
 		log:      log,
@@ -150,9 +131,10 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 	for _, o := range opts {
 		o(p)
 	}
-	p.drained.Add(2)
-	go p.drainSuccesses()
-	go p.drainErrors()
+	if p.out, err = newSaramaSender(cfg, sc, p); err != nil {
+		client.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -168,10 +150,6 @@ func (p *Producer) RefreshTopics() error { return p.topics.Refresh() }
 // records have waited kafka.readiness_window without any being stored.
 // It answers at once; readiness calls it.
 func (p *Producer) WriteErr() error { return p.health.Err() }
-
-// resendBackoff is how long a record sarama gave back with a retriable
-// error waits before the order gate sends it again.
-const resendBackoff = 500 * time.Millisecond
 
 // Produce implements router.Sink. Records that can never be written (unknown
 // or invalid topic, too large) complete at once with a *RecordError, before
@@ -229,67 +207,12 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 		return ErrClosed
 	}
 	p.health.handed()
-	if !p.gate.admit(msg) {
-		return nil // behind an earlier record of its device; the gate sends it
-	}
-	select {
-	case p.ap.Input() <- msg:
-		return nil
-	case <-ctx.Done():
-		if pd.line != "" {
-			// The record holds its place in its line already: records of
-			// its device may be waiting behind it. The gate sends it.
-			p.gate.handOver(msg)
-			return nil
-		}
+	if err := p.out.send(ctx, o); err != nil {
 		p.health.cancelled()
-		return ctx.Err()
-	case <-p.closing:
-		p.gate.cancel(msg, ErrClosed)
-		p.health.cancelled()
-		return ErrClosed
+		return err
 	}
+	return nil
 }
-
-func (p *Producer) drainSuccesses() {
-	defer p.drained.Done()
-	for msg := range p.ap.Successes() {
-		pd := msg.Metadata.(*pending)
-		p.obs.Produced(msg.Topic, time.Since(pd.start))
-		p.gate.stored(msg)
-	}
-}
-
-func (p *Producer) drainErrors() {
-	defer p.drained.Done()
-	for perr := range p.ap.Errors() {
-		// confirmAbsent asks the brokers (seconds at worst) only for
-		// UNKNOWN_TOPIC_OR_PARTITION after sarama's own retries, which is
-		// rare; meanwhile the other results wait.
-		err := classify(perr.Msg.Topic, perr.Err, p.topics.confirmAbsent)
-		if !isPermanent(err) {
-			p.noteGivenBack(err)
-		}
-		p.gate.failed(perr.Msg, err)
-	}
-}
-
-// noteGivenBack logs, at most every givenBackLogEvery, that sarama gave
-// records back with a retriable error (its retry budget or circuit breaker):
-// the order gate sends them again.
-func (p *Producer) noteGivenBack(err error) {
-	n := p.givenBack.Add(1)
-	now := time.Now().UnixNano()
-	last := p.givenBackLogged.Load()
-	if now-last < int64(givenBackLogEvery) || !p.givenBackLogged.CompareAndSwap(last, now) {
-		return
-	}
-	p.log.Warn("kafka: records given back by the producer after kafka.retry_budget; sending them again in order",
-		zap.Int64("records_given_back_total", n), zap.Error(err))
-}
-
-// givenBackLogEvery spaces noteGivenBack's log lines.
-const givenBackLogEvery = 5 * time.Second
 
 // Close stops accepting records, waits for every record already handed over
 // to complete (stored or failed), and closes the connection to Kafka. Safe
@@ -308,40 +231,9 @@ func (p *Producer) Shutdown(ctx context.Context) error {
 		p.mu.Lock()
 		p.closed = true
 		p.mu.Unlock()
-		// Records of a device wait in the order gate behind the one sarama
-		// has: let them follow (Kafka up) until ctx ends, then fail the
-		// ones still waiting. Only then may sarama's input close.
-		if gerr := p.gate.waitIdle(ctx); gerr != nil {
-			p.gate.abort(fmt.Errorf("kafka producer shut down before the record was sent: %w", ErrClosed))
-		}
-		p.gate.stop()
-		defer p.topics.Close()
-		// AsyncClose flushes what is buffered and, once sarama has
-		// delivered every result, closes the channels the drain goroutines
-		// read.
-		p.ap.AsyncClose()
-		drained := make(chan struct{})
-		go func() {
-			p.drained.Wait()
-			close(drained)
-		}()
-		select {
-		case <-drained:
-			err = errors.Join(p.pclient.Close(), p.client.Close())
-			return
-		case <-ctx.Done():
-		}
-		cerr := errors.Join(p.pclient.Close(), p.client.Close())
-		select {
-		case <-drained:
-		case <-time.After(abortGrace):
-			p.log.Warn("kafka producer still delivering failures after its client closed")
-		}
-		err = errors.Join(fmt.Errorf("kafka: records still in flight at the shutdown deadline were failed: %w", ctx.Err()), cerr)
+		err = p.out.shutdown(ctx)
+		p.topics.Close()
+		err = errors.Join(err, p.client.Close())
 	})
 	return err
 }
-
-// abortGrace is how long Shutdown waits for sarama's failures after it
-// closed the client at the deadline.
-const abortGrace = 2 * time.Second
