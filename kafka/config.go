@@ -33,19 +33,29 @@ type Config struct {
 	// Partitioner is murmur2 (default: Java's, so records co-partition with
 	// Java clients, Streams and Flink), fnv1a or random.
 	Partitioner string `mapstructure:"partitioner"`
-	// Linger is how long the producer collects records before it sends a
-	// request to a broker while none is in flight (sarama's
-	// Flush.Frequency). Longer batches more records into a request (less
-	// CPU and fewer requests per record) at that cost in PUBACK latency.
-	// 0 sends as soon as the broker's previous request is answered (records
-	// still batch while one is in flight, one per broker); batch_bytes has
-	// no effect then. A device's records are stored one per request (the
-	// order gate), so its rate is about one per linger plus round trip
-	// (docs/benchmarks.md, issue 11). Default 1ms.
+	// Producer is how records travel to the brokers. "fleetgate"
+	// (default): the gateway's own batches on sarama's client, one batch
+	// in flight per partition, a failed batch sent again before anything
+	// behind it, so a device's records keep their order through every
+	// failure while all of a device's waiting records ride in one batch.
+	// "sarama": sarama's async producer behind the order gate, which lets
+	// one record per device into sarama at a time (a device's rate is then
+	// one record per round trip). Both keep the same guarantees
+	// (docs/reliability.md).
+	Producer string `mapstructure:"producer"`
+	// Linger is how long a record may wait for company before the
+	// producer sends it. With kafka.producer fleetgate: a partition with
+	// nothing in flight sends its batch once its first record has waited
+	// this long (or batch_bytes are waiting); records that arrive while a
+	// batch is in flight go in the next one without waiting. With sarama:
+	// sarama's Flush.Frequency (0 is sarama's "as fast as possible";
+	// batch_bytes has no effect then). Longer batches more records into a
+	// request (less CPU per record) at that cost in PUBACK latency.
+	// Default 1ms (docs/benchmarks.md, issue 11).
 	Linger time.Duration `mapstructure:"linger"`
-	// BatchBytes sends a request as soon as this many bytes of records are
-	// waiting, without waiting for Linger (sarama's Flush.Bytes). Default
-	// 524288.
+	// BatchBytes sends a partition's batch (fleetgate) or a request
+	// (sarama's Flush.Bytes) without waiting for Linger once this many
+	// bytes of records are waiting. Default 524288.
 	BatchBytes int `mapstructure:"batch_bytes"`
 	// DeliveryTimeout bounds how long an input waits for Kafka before it
 	// gives up on a message (no PUBACK, HTTP 503), waiting for room under
@@ -61,9 +71,11 @@ type Config struct {
 	TLS TLSConfig `mapstructure:"tls"`
 	// Topics lists the topics the gateway checks or creates at start.
 	Topics TopicsConfig `mapstructure:"topics"`
-	// RetryBudget is how long sarama itself retries a record (leader
-	// lookups, produce retries) before it hands the record back; the
-	// producer then sends it again, in order (order.go). Default 5m.
+	// RetryBudget, with kafka.producer sarama only, is how long sarama
+	// itself retries a record (leader lookups, produce retries) before it
+	// hands the record back; the producer then sends it again, in order
+	// (order.go). The fleetgate producer retries a batch, in place, for as
+	// long as it runs. Default 5m.
 	RetryBudget time.Duration `mapstructure:"retry_budget"`
 	// ReadinessWindow: /readyz fails once records have waited this long
 	// without any record being stored. Default 10s.
@@ -112,6 +124,12 @@ type TopicsConfig struct {
 	Names []string `mapstructure:"names"`
 }
 
+// The values of kafka.producer.
+const (
+	ProducerFleetgate = "fleetgate"
+	ProducerSarama    = "sarama"
+)
+
 // defaultTopics are the topics of the default rule.
 var defaultTopics = []string{"message-log", "message-boot", "message-gps", "message-kinematic", "message-adas", "message-dlq"}
 
@@ -123,6 +141,7 @@ func DefaultConfig() Config {
 		ClientID:        "fleetgate",
 		RequiredAcks:    "all",
 		Idempotent:      true,
+		Producer:        ProducerFleetgate,
 		Compression:     "lz4",
 		Partitioner:     "murmur2",
 		Linger:          time.Millisecond,
@@ -168,6 +187,17 @@ func (c Config) Validate() error {
 	}
 	if c.Idempotent && err == nil && acks != sarama.WaitForAll {
 		bad("kafka.idempotent needs kafka.required_acks: all (or set kafka.idempotent: false)")
+	}
+	switch c.Producer {
+	case ProducerFleetgate:
+		if v, err := sarama.ParseKafkaVersion(c.Version); err == nil {
+			if _, err := produceVersion(v); err != nil {
+				bad("%v", err)
+			}
+		}
+	case ProducerSarama:
+	default:
+		bad("kafka.producer: %q is not one of %s, %s", c.Producer, ProducerFleetgate, ProducerSarama)
 	}
 	if _, err := c.codec(); err != nil {
 		bad("kafka.compression: %v", err)

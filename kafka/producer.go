@@ -94,6 +94,27 @@ type outgoing struct {
 	msg        sarama.ProducerMessage
 	pd         pending
 	key, value sarama.ByteEncoder
+	rec        sarama.Record // the batch sender's copy in its record batch
+}
+
+// keyBytes is the record's key; nil without one.
+func (o *outgoing) keyBytes() []byte {
+	if o.msg.Key == nil {
+		return nil
+	}
+	return o.key
+}
+
+// headers are the record's headers as a record batch holds them.
+func (o *outgoing) headers() []*sarama.RecordHeader {
+	if len(o.msg.Headers) == 0 {
+		return nil
+	}
+	hs := make([]*sarama.RecordHeader, len(o.msg.Headers))
+	for i := range o.msg.Headers {
+		hs[i] = &o.msg.Headers[i]
+	}
+	return hs
 }
 
 // complete reports the record's result to the producer's health and the
@@ -131,7 +152,12 @@ func NewProducer(cfg Config, log *zap.Logger, opts ...Option) (*Producer, error)
 	for _, o := range opts {
 		o(p)
 	}
-	if p.out, err = newSaramaSender(cfg, sc, p); err != nil {
+	if cfg.Producer == ProducerSarama {
+		p.out, err = newSaramaSender(cfg, sc, p)
+	} else {
+		p.out, err = newBatchSender(cfg, sc, p)
+	}
+	if err != nil {
 		client.Close()
 		return nil, err
 	}

@@ -18,6 +18,13 @@ import (
 // startProducer starts an embedded broker with topics and a producer on it.
 func startProducer(t *testing.T, partitions int32, topics ...string) (*Producer, *Embedded) {
 	t.Helper()
+	return startProducerWith(t, partitions, func(c *Config) { c.MaxMessageBytes = 10000 }, topics...)
+}
+
+// startProducerWith is startProducer with the producer's configuration
+// changed by tune.
+func startProducerWith(t *testing.T, partitions int32, tune func(*Config), topics ...string) (*Producer, *Embedded) {
+	t.Helper()
 	emb, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", Topics: topics, Partitions: partitions}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -25,7 +32,7 @@ func startProducer(t *testing.T, partitions int32, topics ...string) (*Producer,
 	t.Cleanup(emb.Close)
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{emb.Addr()}
-	cfg.MaxMessageBytes = 10000
+	tune(&cfg)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,22 +143,30 @@ func TestProducerKeepsOrderPerKeyAndCloseFlushes(t *testing.T) {
 	if err := p.Produce(context.Background(), &router.Record{Topic: "message-gps", Partition: -1}, func(error) {}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Produce after Close: %v, want ErrClosed", err)
 	}
+	if n := checkDeviceOrder(t, emb, "message-gps", 3); n != devices*each {
+		t.Fatalf("read %d records, want %d", n, devices*each)
+	}
+}
+
+// checkDeviceOrder reads every partition of topic, whose records are
+// "device:seq" with seq counting from 1 per device, fails t at the first
+// record out of order and returns how many it read.
+func checkDeviceOrder(t *testing.T, emb *Embedded, topic string, partitions int32) int {
+	t.Helper()
 	last := map[int]int{}
 	n := 0
-	for part := int32(0); part < 3; part++ {
-		for _, v := range readPartition(t, emb.Addr(), "message-gps", part) {
+	for part := range partitions {
+		for _, v := range readPartition(t, emb.Addr(), topic, part) {
 			var d, s int
 			fmt.Sscanf(v, "%d:%d", &d, &s)
 			if s != last[d]+1 {
-				t.Fatalf("device %d: seq %d after %d", d, s, last[d])
+				t.Fatalf("device %d: record %d stored after %d", d, s, last[d])
 			}
 			last[d] = s
 			n++
 		}
 	}
-	if n != devices*each {
-		t.Fatalf("read %d records, want %d", n, devices*each)
-	}
+	return n
 }
 
 // readPartition returns the values of every record in one partition.

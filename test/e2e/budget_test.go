@@ -8,16 +8,30 @@ import (
 )
 
 // TestOutageBeyondRetryBudget stops the only Kafka broker under MQTT load
-// for much longer than the producer's own retry window: kafka.retry_budget
-// is 1 s (set by environment, FLEETGATE_KAFKA_RETRY_BUDGET), so sarama's
-// leader lookups give up, its circuit breakers open (three failures) and it
-// hands records back failed while later records of the same devices wait in
-// its queues, the path that reordered records after outages longer than
-// about 15 minutes at the default budget. After the restart fleetsim verify
-// must find every acknowledged message, in order per device, and the
-// gateway's log must show that records were given back (the budget was
-// crossed).
+// for 18 s, with each producer (kafka.producer). With sarama, much longer
+// than its own retry window: kafka.retry_budget is 1 s (set by
+// environment, FLEETGATE_KAFKA_RETRY_BUDGET), so sarama's leader lookups
+// give up, its circuit breakers open (three failures) and it hands records
+// back failed while later records of the same devices wait in its queues,
+// the path that reordered records after outages longer than about 15
+// minutes at the default budget. With fleetgate's own batches, leader
+// lookups and produce requests fail over and over while a partition's
+// batch waits at its head. After the restart fleetsim verify must find
+// every acknowledged message, in order per device, and the gateway's log
+// must show the failure path was taken.
 func TestOutageBeyondRetryBudget(t *testing.T) {
+	for _, tc := range []struct{ producer, logged string }{
+		{"fleetgate", "a batch failed with a retriable error"},
+		{"sarama", "records given back by the producer"},
+	} {
+		t.Run(tc.producer, func(t *testing.T) {
+			t.Setenv("FLEETGATE_KAFKA_PRODUCER", tc.producer)
+			outageBeyondRetryBudget(t, tc.logged)
+		})
+	}
+}
+
+func outageBeyondRetryBudget(t *testing.T, logged string) {
 	kc := kafkatest.StartT(t, kafkatest.Options{Nodes: 1})
 	if err := createTopics(kc, 1, nil); err != nil {
 		t.Fatal(err)
@@ -49,9 +63,9 @@ func TestOutageBeyondRetryBudget(t *testing.T) {
 	if _, unacked, _ := sum.total(); unacked != 0 {
 		t.Errorf("%d messages never acknowledged although Kafka came back", unacked)
 	}
-	given := g.logLines(logFrom, "records given back by the producer")
-	t.Logf("%d log lines about records given back by sarama", len(given))
+	given := g.logLines(logFrom, logged)
+	t.Logf("%d log lines %q", len(given), logged)
 	if len(given) == 0 {
-		t.Errorf("the log has no line about records given back: the outage did not cross kafka.retry_budget")
+		t.Errorf("the log has no line %q: the outage did not reach the producer's retry path", logged)
 	}
 }
