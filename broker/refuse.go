@@ -38,11 +38,6 @@ func (s *session) refuse(t *ticket, err error) {
 		// OnPublish took comes back now.
 		s.cl.State.Inflight.IncreaseReceiveQuota()
 	}
-	if t.qos == 2 && pk.ReasonCode < 0x80 {
-		// mochi answers the client's PUBREL from its inflight store.
-		s.cl.State.Inflight.Set(pk)
-	}
-	if werr := s.cl.WritePacket(pk); werr != nil {
-		s.h.log.Debug("mqtt refusal not sent", zap.String("client_id", s.cl.ID), zap.Error(werr))
-	}
+	keepRefusalPubrec(s.cl, pk)
+	s.appendPacket(pk)
 }
