@@ -34,13 +34,21 @@ func (h *ingestHook) answerInOrder(cl *mqtt.Client, ack packets.Packet) {
 	s.kick()
 }
 
-// writeRefusalAck writes the answer of a denied PUBLISH. A 3.1.1 PUBREC
-// goes into mochi's inflight store, which answers the client's PUBREL.
+// writeRefusalAck writes the answer of a denied PUBLISH of a connection
+// without a session; with one, the session's flusher writes it
+// (session.writeAcks tells why).
 func writeRefusalAck(cl *mqtt.Client, ack packets.Packet, log *zap.Logger) {
-	if ack.FixedHeader.Type == packets.Pubrec && ack.ReasonCode < packets.ErrUnspecifiedError.Code {
-		keepPubrec(cl, ack)
-	}
+	keepRefusalPubrec(cl, ack)
 	if err := cl.WritePacket(ack); err != nil {
 		log.Debug("mqtt refusal ack not sent", zap.String("client_id", cl.ID), zap.Error(err))
+	}
+}
+
+// keepRefusalPubrec puts ack, the answer of a refused PUBLISH, in mochi's
+// inflight store if it is a PUBREC without an error code (MQTT 3.1.1, which
+// has none), so that mochi answers the client's PUBREL.
+func keepRefusalPubrec(cl *mqtt.Client, ack packets.Packet) {
+	if ack.FixedHeader.Type == packets.Pubrec && ack.ReasonCode < packets.ErrUnspecifiedError.Code {
+		keepPubrec(cl, ack)
 	}
 }

@@ -33,11 +33,11 @@ func (s *session) refuse(t *ticket, err error) {
 		pk.ReasonCode = packets.ErrNotAuthorized.Code
 		pk.Properties.ReasonString = r.Reason
 	}
-	if t.qos == 2 && pk.ReasonCode < 0x80 {
-		// mochi answers the client's PUBREL from its inflight store.
-		s.cl.State.Inflight.Set(pk)
+	if s.v5 {
+		// 0x87 ends the QoS 1 and QoS 2 flows alike: the receive quota
+		// OnPublish took comes back now.
+		s.cl.State.Inflight.IncreaseReceiveQuota()
 	}
-	if werr := s.cl.WritePacket(pk); werr != nil {
-		s.h.log.Debug("mqtt refusal not sent", zap.String("client_id", s.cl.ID), zap.Error(werr))
-	}
+	keepRefusalPubrec(s.cl, pk)
+	s.appendPacket(pk)
 }

@@ -1,6 +1,9 @@
 package broker
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -45,4 +48,37 @@ func TestRefusalIsAcknowledgedWithNotAuthorized(t *testing.T) {
 			t.Fatalf("v%d: got type %d id %d reason %#x; want a success PUBACK for 2", tc.version, pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode)
 		}
 	}
+}
+
+// TestRefusalsGiveBackReceiveQuota: the receive quota an MQTT 5 message
+// takes comes back when the engine refuses it, so that a client whose
+// messages are refused more often than mqtt.max_inflight is not
+// disconnected for exceeding Receive Maximum (0x93).
+func TestRefusalsGiveBackReceiveQuota(t *testing.T) {
+	b := startBroker(t, verdictPipeline{}, func(c *Config) { c.MaxInflight = 8 })
+	c := dialRaw(t, b.Addr("tcp"), "devA", 5)
+	for i := 1; i <= 20; i++ {
+		c.publish(uint16(i), 1, "report", []byte("refuse"))
+		if pk := c.read(2 * time.Second); pk.FixedHeader.Type != packets.Puback || pk.PacketID != uint16(i) || pk.ReasonCode != packets.ErrNotAuthorized.Code {
+			t.Fatalf("refused message %d: got type %d id %d reason %#x; want PUBACK %d 0x87", i, pk.FixedHeader.Type, pk.PacketID, pk.ReasonCode, i)
+		}
+	}
+	c.publish(21, 1, "report", []byte("ok"))
+	expectAck(t, c, 21)
+}
+
+// verdictPipeline answers each message on a goroutine of its own, by the
+// first word of its payload: "fail" (not stored), "refuse" (refused by the
+// rule engine), anything else stored.
+type verdictPipeline struct{}
+
+func (verdictPipeline) Process(_ context.Context, msg *router.Message, done func(error)) {
+	var err error
+	switch {
+	case bytes.HasPrefix(msg.Payload, []byte("fail")):
+		err = errors.New("kafka rejected the record")
+	case bytes.HasPrefix(msg.Payload, []byte("refuse")):
+		err = &router.Refusal{Reason: router.ReasonIdentityMismatch, Principal: "devA", Claimed: "devB"}
+	}
+	go done(err)
 }

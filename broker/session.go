@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -51,7 +52,8 @@ type session struct {
 	// Flusher-owned scratch space, kept between flushes of a busy
 	// connection.
 	batch []*ticket
-	wbuf  []byte
+	wbuf  []byte // acks encoded and not yet written (writeAcks)
+	wacks int    // how many
 }
 
 func newSession(h *ingestHook, cl *mqtt.Client, log *clientLog) *session {
@@ -193,34 +195,32 @@ func (s *session) flush() {
 	}
 }
 
-// answer acknowledges or fails each ticket of batch, in order.
+// answer acknowledges or fails each ticket of batch, in order: every
+// answer is encoded into s.wbuf, which writeAcks writes in one write.
 func (s *session) answer(batch []*ticket) {
-	buf := s.wbuf[:0]
 	for i, t := range batch {
 		err := t.result()
 		s.log.settleIfDone(t)
 		switch {
 		case s.failed:
 		case t.refusal != nil:
-			buf = s.writeAcks(buf) // the earlier acks go first
-			writeRefusalAck(s.cl, *t.refusal, s.h.log)
+			keepRefusalPubrec(s.cl, *t.refusal)
+			s.appendPacket(*t.refusal)
 		case errors.Is(err, errShuttingDown):
 			// Refused without an answer; it was the connection's last
 			// message (its read loop waited on it), so order holds.
 			s.failed = true
 		case isRefusal(err):
-			buf = s.writeAcks(buf) // the earlier acks go first
 			s.refuse(t, err)
 		case err != nil:
-			buf = s.writeAcks(buf)
 			s.fail(t, err)
 		default:
-			buf = s.appendAck(buf, t)
+			s.appendAck(t)
 			continue
 		}
 		batch[i] = nil // not stored: no fan-out
 	}
-	s.wbuf = s.writeAcks(buf)
+	s.writeAcks()
 	s.h.inflight.Add(-int64(len(batch)))
 	for _, t := range batch {
 		if t != nil && t.fan != nil {
@@ -229,9 +229,9 @@ func (s *session) answer(batch []*ticket) {
 	}
 }
 
-// appendAck encodes t's PUBACK (PUBREC for QoS 2) into buf. A success ack
-// without properties is the same four bytes in MQTT 3.1.1 and 5.
-func (s *session) appendAck(buf []byte, t *ticket) []byte {
+// appendAck encodes t's success PUBACK (PUBREC for QoS 2) into s.wbuf. A
+// success ack without properties is the same four bytes in MQTT 3.1.1 and 5.
+func (s *session) appendAck(t *ticket) {
 	typ := byte(packets.Puback)
 	if t.qos == 2 {
 		typ = packets.Pubrec
@@ -242,30 +242,68 @@ func (s *session) appendAck(buf []byte, t *ticket) []byte {
 		s.cl.State.Inflight.IncreaseReceiveQuota()
 	}
 	s.h.obs.Acked("mqtt", time.Since(t.received))
-	return append(buf, typ<<4, 2, byte(t.id>>8), byte(t.id))
+	s.wbuf = append(s.wbuf, typ<<4, 2, byte(t.id>>8), byte(t.id))
+	s.wacks++
 }
 
-// writeAcks writes the encoded acks in buf to the connection in one write,
-// under the client's lock as mochi's own writes are, and returns buf
-// emptied for reuse.
-func (s *session) writeAcks(buf []byte) []byte {
-	if len(buf) == 0 {
-		return buf
+// appendPacket encodes pk, a PUBACK or PUBREC with a reason code or
+// properties, into s.wbuf as mochi's Client.WritePacket would for this
+// client: in its protocol version, without a reason string that would not
+// fit its Maximum Packet Size (MQTT-3.4.2-2), without problem information
+// if it asked for none (MQTT-3.1.2-29).
+func (s *session) appendPacket(pk packets.Packet) {
+	props := &s.cl.Properties
+	pk.ProtocolVersion = props.ProtocolVersion
+	pk.Mods.MaxSize = props.Props.MaximumPacketSize
+	pk.Mods.DisallowProblemInfo = props.Props.RequestProblemInfoFlag && props.Props.RequestProblemInfo == 0
+	buf := bytes.NewBuffer(s.wbuf)
+	_ = pk.PubackEncode(buf) // PUBACK and PUBREC encode alike, without error
+	s.wbuf = buf.Bytes()
+	s.wacks++
+}
+
+// writeAcks writes the acks encoded in s.wbuf to the connection in one
+// write, under the client's lock as mochi's own writes are, and empties
+// s.wbuf for reuse.
+//
+// Every PUBACK (PUBREC) the gateway sends a connection goes through here,
+// error and refusal answers included, so they leave in PUBLISH order
+// (MQTT-4.6.0-2): the session's one flusher encodes them in ticket order,
+// which is arrival order, and each write follows the last. None may go
+// through mochi's Client.WritePacket instead: while the client has packets
+// queued for it (deliveries to a subscriber), WritePacket keeps what it
+// encodes in the client's write buffer until the queue is drained or the
+// buffer fills, and a later write here, straight to the socket, overtook
+// it (TestAcksInPublishOrderWhileDeliveriesQueued).
+//
+// What this write may overtake in that buffer is never a PUBACK or PUBREC
+// of a message the gateway took: deliveries and mochi's PUBREL, PUBCOMP,
+// SUBACK and PINGRESP belong to other flows. Of the answers mochi's
+// processPublish writes itself, one can happen in fleetgate, for a client
+// protocol error, before the ingest hook sees the message: PUBREC 0x91 for
+// a PUBLISH that reuses the packet id of a QoS 2 message whose PUBREL has
+// not come. That answer can overtake the acks of earlier messages still on
+// their way to Kafka. The others cannot: an ACL denial (authHook.OnACLCheck
+// allows every PUBLISH; the policy is asked in OnPublish and answered
+// through the session) and an error returned by OnPublish (the ingest hook
+// returns only packets.ErrRejectPacket for QoS 1 and 2).
+func (s *session) writeAcks() {
+	if len(s.wbuf) == 0 {
+		return
 	}
-	cl := s.cl
-	if cl.Closed() || cl.Net.Conn == nil {
-		return buf[:0]
+	if cl := s.cl; !cl.Closed() && cl.Net.Conn != nil {
+		cl.Lock()
+		n, err := cl.Net.Conn.Write(s.wbuf)
+		cl.Unlock()
+		info := s.h.b.server.Info
+		atomic.AddInt64(&info.BytesSent, int64(n))
+		if err == nil {
+			atomic.AddInt64(&info.PacketsSent, int64(s.wacks))
+		} else {
+			s.h.log.Debug("mqtt acks not sent", zap.String("client_id", cl.ID), zap.Error(err))
+		}
 	}
-	cl.Lock()
-	n, err := cl.Net.Conn.Write(buf)
-	cl.Unlock()
-	info := s.h.b.server.Info
-	atomic.AddInt64(&info.BytesSent, int64(n))
-	atomic.AddInt64(&info.PacketsSent, int64(n/4))
-	if err != nil {
-		s.h.log.Debug("mqtt acks not sent", zap.String("client_id", cl.ID), zap.Error(err))
-	}
-	return buf[:0]
+	s.wbuf, s.wacks = s.wbuf[:0], 0
 }
 
 // close ends the session: pending tickets are dropped unanswered (the
@@ -310,6 +348,7 @@ func (s *session) fail(t *ticket, err error) {
 		zap.String("remote", s.cl.Net.Remote), zap.Uint8("protocol", s.cl.Properties.ProtocolVersion),
 		zap.Uint16("packet_id", t.id), zap.String("mqtt_topic", t.topic), zap.Error(err))
 	if !s.v5 {
+		s.writeAcks() // the earlier acks go before the connection is cut
 		s.failed = true
 		s.cl.Stop(err)
 		return
@@ -321,15 +360,12 @@ func (s *session) fail(t *ticket, err error) {
 	// An error reason ends the QoS 1 and QoS 2 flows alike: the quota
 	// comes back now.
 	s.cl.State.Inflight.IncreaseReceiveQuota()
-	pk := packets.Packet{
+	s.appendPacket(packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: typ},
 		PacketID:    t.id,
 		ReasonCode:  code.Code,
 		Properties:  packets.Properties{ReasonString: "not stored: " + err.Error()},
-	}
-	if werr := s.cl.WritePacket(pk); werr != nil {
-		s.h.log.Debug("mqtt error ack not sent", zap.String("client_id", s.cl.ID), zap.Error(werr))
-	}
+	})
 }
 
 // maxKeptAckBuffer is the largest ack buffer a session keeps between
