@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,10 +9,12 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	pahopackets "github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
@@ -346,7 +349,9 @@ func TestMQTT5LatePubrel(t *testing.T) {
 	}
 	for _, bt := range targets {
 		t.Run(bt.name, func(t *testing.T) {
-			slow := func(c net.Conn) net.Conn { return &latePubrel{Conn: c, delay: 1200 * time.Millisecond} }
+			slow := func(c net.Conn) net.Conn {
+				return &latePubrel{Conn: c, hold: func() { time.Sleep(1200 * time.Millisecond) }}
+			}
 			c := dialV5Via(t, bt.start(t), "late-pubrel", slow)
 			for i := range max + 1 {
 				c.publish(t, &paho.Publish{Topic: "report", QoS: 2, Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
@@ -355,19 +360,182 @@ func TestMQTT5LatePubrel(t *testing.T) {
 	}
 }
 
-// latePubrel holds every PUBREL the client writes for delay: paho writes a
-// packet's fixed header first, so a write starting with PUBREL's first
-// byte begins one.
+// latePubrel calls hold before it writes each PUBREL the client sends.
+//
+// It is a sync.Locker, as paho.golang asks of a wrapped connection: paho
+// writes a packet as net.Buffers, which reach a wrapper as one Write per
+// part (the fixed header, then the body in up to three), and holds the
+// connection's lock across them only if it has one. paho's pinger writes its
+// first PINGREQ from a goroutine of its own as the client connects, so
+// without the lock that PINGREQ now and then went out inside the first
+// PUBLISH (CI, under load): the broker took it for part of the PUBLISH and
+// either found the topic malformed and closed the connection, or read the
+// PUBLISH's last bytes as the start of a 125-byte packet that swallowed the
+// PUBREL; either way no PUBCOMP came and the publish timed out. A bare
+// *net.TCPConn writes net.Buffers in one writev, so only wrapped
+// connections are exposed.
+//
+// It follows the packet boundaries of what it writes, so it holds a PUBREL
+// wherever in a Write it starts, and nothing else (a body part may begin
+// with PUBREL's first byte too).
 type latePubrel struct {
 	net.Conn
-	delay time.Duration
+	sync.Mutex // taken by paho around each packet's Writes
+	hold       func()
+	stream     packetBounds // of the written stream; paho's lock serialises it
 }
 
 func (c *latePubrel) Write(b []byte) (int, error) {
-	if len(b) > 0 && b[0] == packets.Pubrel<<4|0b0010 {
-		time.Sleep(c.delay)
+	var n int
+	for i, x := range b {
+		if !c.stream.step(x) || x != packets.Pubrel<<4|0b0010 {
+			continue
+		}
+		if i > n {
+			m, err := c.Conn.Write(b[n:i])
+			n += m
+			if err != nil {
+				return n, err
+			}
+		}
+		c.hold()
 	}
-	return c.Conn.Write(b)
+	m, err := c.Conn.Write(b[n:])
+	return n + m, err
+}
+
+// packetBounds follows the packet boundaries of an MQTT byte stream, one
+// byte at a time.
+type packetBounds struct {
+	inHeader bool // between a packet's first byte and the end of its remaining length
+	mult     int  // the weight of the next remaining length byte
+	left     int  // bytes of the packet's body still to come
+}
+
+// step takes the stream's next byte and reports whether it is the first
+// byte of a packet.
+func (p *packetBounds) step(x byte) bool {
+	switch {
+	case p.inHeader:
+		p.left += int(x&0x7f) * p.mult
+		p.mult *= 128
+		p.inHeader = x&0x80 != 0
+	case p.left > 0:
+		p.left--
+	default:
+		p.inHeader, p.mult, p.left = true, 1, 0
+		return true
+	}
+	return false
+}
+
+// TestLatePubrelWrapper: the connection TestMQTT5LatePubrel dials through
+// keeps each packet paho writes whole while another goroutine writes (as
+// paho's pinger does when the client connects), and holds PUBRELs only.
+func TestLatePubrelWrapper(t *testing.T) {
+	t.Run("whole-packets", func(t *testing.T) {
+		started, pinged := make(chan struct{}), make(chan struct{})
+		rec := &recordingConn{afterFirst: func() {
+			// The PINGREQ is written while the PUBLISH is half written,
+			// unless the wrapper's lock keeps it out.
+			close(started)
+			select {
+			case <-pinged:
+			case <-time.After(200 * time.Millisecond):
+			}
+		}}
+		c := &latePubrel{Conn: rec, hold: func() {}}
+		go func() {
+			defer close(pinged)
+			<-started
+			if _, err := pahopackets.NewControlPacket(pahopackets.PINGREQ).WriteTo(c); err != nil {
+				t.Error(err)
+			}
+		}()
+		pub := &pahopackets.Publish{Topic: "report", QoS: 2, PacketID: 1, Payload: []byte(`{"n":0}`), Properties: &pahopackets.Properties{}}
+		if _, err := pub.WriteTo(c); err != nil {
+			t.Fatal(err)
+		}
+		<-pinged
+		r := bytes.NewReader(bytes.Join(rec.written(), nil))
+		var got []byte
+		for r.Len() > 0 {
+			cp, err := pahopackets.ReadPacket(r)
+			if err != nil {
+				t.Fatalf("packet %d: %v; written: %s", len(got)+1, err, rec.hex())
+			}
+			if p, ok := cp.Content.(*pahopackets.Publish); ok && string(p.Payload) != `{"n":0}` {
+				t.Fatalf("PUBLISH payload %q; written: %s", p.Payload, rec.hex())
+			}
+			got = append(got, cp.Type)
+		}
+		if want := []byte{pahopackets.PUBLISH, pahopackets.PINGREQ}; !slices.Equal(got, want) {
+			t.Fatalf("packet types %v, want %v; written: %s", got, want, rec.hex())
+		}
+	})
+	t.Run("holds-pubrel-only", func(t *testing.T) {
+		rec := &recordingConn{}
+		c := &latePubrel{Conn: rec, hold: rec.mark}
+		for _, b := range [][]byte{
+			{0x30, 0x04, 0x00, 0x01, 't'},        // a QoS 0 PUBLISH to "t" ...
+			{'b'},                                // ... whose payload is PUBREL's first byte
+			{0xc0, 0x00, 0x62, 0x02, 0x00, 0x01}, // PINGREQ, PUBREL 1
+			{0x62, 0x02}, {0x00, 0x02},           // PUBREL 2
+		} {
+			if _, err := c.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := "[30 04 00 01 74] [62] [c0 00] hold [62 02 00 01] hold [62 02] [00 02]"
+		if got := rec.hex(); got != want {
+			t.Fatalf("written %s\nwant    %s", got, want)
+		}
+	})
+}
+
+// recordingConn records each Write; mark records a mark between them.
+// afterFirst, if set, runs after the first Write is recorded.
+type recordingConn struct {
+	net.Conn   // nil: Write only
+	afterFirst func()
+	mu         sync.Mutex
+	writes     [][]byte // a nil entry is a mark
+}
+
+func (c *recordingConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	c.writes = append(c.writes, append([]byte{}, b...))
+	first := len(c.writes) == 1
+	c.mu.Unlock()
+	if first && c.afterFirst != nil {
+		c.afterFirst()
+	}
+	return len(b), nil
+}
+
+func (c *recordingConn) mark() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes = append(c.writes, nil)
+}
+
+func (c *recordingConn) written() [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.writes)
+}
+
+// hex shows the writes as "[% x]" each and a mark as "hold".
+func (c *recordingConn) hex() string {
+	var parts []string
+	for _, w := range c.written() {
+		if w == nil {
+			parts = append(parts, "hold")
+		} else {
+			parts = append(parts, fmt.Sprintf("[% x]", w))
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // startPlainMochiMax starts plain mochi advertising Receive Maximum
