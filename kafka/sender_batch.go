@@ -30,9 +30,10 @@ import (
 // producer id from the brokers, a sequence per partition, so that a batch
 // sent again after a lost answer is stored once.
 //
-// One goroutine per topic (topicLine.run) owns its partitions; a request
-// to a broker goes out on a goroutine of its own and hands its answer back
-// to the topic's loop.
+// One goroutine (run) owns the partitions' lines and sends, to each
+// broker, one request at a time carrying every batch ready for it, as
+// sarama's idempotent producer does; a request goes out on a goroutine of
+// its own and hands its answer back to the loop.
 type batchSender struct {
 	client     sarama.Client // its own: bounded metadata retries, several requests per connection
 	acks       sarama.RequiredAcks
@@ -49,20 +50,46 @@ type batchSender struct {
 	obs        Observer
 	log        *zap.Logger
 
-	mu    sync.RWMutex
-	lines map[string]*topicLine
+	mu    sync.Mutex
+	queue []*outgoing // taken by send, in order, not placed yet
+	spare []*outgoing // the previous queue's array, for the next swap
+	wake  chan struct{}
 
 	pidMu sync.Mutex
 	pid   producerID
 
 	taken   atomic.Int64 // records taken by send and not completed
 	aborted atomic.Pointer[error]
-	quit    chan struct{} // closed at shutdown: the loops end once idle (or aborted)
-	loops   sync.WaitGroup
-	gone    chan struct{} // closed once the loops have ended: answers go nowhere
+	quit    chan struct{} // closed at shutdown: the loop ends once idle (or aborted)
+	done    chan struct{} // closed when the loop has ended: answers go nowhere
 
 	retried       atomic.Int64 // batches sent again after a retriable error
 	retriedLogged atomic.Int64 // UnixNano of the last log line about them
+
+	// The loop's own.
+	results  chan *produceResult
+	timer    *time.Timer // fires at next
+	next     time.Time   // the earliest linger or back-off deadline of this round
+	parts    map[topicPartition]*partLine
+	parters  map[string]sarama.Partitioner
+	held     map[string]*heldTopic // records of topics whose partitions are not known yet
+	busy     map[int32]bool        // brokers with a request in flight, by id
+	ready    map[*sarama.Broker][]*partLine
+	inflight int         // requests in flight
+	refresh  atomic.Bool // a metadata refresh is running
+}
+
+// topicPartition names a partition.
+type topicPartition struct {
+	topic string
+	id    int32
+}
+
+// heldTopic is a topic's records that could not be placed on a partition
+// yet, in order, and when to try again.
+type heldTopic struct {
+	recs []*outgoing
+	at   time.Time
 }
 
 // producerID is the idempotent producer's identity from InitProducerID;
@@ -73,7 +100,8 @@ type producerID struct {
 	gen   int
 }
 
-// newBatchSender connects its own client (sc, changed as it needs) for p.
+// newBatchSender connects its own client (sc, changed as it needs) for p
+// and starts its loop.
 func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, error) {
 	version, err := produceVersion(sc.Version)
 	if err != nil {
@@ -81,20 +109,20 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 	}
 	bc := *sc
 	// Idempotence is this sender's (sequence numbers per partition, one
-	// batch in flight per partition), so sarama's own must stay off: it
-	// allows one request per connection, and the partitions of a broker
-	// go out in requests of their own.
+	// batch in flight per partition), so sarama's own stays off; its
+	// limit of one request per connection would hold the admin calls
+	// behind the produce requests.
 	bc.Producer.Idempotent = false
 	bc.Net.MaxOpenRequests = 5
-	// A lookup that fails comes back within seconds; the topic's loop
-	// tries again after a back-off, holding the records in order.
+	// A lookup that fails comes back within seconds; the loop tries again
+	// after a back-off, holding the records in order.
 	bc.Metadata.Retry.Max = 2
 	bc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	client, err := sarama.NewClient(cfg.Brokers, &bc)
 	if err != nil {
 		return nil, fmt.Errorf("connect to kafka.brokers %v: %w", cfg.Brokers, err)
 	}
-	return &batchSender{
+	s := &batchSender{
 		client:     client,
 		acks:       sc.Producer.RequiredAcks,
 		timeout:    sc.Producer.Timeout,
@@ -109,10 +137,20 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		topics:     p.topics,
 		obs:        p.obs,
 		log:        p.log,
-		lines:      map[string]*topicLine{},
+		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
-		gone:       make(chan struct{}),
-	}, nil
+		done:       make(chan struct{}),
+		results:    make(chan *produceResult),
+		timer:      time.NewTimer(time.Hour),
+		parts:      map[topicPartition]*partLine{},
+		parters:    map[string]sarama.Partitioner{},
+		held:       map[string]*heldTopic{},
+		busy:       map[int32]bool{},
+		ready:      map[*sarama.Broker][]*partLine{},
+	}
+	s.timer.Stop()
+	go s.run()
+	return s, nil
 }
 
 // produceVersion is the ProduceRequest version for Kafka version v, as
@@ -134,44 +172,15 @@ func produceVersion(v sarama.KafkaVersion) (int16, error) {
 }
 
 func (s *batchSender) send(_ context.Context, o *outgoing) error {
-	t := s.line(o.msg.Topic)
 	s.taken.Add(1)
-	t.mu.Lock()
-	t.queue = append(t.queue, o)
-	t.mu.Unlock()
+	s.mu.Lock()
+	s.queue = append(s.queue, o)
+	s.mu.Unlock()
 	select {
-	case t.wake <- struct{}{}:
+	case s.wake <- struct{}{}:
 	default:
 	}
 	return nil
-}
-
-// line returns topic's line, starting its loop the first time.
-func (s *batchSender) line(topic string) *topicLine {
-	s.mu.RLock()
-	t := s.lines[topic]
-	s.mu.RUnlock()
-	if t != nil {
-		return t
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t = s.lines[topic]; t == nil {
-		t = &topicLine{
-			s:       s,
-			topic:   topic,
-			part:    s.newPart(topic),
-			parts:   map[int32]*partLine{},
-			wake:    make(chan struct{}, 1),
-			results: make(chan *produceResult),
-			timer:   time.NewTimer(time.Hour),
-		}
-		t.timer.Stop()
-		s.lines[topic] = t
-		s.loops.Add(1)
-		go t.run()
-	}
-	return t
 }
 
 // complete reports o's result.
@@ -241,8 +250,7 @@ wait:
 		}
 	}
 	close(s.quit)
-	s.loops.Wait()
-	close(s.gone)
+	<-s.done
 	if err == nil {
 		return s.client.Close()
 	}
@@ -260,33 +268,10 @@ wait:
 	return err
 }
 
-// topicLine is one topic's records on their way: the ones not placed on a
-// partition yet (queue, filled by send) and its partitions' lines, which
-// only the loop (run) touches.
-type topicLine struct {
-	s     *batchSender
-	topic string
-	part  sarama.Partitioner
-
-	mu    sync.Mutex
-	queue []*outgoing // taken by send, in order, not placed yet
-	spare []*outgoing // the previous queue's array, for the next swap
-
-	wake     chan struct{}
-	results  chan *produceResult
-	timer    *time.Timer // fires at next
-	next     time.Time   // the earliest linger or back-off deadline of this round
-	placeAt  time.Time   // no placing before this (a partition lookup failed)
-	inflight int         // requests in flight
-	parts    map[int32]*partLine
-	ready    map[*sarama.Broker][]*partLine // scratch of sendReady
-	refresh  atomic.Bool                    // a metadata refresh is running
-}
-
 // partLine is one partition's records: the batch in flight (or waiting to
 // be sent again) and the records behind it.
 type partLine struct {
-	id       int32
+	topicPartition
 	waiting  []*outgoing
 	bytes    int // of waiting
 	batch    []*outgoing
@@ -295,7 +280,7 @@ type partLine struct {
 	retries  int
 	seq      int32 // next sequence number (idempotence)
 	pidGen   int   // the producer id seq counts under
-	batchSeq int32 // batch's first sequence number
+	batchSeq int32 // batch's first sequence number; -1: not numbered yet
 	batchPID producerID
 }
 
@@ -307,51 +292,50 @@ type produceResult struct {
 	err    error
 }
 
-// run is the topic's loop: place, send what is ready, take answers.
-func (t *topicLine) run() {
-	defer t.s.loops.Done()
+// run is the loop: place, send what is ready, take answers.
+func (s *batchSender) run() {
+	defer close(s.done)
 	for {
 		now := time.Now()
-		t.next = time.Time{}
-		t.place(now)
-		if t.s.abortErr() != nil {
+		s.next = time.Time{}
+		s.place(now)
+		if s.abortErr() != nil {
 			// Shutdown gave up: every record fails now, the ones in
 			// requests without an answer too (none was acknowledged to
 			// anybody; a late answer goes nowhere).
-			t.failAll()
+			s.failAll()
 			return
 		}
-		t.sendReady(now)
-		if !t.next.IsZero() {
-			t.timer.Reset(max(t.next.Sub(now), 0))
+		s.sendReady(now)
+		if !s.next.IsZero() {
+			s.timer.Reset(max(s.next.Sub(now), 0))
 		}
 		select {
-		case <-t.wake:
-		case r := <-t.results:
-			t.handle(r)
-		case <-t.timer.C:
-		case <-t.s.quit:
-			if t.inflight == 0 && t.empty() {
+		case <-s.wake:
+		case r := <-s.results:
+			s.handle(r)
+		case <-s.timer.C:
+		case <-s.quit:
+			if s.inflight == 0 && s.empty() {
 				return
 			}
-			if t.s.abortErr() == nil {
-				// Records still on their way (send raced shutdown's
-				// count): keep serving them.
+			if s.abortErr() == nil {
+				// Records still on their way: keep serving them.
 				time.Sleep(time.Millisecond)
 			}
 		}
 	}
 }
 
-// empty reports that the topic holds no record.
-func (t *topicLine) empty() bool {
-	t.mu.Lock()
-	n := len(t.queue)
-	t.mu.Unlock()
-	if n > 0 {
+// empty reports that the sender holds no record.
+func (s *batchSender) empty() bool {
+	s.mu.Lock()
+	n := len(s.queue)
+	s.mu.Unlock()
+	if n > 0 || len(s.held) > 0 {
 		return false
 	}
-	for _, pl := range t.parts {
+	for _, pl := range s.parts {
 		if len(pl.waiting) > 0 || len(pl.batch) > 0 {
 			return false
 		}
@@ -360,74 +344,105 @@ func (t *topicLine) empty() bool {
 }
 
 // place moves the records send queued onto their partitions' lines, in
-// order. A record whose partition cannot be found yet (no metadata) stops
-// the placing: it and the records after it wait, so none overtakes it.
-func (t *topicLine) place(now time.Time) {
-	if now.Before(t.placeAt) {
-		return
+// order. A record whose partition cannot be found yet (no metadata for
+// its topic) is held with every later record of its topic, so none
+// overtakes it; the held records go first once their topic is known.
+func (s *batchSender) place(now time.Time) {
+	for topic, h := range s.held {
+		if now.Before(h.at) {
+			s.later(h.at)
+			continue
+		}
+		n := 0
+		for _, o := range h.recs {
+			if !s.placeOne(o) {
+				break
+			}
+			n++
+		}
+		if n == len(h.recs) {
+			delete(s.held, topic)
+			continue
+		}
+		h.recs = h.recs[n:]
+		h.at = now.Add(resendBackoff)
+		s.later(h.at)
 	}
-	t.mu.Lock()
-	q := t.queue
-	t.queue = t.spare[:0]
-	t.mu.Unlock()
-	for i, o := range q {
-		p, err := t.partitionOf(o)
-		if err != nil {
-			t.mu.Lock()
-			t.queue = append(append([]*outgoing(nil), q[i:]...), t.queue...)
-			t.mu.Unlock()
-			t.placeAt = now.Add(resendBackoff)
-			t.later(t.placeAt)
-			t.s.noteRetry(t.topic, -1, err)
-			q = q[:i]
-			break
+	s.mu.Lock()
+	q := s.queue
+	s.queue = s.spare[:0]
+	s.mu.Unlock()
+	for _, o := range q {
+		if h := s.held[o.msg.Topic]; h != nil {
+			h.recs = append(h.recs, o)
+			continue
 		}
-		pl := t.parts[p]
-		if pl == nil {
-			pl = &partLine{id: p}
-			t.parts[p] = pl
+		if !s.placeOne(o) {
+			h := &heldTopic{recs: []*outgoing{o}, at: now.Add(resendBackoff)}
+			s.held[o.msg.Topic] = h
+			s.later(h.at)
 		}
-		pl.waiting = append(pl.waiting, o)
-		pl.bytes += o.msg.ByteSize(2)
 	}
 	clear(q)
-	t.mu.Lock()
-	t.spare = q[:0]
-	t.mu.Unlock()
+	s.mu.Lock()
+	s.spare = q[:0]
+	s.mu.Unlock()
+}
+
+// placeOne puts o on its partition's line, or reports that its partition
+// is not known yet.
+func (s *batchSender) placeOne(o *outgoing) bool {
+	p, err := s.partitionOf(o)
+	if err != nil {
+		s.noteRetry(o.msg.Topic, -1, err)
+		return false
+	}
+	tp := topicPartition{o.msg.Topic, p}
+	pl := s.parts[tp]
+	if pl == nil {
+		pl = &partLine{topicPartition: tp, batchSeq: -1}
+		s.parts[tp] = pl
+	}
+	pl.waiting = append(pl.waiting, o)
+	pl.bytes += o.msg.ByteSize(2)
+	return true
 }
 
 // partitionOf picks o's partition: the configured one, or the
 // partitioner's (murmur2 of the key by default).
-func (t *topicLine) partitionOf(o *outgoing) (int32, error) {
+func (s *batchSender) partitionOf(o *outgoing) (int32, error) {
 	if o.pd.partition >= 0 {
 		return o.pd.partition, nil
 	}
-	ps, err := t.s.client.Partitions(t.topic)
+	topic := o.msg.Topic
+	ps, err := s.client.Partitions(topic)
 	if err != nil {
-		return 0, fmt.Errorf("kafka topic %q: partitions: %w", t.topic, err)
+		return 0, fmt.Errorf("kafka topic %q: partitions: %w", topic, err)
 	}
 	if len(ps) == 0 {
-		return 0, fmt.Errorf("kafka topic %q: no partitions known yet", t.topic)
+		return 0, fmt.Errorf("kafka topic %q: no partitions known yet", topic)
 	}
-	return t.part.Partition(&o.msg, int32(len(ps)))
+	part := s.parters[topic]
+	if part == nil {
+		part = s.newPart(topic)
+		s.parters[topic] = part
+	}
+	return part.Partition(&o.msg, int32(len(ps)))
 }
 
 // later makes the loop wake at at, unless it wakes sooner.
-func (t *topicLine) later(at time.Time) {
-	if t.next.IsZero() || at.Before(t.next) {
-		t.next = at
+func (s *batchSender) later(at time.Time) {
+	if s.next.IsZero() || at.Before(s.next) {
+		s.next = at
 	}
 }
 
-// sendReady sends, one request per broker, every partition's batch that
-// may go: nothing in flight, and its records have waited out the linger
-// (or fill batch_bytes), or its back-off after a failure is over.
-func (t *topicLine) sendReady(now time.Time) {
-	s := t.s
-	if t.ready == nil {
-		t.ready = map[*sarama.Broker][]*partLine{}
-	}
-	for _, pl := range t.parts {
+// sendReady sends to every broker without a request in flight one
+// request with every batch ready for it: a partition with nothing in
+// flight whose records have waited out the linger (or fill batch_bytes),
+// or whose back-off after a failure is over.
+func (s *batchSender) sendReady(now time.Time) {
+	for _, pl := range s.parts {
 		if pl.sent {
 			continue
 		}
@@ -436,41 +451,50 @@ func (t *topicLine) sendReady(now time.Time) {
 				continue
 			}
 			if at := pl.waiting[0].pd.start.Add(s.linger); pl.bytes < s.batchBytes && now.Before(at) {
-				t.later(at)
+				s.later(at)
 				continue
 			}
-			pl.fill(s.maxBytes)
 		} else if now.Before(pl.retryAt) {
-			t.later(pl.retryAt)
+			s.later(pl.retryAt)
 			continue
 		}
-		leader, err := s.client.Leader(t.topic, pl.id)
+		leader, err := s.client.Leader(pl.topic, pl.id)
 		if err != nil {
-			t.failed(pl, fmt.Errorf("kafka topic %q partition %d: leader: %w", t.topic, pl.id, err), now)
-			t.later(pl.retryAt)
+			if len(pl.batch) == 0 {
+				pl.fill(s.maxBytes)
+			}
+			s.failed(pl, fmt.Errorf("kafka topic %q partition %d: leader: %w", pl.topic, pl.id, err), now)
+			s.later(pl.retryAt)
 			continue
 		}
-		t.ready[leader] = append(t.ready[leader], pl)
+		if s.busy[leader.ID()] {
+			continue // its records keep gathering; the answer wakes the loop
+		}
+		if len(pl.batch) == 0 {
+			pl.fill(s.maxBytes)
+		}
+		s.ready[leader] = append(s.ready[leader], pl)
 	}
-	for b, pls := range t.ready {
-		req, err := t.request(pls)
-		delete(t.ready, b)
+	for b, pls := range s.ready {
+		delete(s.ready, b)
+		req, err := s.request(pls)
 		if err != nil {
 			for _, pl := range pls {
-				t.failed(pl, err, now)
-				t.later(pl.retryAt)
+				s.failed(pl, err, now)
+				s.later(pl.retryAt)
 			}
 			continue
 		}
 		for _, pl := range pls {
 			pl.sent = true
 		}
-		t.inflight++
+		s.busy[b.ID()] = true
+		s.inflight++
 		go func() {
 			resp, err := b.Produce(req)
 			select {
-			case t.results <- &produceResult{broker: b, parts: pls, resp: resp, err: err}:
-			case <-s.gone:
+			case s.results <- &produceResult{broker: b, parts: pls, resp: resp, err: err}:
+			case <-s.done:
 			}
 		}()
 	}
@@ -502,8 +526,7 @@ const batchOverhead = 128
 // request builds the ProduceRequest of partitions pls. A batch keeps the
 // producer id and sequence numbers it was first sent with, so that the
 // broker stores a batch sent again once.
-func (t *topicLine) request(pls []*partLine) (*sarama.ProduceRequest, error) {
-	s := t.s
+func (s *batchSender) request(pls []*partLine) (*sarama.ProduceRequest, error) {
 	req := &sarama.ProduceRequest{
 		RequiredAcks: s.acks,
 		Timeout:      int32(s.timeout / time.Millisecond),
@@ -551,7 +574,7 @@ func (t *topicLine) request(pls []*partLine) (*sarama.ProduceRequest, error) {
 			rb.Records[i] = &o.rec
 		}
 		rb.MaxTimestamp = maxTS
-		req.AddBatch(t.topic, pl.id, rb)
+		req.AddBatch(pl.topic, pl.id, rb)
 	}
 	return req, nil
 }
@@ -564,8 +587,9 @@ func nextSequence(seq int32, n int) int32 {
 
 // handle takes a request's answer: batches stored complete, batches that
 // failed for good fail their records, the others are sent again.
-func (t *topicLine) handle(r *produceResult) {
-	t.inflight--
+func (s *batchSender) handle(r *produceResult) {
+	s.inflight--
+	delete(s.busy, r.broker.ID())
 	now := time.Now()
 	if r.err != nil {
 		// The connection failed: close it (which waits for the other
@@ -577,7 +601,7 @@ func (t *topicLine) handle(r *produceResult) {
 		pl.sent = false
 		err := r.err
 		if err == nil && r.resp != nil {
-			switch b := r.resp.GetBlock(t.topic, pl.id); {
+			switch b := r.resp.GetBlock(pl.topic, pl.id); {
 			case b == nil:
 				err = fmt.Errorf("the broker's answer has no result for partition %d", pl.id)
 			case b.Err != sarama.ErrNoError && b.Err != sarama.ErrDuplicateSequenceNumber:
@@ -585,31 +609,31 @@ func (t *topicLine) handle(r *produceResult) {
 			}
 		}
 		if err == nil {
-			t.stored(pl)
+			s.stored(pl)
 			continue
 		}
-		t.failed(pl, classify(t.topic, err, t.s.topics.confirmAbsent), now)
+		s.failed(pl, classify(pl.topic, err, s.topics.confirmAbsent), now)
 	}
 }
 
 // stored completes the partition's batch: Kafka has it.
-func (t *topicLine) stored(pl *partLine) {
+func (s *batchSender) stored(pl *partLine) {
 	for i, o := range pl.batch {
-		t.s.complete(o, nil)
+		s.complete(o, nil)
 		pl.batch[i] = nil
 	}
-	pl.batch, pl.retries = pl.batch[:0], 0
+	pl.batch, pl.retries, pl.batchSeq = pl.batch[:0], 0, -1
 }
 
 // failed takes err, as classify returned it, for the partition's batch: a
 // permanent error fails its records (the next batch reuses their sequence
 // numbers: the broker did not take them); a retriable one sends the batch
 // again after a back-off, or, once shutdown gave up, fails it.
-func (t *topicLine) failed(pl *partLine, err error, now time.Time) {
+func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 	if len(pl.batch) == 0 {
 		return
 	}
-	abort := t.s.abortErr()
+	abort := s.abortErr()
 	if isPermanent(err) || abort != nil {
 		if abort != nil && !isPermanent(err) {
 			err = abort
@@ -618,24 +642,24 @@ func (t *topicLine) failed(pl *partLine, err error, now time.Time) {
 			pl.seq = pl.batchSeq
 		}
 		for i, o := range pl.batch {
-			t.s.complete(o, err)
+			s.complete(o, err)
 			pl.batch[i] = nil
 		}
-		pl.batch, pl.retries = pl.batch[:0], 0
+		pl.batch, pl.retries, pl.batchSeq = pl.batch[:0], 0, -1
 		return
 	}
 	var kerr sarama.KError
 	if errors.As(err, &kerr) && (kerr == sarama.ErrOutOfOrderSequenceNumber || kerr == sarama.ErrUnknownProducerID || kerr == sarama.ErrInvalidProducerEpoch) {
 		// The brokers lost this producer's state: a new producer id, and
 		// the batch is numbered afresh under it.
-		if _, perr := t.s.producerID(pl.batchPID.gen); perr == nil {
+		if _, perr := s.producerID(pl.batchPID.gen); perr == nil {
 			pl.batchSeq = -1
 		}
 	}
 	pl.retries++
 	pl.retryAt = now.Add(retryBackoff(pl.retries))
-	t.s.noteRetry(t.topic, pl.id, err)
-	t.refreshMetadata()
+	s.noteRetry(pl.topic, pl.id, err)
+	s.refreshMetadata()
 }
 
 // retryBackoff is the wait before a batch's n-th attempt again: 50ms
@@ -644,31 +668,36 @@ func retryBackoff(n int) time.Duration {
 	return min(50*time.Millisecond<<min(n-1, 5), time.Second)
 }
 
-// refreshMetadata asks the brokers for the topic's partitions and leaders
-// again, on a goroutine of its own, one at a time.
-func (t *topicLine) refreshMetadata() {
-	if !t.refresh.CompareAndSwap(false, true) {
+// refreshMetadata asks the brokers for the partitions and leaders of every
+// topic the sender writes again, on a goroutine of its own, one refresh at
+// a time.
+func (s *batchSender) refreshMetadata() {
+	if !s.refresh.CompareAndSwap(false, true) {
 		return
 	}
 	go func() {
-		defer t.refresh.Store(false)
-		_ = t.s.client.RefreshMetadata(t.topic)
+		defer s.refresh.Store(false)
+		_ = s.client.RefreshMetadata()
 	}()
 }
 
-// failAll fails, with the abort error, every record the topic holds.
-func (t *topicLine) failAll() {
-	err := t.s.abortErr()
-	t.mu.Lock()
-	q := t.queue
-	t.queue = nil
-	t.mu.Unlock()
-	for _, o := range q {
-		t.s.complete(o, err)
+// failAll fails, with the abort error, every record the sender holds.
+func (s *batchSender) failAll() {
+	err := s.abortErr()
+	s.mu.Lock()
+	q := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	for _, h := range s.held {
+		q = append(h.recs, q...)
 	}
-	for _, pl := range t.parts {
+	clear(s.held)
+	for _, o := range q {
+		s.complete(o, err)
+	}
+	for _, pl := range s.parts {
 		for _, o := range append(pl.batch, pl.waiting...) {
-			t.s.complete(o, err)
+			s.complete(o, err)
 		}
 		pl.batch, pl.waiting, pl.bytes = nil, nil, 0
 	}
