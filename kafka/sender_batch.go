@@ -282,6 +282,7 @@ type partLine struct {
 	pidGen   int   // the producer id seq counts under
 	batchSeq int32 // batch's first sequence number; -1: not numbered yet
 	batchPID producerID
+	maxBatch int // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
 }
 
 // produceResult is a request's answer for the partitions it carried.
@@ -503,6 +504,9 @@ func (s *batchSender) sendReady(now time.Time) {
 // fill makes the records waiting the partition's next batch, up to
 // maxBytes.
 func (pl *partLine) fill(maxBytes int) {
+	if pl.maxBatch > 0 {
+		maxBytes = min(maxBytes, pl.maxBatch)
+	}
 	n, size := 0, 0
 	for _, o := range pl.waiting {
 		sz := o.msg.ByteSize(2)
@@ -518,6 +522,25 @@ func (pl *partLine) fill(maxBytes int) {
 	pl.waiting = pl.waiting[:m]
 	pl.bytes -= size
 	pl.batchSeq, pl.batchPID = -1, producerID{}
+}
+
+// unfill puts the batch, not stored, back before the records waiting,
+// and gives back the sequence numbers it took.
+func (pl *partLine) unfill() {
+	for _, o := range pl.batch {
+		pl.bytes += o.msg.ByteSize(2)
+	}
+	pl.waiting = append(pl.batch, pl.waiting...)
+	pl.batch = nil
+	if pl.batchSeq >= 0 && pl.pidGen == pl.batchPID.gen {
+		pl.seq = pl.batchSeq
+	}
+	pl.batchSeq = -1
+}
+
+// tooLarge reports a refusal of a batch for its size.
+func tooLarge(err error) bool {
+	return errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrMessageSetSizeTooLarge)
 }
 
 // batchOverhead is a record batch's header (61 bytes) with room to spare.
@@ -634,6 +657,19 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 		return
 	}
 	abort := s.abortErr()
+	if abort == nil && len(pl.batch) > 1 && tooLarge(err) {
+		// The topic takes smaller batches than kafka.max_message_bytes
+		// (its max.message.bytes): the records go back, in order, and
+		// travel in batches of half the size, down to one record, which
+		// alone can be refused for its size.
+		size := 0
+		for _, o := range pl.batch {
+			size += o.msg.ByteSize(2)
+		}
+		pl.maxBatch = max(size/2, 1)
+		pl.unfill()
+		return
+	}
 	if isPermanent(err) || abort != nil {
 		if abort != nil && !isPermanent(err) {
 			err = abort

@@ -59,11 +59,21 @@ func refuseProduces(e *Embedded, refuse func(partition int32) int16) {
 func TestProducersKeepEachDevicesOrderThroughRefusals(t *testing.T) {
 	// sarama's path stores a device's records one per round trip: fewer
 	// of them keep the test short.
-	for kind, each := range map[string]int{ProducerFleetgate: 100, ProducerSarama: 30} {
-		t.Run(kind, func(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		producer   string
+		idempotent bool
+		each       int
+	}{
+		{ProducerFleetgate, ProducerFleetgate, true, 100},
+		{"fleetgate-not-idempotent", ProducerFleetgate, false, 100},
+		{ProducerSarama, ProducerSarama, true, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			const topic, partitions, devices = "message-gps", 3, 24
-			p, emb := startProducerOf(t, kind, partitions, topic)
+			each := tc.each
+			p, emb := startProducerWith(t, partitions, func(c *Config) { c.Producer, c.Idempotent = tc.producer, tc.idempotent }, topic)
 			codes := []int16{6, 7, 19, 5} // NOT_LEADER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS, LEADER_NOT_AVAILABLE
 			var mu sync.Mutex
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -111,7 +121,7 @@ func TestProducersKeepEachDevicesOrderThroughRefusals(t *testing.T) {
 			if n := checkDeviceOrder(t, emb, topic, partitions); n != devices*each {
 				t.Fatalf("read %d records, want %d", n, devices*each)
 			}
-			t.Logf("%s: %d partition refusals", kind, refusedN.Load())
+			t.Logf("%s: %d partition refusals", tc.name, refusedN.Load())
 		})
 	}
 }
@@ -188,5 +198,73 @@ func TestBatchSenderPipelinesADevice(t *testing.T) {
 	wg.Wait()
 	if n := requests.Load(); n > 10 {
 		t.Fatalf("100 records of one device took %d produce requests; want them batched (at most 10)", n)
+	}
+}
+
+// TestBatchSenderSplitsABatchTheTopicFindsTooLarge: a topic whose
+// max.message.bytes is below kafka.max_message_bytes refuses a batch of
+// many small records as too large; the records must not go to the error
+// action for it: they travel again in smaller batches, in order, and only
+// a record too large on its own is refused.
+func TestBatchSenderSplitsABatchTheTopicFindsTooLarge(t *testing.T) {
+	const topic, limit = "message-log", 2000 // bytes of a partition's record batch
+	p, emb := startProducerOf(t, ProducerFleetgate, 1, topic)
+	if err := produceSync(t, p, &router.Record{Topic: topic, Key: []byte("D9"), Partition: -1, Value: []byte("9:1")}); err != nil {
+		t.Fatal(err)
+	}
+	c := emb.Cluster()
+	var refused atomic.Int64
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		big := false
+		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+			for _, p := range tp.Partitions {
+				big = big || len(p.Records) > limit
+			}
+		}
+		if !big {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		return kfaketest.Answer(req.(*kmsg.ProduceRequest), func(int32) int16 { return 10 }), nil, true // MESSAGE_TOO_LARGE
+	})
+	// Random bytes, which lz4 cannot shrink.
+	rng := rand.New(rand.NewPCG(3, 4))
+	pad := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		return string(b)
+	}
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for s := 1; s <= 30; s++ {
+		wg.Add(1)
+		if err := p.Produce(context.Background(), &router.Record{Topic: topic, Key: []byte("D1"), Partition: -1,
+			Value: []byte(fmt.Sprintf("1:%d:%s", s, pad(300)))}, func(err error) {
+			if err != nil {
+				failed.Add(1)
+			}
+			wg.Done()
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d small records failed: the batch holding them was refused as too large", n)
+	}
+	if refused.Load() == 0 {
+		t.Fatal("no batch was refused: the test tested nothing")
+	}
+	var re *RecordError
+	if err := produceSync(t, p, &router.Record{Topic: topic, Key: []byte("D1"), Partition: -1,
+		Value: []byte(pad(3 * limit))}); !errors.As(err, &re) || re.Reason != router.ReasonRecordTooLarge {
+		t.Fatalf("a record too large on its own: %v; want a RecordError %s", err, router.ReasonRecordTooLarge)
+	}
+	c.DropControl()
+	if n := checkDeviceOrder(t, emb, topic, 1); n != 31 {
+		t.Fatalf("read %d records, want 31", n)
 	}
 }
