@@ -83,7 +83,7 @@ type pending struct {
 	health    *writeHealth // told of the result; nil in tests of the gate
 	partition int32
 	start     time.Time // when Produce took the record
-	line      string    // the order gate's line: topic and key; "" without a key
+	line      string    // the order gate's line: topic and key; "" without a key (sarama's sender sets it)
 }
 
 // outgoing is a record on its way to sarama: the message, its pending
@@ -95,6 +95,7 @@ type outgoing struct {
 	pd         pending
 	key, value sarama.ByteEncoder
 	rec        sarama.Record // the batch sender's copy in its record batch
+	size       int           // bytes in a record batch (ProducerMessage.ByteSize)
 }
 
 // keyBytes is the record's key; nil without one.
@@ -198,7 +199,7 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 		return nil
 	}
 	o := &outgoing{
-		pd:    pending{done: done, health: p.health, partition: rec.Partition, start: time.Now(), line: lineKey(rec.Topic, rec.Key)},
+		pd:    pending{done: done, health: p.health, partition: rec.Partition, start: time.Now()},
 		value: rec.Value,
 		key:   rec.Key,
 	}
@@ -213,9 +214,9 @@ func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(er
 			msg.Headers[i] = sarama.RecordHeader{Key: []byte(h.Key), Value: h.Value}
 		}
 	}
-	if size := msg.ByteSize(2); size > p.maxBytes {
+	if o.size = msg.ByteSize(2); o.size > p.maxBytes {
 		done(&RecordError{Topic: rec.Topic, Reason: router.ReasonRecordTooLarge,
-			Err: fmt.Errorf("record is %d bytes; kafka.max_message_bytes is %d", size, p.maxBytes)})
+			Err: fmt.Errorf("record is %d bytes; kafka.max_message_bytes is %d", o.size, p.maxBytes)})
 		return nil
 	}
 	if rec.Partition >= 0 {

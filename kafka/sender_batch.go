@@ -405,7 +405,7 @@ func (s *batchSender) placeOne(o *outgoing) bool {
 		s.parts[tp] = pl
 	}
 	pl.waiting = append(pl.waiting, o)
-	pl.bytes += o.msg.ByteSize(2)
+	pl.bytes += o.size
 	return true
 }
 
@@ -509,7 +509,7 @@ func (pl *partLine) fill(maxBytes int) {
 	}
 	n, size := 0, 0
 	for _, o := range pl.waiting {
-		sz := o.msg.ByteSize(2)
+		sz := o.size
 		if n > 0 && size+sz > maxBytes-batchOverhead {
 			break
 		}
@@ -528,7 +528,7 @@ func (pl *partLine) fill(maxBytes int) {
 // and gives back the sequence numbers it took.
 func (pl *partLine) unfill() {
 	for _, o := range pl.batch {
-		pl.bytes += o.msg.ByteSize(2)
+		pl.bytes += o.size
 	}
 	pl.waiting = append(pl.batch, pl.waiting...)
 	pl.batch = nil
@@ -664,7 +664,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 		// alone can be refused for its size.
 		size := 0
 		for _, o := range pl.batch {
-			size += o.msg.ByteSize(2)
+			size += o.size
 		}
 		pl.maxBatch = max(size/2, 1)
 		pl.unfill()

@@ -62,6 +62,7 @@ const resendBackoff = 500 * time.Millisecond
 
 func (s *saramaSender) send(ctx context.Context, o *outgoing) error {
 	msg := &o.msg
+	o.pd.line = lineKey(msg.Topic, o.keyBytes())
 	if !s.gate.admit(msg) {
 		return nil // behind an earlier record of its device; the gate sends it
 	}
