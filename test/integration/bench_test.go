@@ -12,6 +12,8 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/fleetgate/fleetgate/config"
+	"github.com/fleetgate/fleetgate/kafka"
 	"github.com/fleetgate/fleetgate/test/mqttwire"
 )
 
@@ -25,38 +27,47 @@ import (
 // system, per message; the clients' share is a write and a read syscall
 // per message or fewer):
 //
+// Each shape runs with both producers (kafka.producer):
+//
 //	go test -run XXX -bench QoS1EndToEnd -benchmem ./test/integration/
 func BenchmarkQoS1EndToEnd(b *testing.B) {
 	for _, shape := range []struct{ conns, window int }{{20, 16}, {500, 1}} {
-		b.Run(fmt.Sprintf("%dx%d", shape.conns, shape.window), func(b *testing.B) {
-			g := startGateway(b, nil)
-			conns := make([]*benchConn, shape.conns)
-			for i := range conns {
-				conns[i] = dialBench(b, g.MQTTAddr(), fmt.Sprintf("BENCH-%04d", i))
+		for _, producer := range []string{kafka.ProducerFleetgate, kafka.ProducerSarama} {
+			b.Run(fmt.Sprintf("%dx%d/%s", shape.conns, shape.window, producer), func(b *testing.B) {
+				benchQoS1(b, shape.conns, shape.window, producer)
+			})
+		}
+	}
+}
+
+// benchQoS1 runs one shape of BenchmarkQoS1EndToEnd with one producer.
+func benchQoS1(b *testing.B, nconns, window int, producer string) {
+	g := startGateway(b, func(c *config.Config) { c.Kafka.Producer = producer })
+	conns := make([]*benchConn, nconns)
+	for i := range conns {
+		conns[i] = dialBench(b, g.MQTTAddr(), fmt.Sprintf("BENCH-%04d", i))
+	}
+	per := make([]int, nconns)
+	for i := range b.N {
+		per[i%nconns]++
+	}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			if err := c.run(per[i], window); err != nil {
+				b.Error(err)
 			}
-			per := make([]int, shape.conns)
-			for i := range b.N {
-				per[i%shape.conns]++
-			}
-			b.ReportAllocs()
-			cpu0 := processCPU()
-			b.ResetTimer()
-			var wg sync.WaitGroup
-			for i, c := range conns {
-				wg.Go(func() {
-					if err := c.run(per[i], shape.window); err != nil {
-						b.Error(err)
-					}
-				})
-			}
-			wg.Wait()
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-			// CPU per message varies far less than the rate on a shared
-			// machine: compare this between runs.
-			b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 		})
 	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	// CPU per message varies far less than the rate on a shared
+	// machine: compare this between runs.
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 }
 
 // processCPU is the CPU time this process has used.
