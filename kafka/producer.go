@@ -184,7 +184,7 @@ func (p *Producer) WriteErr() error { return p.health.Err() }
 // are stored in that order: a record waits in the producer (Produce returns
 // at once) while an earlier record of its key is not stored yet, and a
 // record that fails with a retriable error is sent again until it is
-// stored or the producer shuts down (order.go). done is then called when
+// stored or the producer shuts down (sender.go). done is then called when
 // the record is stored, fails permanently, or is failed at shutdown.
 func (p *Producer) Produce(ctx context.Context, rec *router.Record, done func(error)) error {
 	if err := ValidTopicName(rec.Topic); err != nil {
