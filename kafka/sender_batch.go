@@ -68,6 +68,7 @@ type batchSender struct {
 
 	// The loop's own.
 	results  chan *produceResult
+	leaders  chan *leaderResult
 	timer    *time.Timer // fires at next
 	next     time.Time   // the earliest linger or back-off deadline of this round
 	parts    map[topicPartition]*partLine
@@ -141,6 +142,7 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		results:    make(chan *produceResult),
+		leaders:    make(chan *leaderResult),
 		timer:      time.NewTimer(time.Hour),
 		parts:      map[topicPartition]*partLine{},
 		parters:    map[string]sarama.Partitioner{},
@@ -283,6 +285,21 @@ type partLine struct {
 	batchSeq int32 // batch's first sequence number; -1: not numbered yet
 	batchPID producerID
 	maxBatch int // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
+	// A partition new or whose last send failed may have no leader known:
+	// sarama's Leader then asks the brokers, with retries, which must not
+	// hold up the loop, so its leader is looked up on a goroutine.
+	suspect   bool
+	lookup    bool           // that lookup is running
+	found     bool           // it answered leader (or leaderErr)
+	leader    *sarama.Broker // for the next send
+	leaderErr error
+}
+
+// leaderResult is a leader lookup's answer for a partition.
+type leaderResult struct {
+	pl     *partLine
+	leader *sarama.Broker
+	err    error
 }
 
 // produceResult is a request's answer for the partitions it carried.
@@ -315,6 +332,8 @@ func (s *batchSender) run() {
 		case <-s.wake:
 		case r := <-s.results:
 			s.handle(r)
+		case lr := <-s.leaders:
+			lr.pl.lookup, lr.pl.found, lr.pl.leader, lr.pl.leaderErr = false, true, lr.leader, lr.err
 		case <-s.timer.C:
 		case <-s.quit:
 			if s.inflight == 0 && s.empty() {
@@ -401,7 +420,7 @@ func (s *batchSender) placeOne(o *outgoing) bool {
 	tp := topicPartition{o.msg.Topic, p}
 	pl := s.parts[tp]
 	if pl == nil {
-		pl = &partLine{topicPartition: tp, batchSeq: -1}
+		pl = &partLine{topicPartition: tp, batchSeq: -1, suspect: true}
 		s.parts[tp] = pl
 	}
 	pl.waiting = append(pl.waiting, o)
@@ -459,7 +478,10 @@ func (s *batchSender) sendReady(now time.Time) {
 			s.later(pl.retryAt)
 			continue
 		}
-		leader, err := s.client.Leader(pl.topic, pl.id)
+		leader, err, ok := s.leaderOf(pl)
+		if !ok {
+			continue // its lookup's answer wakes the loop
+		}
 		if err != nil {
 			if len(pl.batch) == 0 {
 				pl.fill(s.maxBytes)
@@ -474,6 +496,7 @@ func (s *batchSender) sendReady(now time.Time) {
 		if len(pl.batch) == 0 {
 			pl.fill(s.maxBytes)
 		}
+		pl.found, pl.leader = false, nil
 		s.ready[leader] = append(s.ready[leader], pl)
 	}
 	for b, pls := range s.ready {
@@ -499,6 +522,34 @@ func (s *batchSender) sendReady(now time.Time) {
 			}
 		}()
 	}
+}
+
+// leaderOf returns the partition's leader, or false while it is being
+// looked up off the loop.
+func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, error, bool) {
+	switch {
+	case pl.found:
+		if pl.leaderErr != nil {
+			err := pl.leaderErr
+			pl.found, pl.leaderErr = false, nil
+			return nil, err, true
+		}
+		return pl.leader, nil, true
+	case pl.lookup:
+		return nil, nil, false
+	case pl.suspect:
+		pl.lookup = true
+		go func() {
+			b, err := s.client.Leader(pl.topic, pl.id)
+			select {
+			case s.leaders <- &leaderResult{pl: pl, leader: b, err: err}:
+			case <-s.done:
+			}
+		}()
+		return nil, nil, false
+	}
+	b, err := s.client.Leader(pl.topic, pl.id)
+	return b, err, true
 }
 
 // fill makes the records waiting the partition's next batch, up to
@@ -646,6 +697,7 @@ func (s *batchSender) stored(pl *partLine) {
 		pl.batch[i] = nil
 	}
 	pl.batch, pl.retries, pl.batchSeq = pl.batch[:0], 0, -1
+	pl.suspect = false
 }
 
 // failed takes err, as classify returned it, for the partition's batch: a
@@ -692,6 +744,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 			pl.batchSeq = -1
 		}
 	}
+	pl.suspect = true
 	pl.retries++
 	pl.retryAt = now.Add(retryBackoff(pl.retries))
 	s.noteRetry(pl.topic, pl.id, err)
