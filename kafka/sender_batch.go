@@ -306,8 +306,8 @@ type leaderResult struct {
 type produceResult struct {
 	broker *sarama.Broker
 	parts  []*partLine
-	resp   *sarama.ProduceResponse
-	err    error
+	err    error   // the request's
+	errs   []error // each partition's, as classify returned it; nil: stored
 }
 
 // run is the loop: place, send what is ready, take answers.
@@ -516,8 +516,14 @@ func (s *batchSender) sendReady(now time.Time) {
 		s.inflight++
 		go func() {
 			resp, err := b.Produce(req)
+			// Classified here: UNKNOWN_TOPIC_OR_PARTITION makes classify ask
+			// every broker, which must not hold up the loop.
+			r := &produceResult{broker: b, parts: pls, err: err, errs: make([]error, len(pls))}
+			for i, pl := range pls {
+				r.errs[i] = s.partitionErr(pl, resp, err)
+			}
 			select {
-			case s.results <- &produceResult{broker: b, parts: pls, resp: resp, err: err}:
+			case s.results <- r:
 			case <-s.done:
 			}
 		}()
@@ -671,23 +677,31 @@ func (s *batchSender) handle(r *produceResult) {
 		// broker opens it again.
 		go r.broker.Close()
 	}
-	for _, pl := range r.parts {
+	for i, pl := range r.parts {
 		pl.sent = false
-		err := r.err
-		if err == nil && r.resp != nil {
-			switch b := r.resp.GetBlock(pl.topic, pl.id); {
-			case b == nil:
-				err = fmt.Errorf("the broker's answer has no result for partition %d", pl.id)
-			case b.Err != sarama.ErrNoError && b.Err != sarama.ErrDuplicateSequenceNumber:
-				err = b.Err
-			}
-		}
-		if err == nil {
+		if r.errs[i] == nil {
 			s.stored(pl)
 			continue
 		}
-		s.failed(pl, classify(pl.topic, err, s.topics.confirmAbsent), now)
+		s.failed(pl, r.errs[i], now)
 	}
+}
+
+// partitionErr is the result for partition pl of a request that got resp
+// and err, as classify returns it; nil: stored.
+func (s *batchSender) partitionErr(pl *partLine, resp *sarama.ProduceResponse, err error) error {
+	if err == nil && resp != nil {
+		switch b := resp.GetBlock(pl.topic, pl.id); {
+		case b == nil:
+			err = fmt.Errorf("the broker's answer has no result for partition %d", pl.id)
+		case b.Err != sarama.ErrNoError && b.Err != sarama.ErrDuplicateSequenceNumber:
+			err = b.Err
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	return classify(pl.topic, err, s.topics.confirmAbsent)
 }
 
 // stored completes the partition's batch: Kafka has it.

@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
 
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/test/kfaketest"
 )
 
 // leaderlessMetadata makes the embedded broker answer metadata requests
@@ -91,4 +94,66 @@ func TestBatchSenderLeaderlessPartitionDoesNotStallOthers(t *testing.T) {
 		t.Fatalf("a record of partition 0 took %v while partition 1 had no leader; want under 300ms", worst)
 	}
 	t.Logf("slowest record of partition 0: %v", worst)
+}
+
+// TestBatchSenderUnknownTopicAnswersDoNotStallOthers: a broker that
+// answers UNKNOWN_TOPIC_OR_PARTITION for a topic that exists (its
+// metadata lags) makes the gateway check the topic with every broker;
+// meanwhile the records of another broker's partitions are stored as fast
+// as before: that check must not hold up the loop.
+func TestBatchSenderUnknownTopicAnswersDoNotStallOthers(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(2), kfake.SeedTopics(1, "message-log"), kfake.SeedTopics(6, "message-gps"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	// message-log on broker 0, message-gps on broker 1, which lags.
+	if err := c.MoveTopicPartition("message-log", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for part := range int32(6) {
+		if err := c.MoveTopicPartition("message-gps", part, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if c.CurrentNode() != 1 {
+			return nil, nil, false
+		}
+		return kfaketest.Answer(req.(*kmsg.ProduceRequest), func(int32) int16 { return 3 }), nil, true
+	})
+	cfg := DefaultConfig()
+	cfg.Brokers = c.ListenAddrs()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	}()
+	for part := range int32(6) {
+		if err := p.Produce(context.Background(), &router.Record{Topic: "message-gps", Partition: part, Value: []byte("lagging")}, func(error) {}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var worst time.Duration
+	end := time.Now().Add(2 * time.Second)
+	for i := 1; time.Now().Before(end); i++ {
+		start := time.Now()
+		if err := produceSync(t, p, &router.Record{Topic: "message-log", Key: []byte("D1"), Partition: -1, Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(start))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if worst > 300*time.Millisecond {
+		t.Fatalf("a record of message-log took %v while message-gps's broker answered UNKNOWN_TOPIC_OR_PARTITION; want under 300ms", worst)
+	}
+	t.Logf("slowest record of message-log: %v", worst)
 }
