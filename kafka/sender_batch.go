@@ -69,6 +69,7 @@ type batchSender struct {
 	// The loop's own.
 	results  chan *produceResult
 	leaders  chan *leaderResult
+	counts   chan *countResult
 	timer    *time.Timer // fires at next
 	next     time.Time   // the earliest linger or back-off deadline of this round
 	parts    map[topicPartition]*partLine
@@ -89,8 +90,15 @@ type topicPartition struct {
 // heldTopic is a topic's records that could not be placed on a partition
 // yet, in order, and when to try again.
 type heldTopic struct {
-	recs []*outgoing
-	at   time.Time
+	recs   []*outgoing
+	at     time.Time
+	lookup bool // its partitions are being looked up off the loop
+}
+
+// countResult is a partition lookup's answer for a held topic.
+type countResult struct {
+	topic string
+	err   error
 }
 
 // producerID is the idempotent producer's identity from InitProducerID;
@@ -143,6 +151,7 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		done:       make(chan struct{}),
 		results:    make(chan *produceResult),
 		leaders:    make(chan *leaderResult),
+		counts:     make(chan *countResult),
 		timer:      time.NewTimer(time.Hour),
 		parts:      map[topicPartition]*partLine{},
 		parters:    map[string]sarama.Partitioner{},
@@ -334,6 +343,8 @@ func (s *batchSender) run() {
 			s.handle(r)
 		case lr := <-s.leaders:
 			lr.pl.lookup, lr.pl.found, lr.pl.leader, lr.pl.leaderErr = false, true, lr.leader, lr.err
+		case cr := <-s.counts:
+			s.counted(cr, time.Now())
 		case <-s.timer.C:
 		case <-s.quit:
 			if s.inflight == 0 && s.empty() {
@@ -369,6 +380,9 @@ func (s *batchSender) empty() bool {
 // overtakes it; the held records go first once their topic is known.
 func (s *batchSender) place(now time.Time) {
 	for topic, h := range s.held {
+		if h.lookup {
+			continue // its answer wakes the loop
+		}
 		if now.Before(h.at) {
 			s.later(h.at)
 			continue
@@ -385,8 +399,7 @@ func (s *batchSender) place(now time.Time) {
 			continue
 		}
 		h.recs = h.recs[n:]
-		h.at = now.Add(resendBackoff)
-		s.later(h.at)
+		s.hold(topic, h, now)
 	}
 	s.mu.Lock()
 	q := s.queue
@@ -398,9 +411,9 @@ func (s *batchSender) place(now time.Time) {
 			continue
 		}
 		if !s.placeOne(o) {
-			h := &heldTopic{recs: []*outgoing{o}, at: now.Add(resendBackoff)}
+			h := &heldTopic{recs: []*outgoing{o}}
 			s.held[o.msg.Topic] = h
-			s.later(h.at)
+			s.hold(o.msg.Topic, h, now)
 		}
 	}
 	clear(q)
@@ -409,11 +422,55 @@ func (s *batchSender) place(now time.Time) {
 	s.mu.Unlock()
 }
 
+// hold makes the held topic's records wait: sarama's Partitions for a
+// topic it has no metadata for asks the brokers, with retries, which must
+// not hold up the loop, so a topic's partitions are first looked up on a
+// goroutine; the answer wakes the loop.
+func (s *batchSender) hold(topic string, h *heldTopic, now time.Time) {
+	if s.parters[topic] != nil {
+		h.at = now.Add(resendBackoff)
+		s.later(h.at)
+		return
+	}
+	h.lookup = true
+	go func() {
+		_, err := s.client.Partitions(topic)
+		select {
+		case s.counts <- &countResult{topic: topic, err: err}:
+		case <-s.done:
+		}
+	}()
+}
+
+// counted takes a held topic's partition lookup's answer: its records are
+// placed now, or after a back-off.
+func (s *batchSender) counted(cr *countResult, now time.Time) {
+	h := s.held[cr.topic]
+	if h == nil {
+		return
+	}
+	h.lookup = false
+	if cr.err != nil {
+		s.noteRetry(cr.topic, -1, fmt.Errorf("kafka topic %q: partitions: %w", cr.topic, cr.err))
+		h.at = now.Add(resendBackoff)
+		return
+	}
+	if s.parters[cr.topic] == nil {
+		s.parters[cr.topic] = s.newPart(cr.topic)
+	}
+	h.at = time.Time{}
+}
+
 // placeOne puts o on its partition's line, or reports that its partition
-// is not known yet.
+// is not known yet: always for a topic whose partitions were not looked
+// up (hold).
 func (s *batchSender) placeOne(o *outgoing) bool {
+	if o.pd.partition < 0 && s.parters[o.msg.Topic] == nil {
+		return false
+	}
 	p, err := s.partitionOf(o)
 	if err != nil {
+		delete(s.parters, o.msg.Topic) // looked up again off the loop
 		s.noteRetry(o.msg.Topic, -1, err)
 		return false
 	}
@@ -442,12 +499,7 @@ func (s *batchSender) partitionOf(o *outgoing) (int32, error) {
 	if len(ps) == 0 {
 		return 0, fmt.Errorf("kafka topic %q: no partitions known yet", topic)
 	}
-	part := s.parters[topic]
-	if part == nil {
-		part = s.newPart(topic)
-		s.parters[topic] = part
-	}
-	return part.Partition(&o.msg, int32(len(ps)))
+	return s.parters[topic].Partition(&o.msg, int32(len(ps)))
 }
 
 // later makes the loop wake at at, unless it wakes sooner.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
@@ -21,21 +22,12 @@ import (
 // answers.
 func leaderlessMetadata(t *testing.T, e *Embedded, topic string, partitions, leaderless int32) {
 	t.Helper()
-	host, port, err := net.SplitHostPort(e.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	portN, _ := strconv.Atoi(port)
+	answer := metadataAnswer(t, e)
 	c := e.Cluster()
 	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
-		resp := req.ResponseKind().(*kmsg.MetadataResponse)
-		node := c.CurrentNode()
-		b := kmsg.NewMetadataResponseBroker()
-		b.NodeID, b.Host, b.Port = node, host, int32(portN)
-		resp.Brokers = []kmsg.MetadataResponseBroker{b}
-		cluster := "fleetgate-embedded"
-		resp.ClusterID, resp.ControllerID = &cluster, node
+		resp := answer(req)
+		node := resp.ControllerID
 		rt := kmsg.NewMetadataResponseTopic()
 		name := topic
 		rt.Topic = &name
@@ -50,6 +42,29 @@ func leaderlessMetadata(t *testing.T, e *Embedded, topic string, partitions, lea
 		resp.Topics = []kmsg.MetadataResponseTopic{rt}
 		return resp, nil, true
 	})
+}
+
+// metadataAnswer returns a function, for use in a control function of
+// e's cluster, that starts the answer to a metadata request: the broker
+// that got it, no topics.
+func metadataAnswer(t *testing.T, e *Embedded) func(kmsg.Request) *kmsg.MetadataResponse {
+	t.Helper()
+	host, port, err := net.SplitHostPort(e.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	portN, _ := strconv.Atoi(port)
+	c := e.Cluster()
+	return func(req kmsg.Request) *kmsg.MetadataResponse {
+		resp := req.ResponseKind().(*kmsg.MetadataResponse)
+		node := c.CurrentNode()
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = node, host, int32(portN)
+		resp.Brokers = []kmsg.MetadataResponseBroker{b}
+		cluster := "fleetgate-embedded"
+		resp.ClusterID, resp.ControllerID = &cluster, node
+		return resp
+	}
 }
 
 // TestBatchSenderLeaderlessPartitionDoesNotStallOthers: while one
@@ -155,4 +170,53 @@ func slowestRecord(t *testing.T, p *Producer, topic string, partition int32) tim
 		time.Sleep(5 * time.Millisecond)
 	}
 	return worst
+}
+
+// TestBatchSenderTopicWithoutPartitionsDoesNotStallOthers: while the
+// brokers do not know a topic's partitions yet (just created, their
+// metadata lags), its records wait and the records of other topics are
+// stored as fast as before: the loop must not wait for the lookup.
+func TestBatchSenderTopicWithoutPartitionsDoesNotStallOthers(t *testing.T) {
+	const topic, fresh = "message-log", "message-new"
+	p, emb := startProducerOf(t, ProducerFleetgate, 1, topic)
+	adm, err := sarama.NewClusterAdminFromClient(p.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.CreateTopic(fresh, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RefreshTopics(); err != nil {
+		t.Fatal(err)
+	}
+	// A metadata request about the fresh topic alone (the sender's
+	// partition lookup) gets UNKNOWN_TOPIC_OR_PARTITION.
+	answer := metadataAnswer(t, emb)
+	c := emb.Cluster()
+	c.ControlKey(int16(kmsg.Metadata), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r := req.(*kmsg.MetadataRequest)
+		if len(r.Topics) != 1 || r.Topics[0].Topic == nil || *r.Topics[0].Topic != fresh {
+			return nil, nil, false
+		}
+		resp := answer(req)
+		rt := kmsg.NewMetadataResponseTopic()
+		name := fresh
+		rt.Topic, rt.ErrorCode = &name, 3
+		resp.Topics = []kmsg.MetadataResponseTopic{rt}
+		return resp, nil, true
+	})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_ = p.Shutdown(ctx)
+	}()
+	if err := p.Produce(context.Background(), &router.Record{Topic: fresh, Key: []byte("D2"), Partition: -1, Value: []byte("waits")}, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	worst := slowestRecord(t, p, topic, -1)
+	if worst > 300*time.Millisecond {
+		t.Fatalf("a record of %s took %v while %s's partitions were unknown; want under 300ms", topic, worst, fresh)
+	}
+	t.Logf("slowest record of %s: %v", topic, worst)
 }
