@@ -435,6 +435,9 @@ func (s *batchSender) hold(topic string, h *heldTopic, now time.Time) {
 	h.lookup = true
 	go func() {
 		_, err := s.client.Partitions(topic)
+		if err != nil {
+			err = classify(topic, fmt.Errorf("partitions: %w", err), s.topics.confirmAbsent)
+		}
 		select {
 		case s.counts <- &countResult{topic: topic, err: err}:
 		case <-s.done:
@@ -443,15 +446,22 @@ func (s *batchSender) hold(topic string, h *heldTopic, now time.Time) {
 }
 
 // counted takes a held topic's partition lookup's answer: its records are
-// placed now, or after a back-off.
+// placed now, or after a back-off, or fail (the topic does not exist).
 func (s *batchSender) counted(cr *countResult, now time.Time) {
 	h := s.held[cr.topic]
 	if h == nil {
 		return
 	}
 	h.lookup = false
+	if isPermanent(cr.err) {
+		delete(s.held, cr.topic)
+		for _, o := range h.recs {
+			s.complete(o, cr.err)
+		}
+		return
+	}
 	if cr.err != nil {
-		s.noteRetry(cr.topic, -1, fmt.Errorf("kafka topic %q: partitions: %w", cr.topic, cr.err))
+		s.noteRetry(cr.topic, -1, cr.err)
 		h.at = now.Add(resendBackoff)
 		return
 	}
@@ -538,7 +548,7 @@ func (s *batchSender) sendReady(now time.Time) {
 			if len(pl.batch) == 0 {
 				pl.fill(s.maxBytes)
 			}
-			s.failed(pl, fmt.Errorf("kafka topic %q partition %d: leader: %w", pl.topic, pl.id, err), now)
+			s.failed(pl, err, now)
 			s.later(pl.retryAt)
 			continue
 		}
@@ -583,7 +593,10 @@ func (s *batchSender) sendReady(now time.Time) {
 }
 
 // leaderOf returns the partition's leader, or false while it is being
-// looked up off the loop.
+// looked up off the loop. Its error is as classify returns it, but only
+// a lookup off the loop asks classify (a topic reported unknown makes it
+// ask every broker): one on the loop fails retriably, and the partition's
+// next lookup is off the loop.
 func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, error, bool) {
 	switch {
 	case pl.found:
@@ -599,6 +612,9 @@ func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, error, bool) {
 		pl.lookup = true
 		go func() {
 			b, err := s.client.Leader(pl.topic, pl.id)
+			if err != nil {
+				err = classify(pl.topic, fmt.Errorf("partition %d: leader: %w", pl.id, err), s.topics.confirmAbsent)
+			}
 			select {
 			case s.leaders <- &leaderResult{pl: pl, leader: b, err: err}:
 			case <-s.done:
@@ -607,6 +623,9 @@ func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, error, bool) {
 		return nil, nil, false
 	}
 	b, err := s.client.Leader(pl.topic, pl.id)
+	if err != nil {
+		err = fmt.Errorf("kafka topic %q partition %d: leader: %w", pl.topic, pl.id, err)
+	}
 	return b, err, true
 }
 

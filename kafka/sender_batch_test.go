@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -219,4 +221,53 @@ func TestBatchSenderTopicWithoutPartitionsDoesNotStallOthers(t *testing.T) {
 		t.Fatalf("a record of %s took %v while %s's partitions were unknown; want under 300ms", topic, worst, fresh)
 	}
 	t.Logf("slowest record of %s: %v", topic, worst)
+}
+
+// TestBatchSenderDeletedTopicFailsItsRecords: records of a topic deleted
+// after the sender knew it, taken before the producer learnt it was
+// gone, fail with unknown_topic (their messages go to the error action)
+// once the gateway's own check finds the topic absent; they must not
+// wait in the sender until shutdown, keyed (the partition count is
+// looked up) or on a fixed partition (the leader is).
+func TestBatchSenderDeletedTopicFailsItsRecords(t *testing.T) {
+	for _, partition := range []int32{-1, 0} {
+		t.Run(fmt.Sprint("partition ", partition), func(t *testing.T) {
+			const topic, gone = "message-log", "message-old"
+			p, _ := startProducerWith(t, 1, func(c *Config) { c.Producer = ProducerFleetgate }, topic, gone)
+			if err := produceSync(t, p, &router.Record{Topic: gone, Key: []byte("D1"), Partition: partition, Value: []byte("1")}); err != nil {
+				t.Fatal(err)
+			}
+			adm, err := sarama.NewClusterAdminFromClient(p.Client())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := adm.DeleteTopic(gone); err != nil {
+				t.Fatal(err)
+			}
+			// The sender's metadata learns the deletion (as any refresh
+			// after a failed send does); the producer's topic list not yet.
+			if err := p.out.(*batchSender).client.RefreshMetadata(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				_ = p.Shutdown(ctx)
+			}()
+			res := make(chan error, 1)
+			if err := p.Produce(context.Background(), &router.Record{Topic: gone, Key: []byte("D1"), Partition: partition, Value: []byte("2")},
+				func(err error) { res <- err }); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-res:
+				var re *RecordError
+				if !errors.As(err, &re) || re.Reason != router.ReasonUnknownTopic {
+					t.Fatalf("record of the deleted topic: %v; want a RecordError %s", err, router.ReasonUnknownTopic)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("a record of the deleted topic did not complete within 5s")
+			}
+		})
+	}
 }
