@@ -2,10 +2,15 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -268,6 +273,216 @@ func TestBatchSenderDeletedTopicFailsItsRecords(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("a record of the deleted topic did not complete within 5s")
 			}
+		})
+	}
+}
+
+// lossyProxy forwards Kafka connections to a broker and, for the produce
+// requests cut picks, lets the broker handle the request but drops its
+// answer and the connection: a lost answer to a stored batch.
+type lossyProxy struct {
+	ln    net.Listener
+	to    string
+	cut   func() bool
+	drops atomic.Int64
+}
+
+// startLossyCluster starts an embedded cluster with topic reached only
+// through a lossyProxy (its metadata names the proxy), and returns the
+// proxy's address.
+func startLossyCluster(t *testing.T, partitions int32, topic string, cut func() bool) (*kfake.Cluster, *lossyProxy) {
+	t.Helper()
+	direct, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &lossyProxy{ln: front, to: direct.Addr().String(), cut: cut}
+	go px.serve()
+	t.Cleanup(func() { front.Close() })
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic),
+		kfake.ListenFn(func(string, string) (net.Listener, error) {
+			return &advertisedListener{Listener: direct, addr: front.Addr()}, nil
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, px
+}
+
+func (p *lossyProxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.conn(c)
+	}
+}
+
+// conn forwards one connection, Kafka frame by frame.
+func (p *lossyProxy) conn(c net.Conn) {
+	b, err := net.Dial("tcp", p.to)
+	if err != nil {
+		c.Close()
+		return
+	}
+	var once sync.Once
+	closeBoth := func() { once.Do(func() { c.Close(); b.Close() }) }
+	defer closeBoth()
+	var dropping atomic.Bool
+	go func() {
+		defer closeBoth()
+		for {
+			frame, err := readFrame(b)
+			if err != nil {
+				return
+			}
+			if dropping.Load() {
+				p.drops.Add(1)
+				return
+			}
+			if _, err := c.Write(frame); err != nil {
+				return
+			}
+		}
+	}()
+	for {
+		frame, err := readFrame(c)
+		if err != nil {
+			return
+		}
+		if binary.BigEndian.Uint16(frame[4:]) == uint16(kmsg.Produce) && p.cut() {
+			dropping.Store(true)
+		}
+		if _, err := b.Write(frame); err != nil {
+			return
+		}
+	}
+}
+
+// readFrame reads one size-prefixed Kafka frame, its size included.
+func readFrame(r io.Reader) ([]byte, error) {
+	frame := make([]byte, 4)
+	if _, err := io.ReadFull(r, frame); err != nil {
+		return nil, err
+	}
+	frame = append(frame, make([]byte, binary.BigEndian.Uint32(frame))...)
+	_, err := io.ReadFull(r, frame[4:])
+	return frame, err
+}
+
+// TestBatchSenderCompletesEachRecordOnceThroughLostAnswersAndShutdown:
+// devices hand records over without waiting while the broker refuses
+// writes, answers UNKNOWN_PRODUCER_ID or without the partitions' results,
+// and answers to stored batches are lost with their connection; then the
+// producer shuts down with a deadline that cuts it short. Every record
+// completes exactly once, each device's stored records are a prefix of
+// what it handed over (in order, once each with idempotence), and every
+// record reported stored is in Kafka.
+func TestBatchSenderCompletesEachRecordOnceThroughLostAnswersAndShutdown(t *testing.T) {
+	for _, idempotent := range []bool{true, false} {
+		t.Run(fmt.Sprint("idempotent ", idempotent), func(t *testing.T) {
+			const topic, devices, each, partitions = "message-gps", 16, 400, 4
+			var mu sync.Mutex
+			rng := rand.New(rand.NewPCG(9, 10))
+			faults := true
+			pick := func(n int) int {
+				mu.Lock()
+				defer mu.Unlock()
+				if !faults {
+					return -1
+				}
+				return rng.IntN(n)
+			}
+			c, px := startLossyCluster(t, partitions, topic, func() bool { return pick(3) == 0 })
+			c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+				c.KeepControl()
+				pr := req.(*kmsg.ProduceRequest)
+				switch pick(10) {
+				case 0:
+					if idempotent {
+						return kfaketest.Answer(pr, func(int32) int16 { return 59 }), nil, true // UNKNOWN_PRODUCER_ID
+					}
+				case 1:
+					return kfaketest.Answer(pr, func(p int32) int16 { return []int16{6, 7, 19, 5}[p%4] }), nil, true
+				case 2:
+					return pr.ResponseKind(), nil, true // no partition's result
+				}
+				return nil, nil, false
+			})
+			cfg := DefaultConfig()
+			cfg.Brokers, cfg.Idempotent = []string{px.ln.Addr().String()}, idempotent
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			p, err := NewProducer(cfg, zap.NewNop())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var calls, stored [devices][each + 1]atomic.Int32
+			var handed [devices]int
+			var wg sync.WaitGroup
+			for d := range devices {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for s := 1; s <= each; s++ {
+						time.Sleep(time.Millisecond)
+						rec := &router.Record{Topic: topic, Key: []byte(fmt.Sprintf("D%d", d)), Partition: -1, Value: []byte(fmt.Sprintf(`%d:%d`, d, s))}
+						if err := p.Produce(context.Background(), rec, func(err error) {
+							calls[d][s].Add(1)
+							if err == nil {
+								stored[d][s].Store(1)
+							}
+						}); err != nil {
+							return // closed
+						}
+						handed[d] = s
+					}
+				}()
+			}
+			time.Sleep(300 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			_ = p.Shutdown(ctx)
+			wg.Wait()
+			mu.Lock()
+			faults = false
+			mu.Unlock()
+			last := map[int]int{}
+			for part := range int32(partitions) {
+				for _, v := range readPartition(t, px.ln.Addr().String(), topic, part) {
+					var d, s int
+					fmt.Sscanf(v, "%d:%d", &d, &s)
+					if s > last[d]+1 || idempotent && s != last[d]+1 {
+						t.Fatalf("device %d: record %d stored after %d", d, s, last[d])
+					}
+					last[d] = max(last[d], s)
+				}
+			}
+			n := 0
+			for d := range devices {
+				for s := 1; s <= handed[d]; s++ {
+					if k := calls[d][s].Load(); k != 1 {
+						t.Fatalf("record %d:%d completed %d times", d, s, k)
+					}
+					if stored[d][s].Load() == 1 {
+						n++
+						if s > last[d] {
+							t.Fatalf("record %d:%d was reported stored; Kafka has device %d up to %d", d, s, d, last[d])
+						}
+					}
+				}
+			}
+			if n == 0 || px.drops.Load() == 0 {
+				t.Fatalf("%d records stored, %d answers lost: the test tested nothing", n, px.drops.Load())
+			}
+			t.Logf("%d records stored, %d answers lost", n, px.drops.Load())
 		})
 	}
 }
