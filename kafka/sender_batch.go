@@ -294,14 +294,12 @@ type partLine struct {
 	batchSeq int32 // batch's first sequence number; -1: not numbered yet
 	batchPID producerID
 	maxBatch int // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
-	// A partition new or whose last send failed may have no leader known:
-	// sarama's Leader then asks the brokers, with retries, which must not
-	// hold up the loop, so its leader is looked up on a goroutine.
-	suspect   bool
-	lookup    bool           // that lookup is running
-	found     bool           // it answered leader (or leaderErr)
-	leader    *sarama.Broker // for the next send
-	leaderErr error
+	// The partition's leader, looked up on a goroutine (sarama's Leader
+	// for a leaderless partition asks the brokers, with retries, which
+	// must not hold up the loop), and kept until a send to it fails.
+	leader    *sarama.Broker
+	lookup    bool  // a lookup is running
+	leaderErr error // the last lookup's, as classify returned it
 }
 
 // leaderResult is a leader lookup's answer for a partition.
@@ -342,7 +340,7 @@ func (s *batchSender) run() {
 		case r := <-s.results:
 			s.handle(r)
 		case lr := <-s.leaders:
-			lr.pl.lookup, lr.pl.found, lr.pl.leader, lr.pl.leaderErr = false, true, lr.leader, lr.err
+			lr.pl.lookup, lr.pl.leader, lr.pl.leaderErr = false, lr.leader, lr.err
 		case cr := <-s.counts:
 			s.counted(cr, time.Now())
 		case <-s.timer.C:
@@ -487,7 +485,7 @@ func (s *batchSender) placeOne(o *outgoing) bool {
 	tp := topicPartition{o.msg.Topic, p}
 	pl := s.parts[tp]
 	if pl == nil {
-		pl = &partLine{topicPartition: tp, batchSeq: -1, suspect: true}
+		pl = &partLine{topicPartition: tp, batchSeq: -1}
 		s.parts[tp] = pl
 	}
 	pl.waiting = append(pl.waiting, o)
@@ -558,7 +556,6 @@ func (s *batchSender) sendReady(now time.Time) {
 		if len(pl.batch) == 0 {
 			pl.fill(s.maxBytes)
 		}
-		pl.found, pl.leader = false, nil
 		s.ready[leader] = append(s.ready[leader], pl)
 	}
 	for b, pls := range s.ready {
@@ -593,40 +590,29 @@ func (s *batchSender) sendReady(now time.Time) {
 }
 
 // leaderOf returns the partition's leader, or false while it is being
-// looked up off the loop. Its error is as classify returns it, but only
-// a lookup off the loop asks classify (a topic reported unknown makes it
-// ask every broker): one on the loop fails retriably, and the partition's
-// next lookup is off the loop.
+// looked up; the error is as classify returns it.
 func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, error, bool) {
 	switch {
-	case pl.found:
-		if pl.leaderErr != nil {
-			err := pl.leaderErr
-			pl.found, pl.leaderErr = false, nil
-			return nil, err, true
-		}
+	case pl.leader != nil:
 		return pl.leader, nil, true
-	case pl.lookup:
-		return nil, nil, false
-	case pl.suspect:
+	case pl.leaderErr != nil:
+		err := pl.leaderErr
+		pl.leaderErr = nil
+		return nil, err, true
+	case !pl.lookup:
 		pl.lookup = true
 		go func() {
 			b, err := s.client.Leader(pl.topic, pl.id)
 			if err != nil {
-				err = classify(pl.topic, fmt.Errorf("partition %d: leader: %w", pl.id, err), s.topics.confirmAbsent)
+				b, err = nil, classify(pl.topic, fmt.Errorf("partition %d: leader: %w", pl.id, err), s.topics.confirmAbsent)
 			}
 			select {
 			case s.leaders <- &leaderResult{pl: pl, leader: b, err: err}:
 			case <-s.done:
 			}
 		}()
-		return nil, nil, false
 	}
-	b, err := s.client.Leader(pl.topic, pl.id)
-	if err != nil {
-		err = fmt.Errorf("kafka topic %q partition %d: leader: %w", pl.topic, pl.id, err)
-	}
-	return b, err, true
+	return nil, nil, false
 }
 
 // fill makes the records waiting the partition's next batch, up to
@@ -747,6 +733,11 @@ func (s *batchSender) handle(r *produceResult) {
 		// requests on it to end, so not here); the next request to this
 		// broker opens it again.
 		go r.broker.Close()
+		for _, pl := range s.parts {
+			if pl.leader == r.broker {
+				pl.leader = nil // looked up again, which reopens it
+			}
+		}
 	}
 	for i, pl := range r.parts {
 		pl.sent = false
@@ -782,7 +773,6 @@ func (s *batchSender) stored(pl *partLine) {
 		pl.batch[i] = nil
 	}
 	pl.batch, pl.retries, pl.batchSeq = pl.batch[:0], 0, -1
-	pl.suspect = false
 }
 
 // failed takes err, as classify returned it, for the partition's batch: a
@@ -829,7 +819,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 			pl.batchSeq = -1
 		}
 	}
-	pl.suspect = true
+	pl.leader = nil // looked up again
 	pl.retries++
 	pl.retryAt = now.Add(retryBackoff(pl.retries))
 	s.noteRetry(pl.topic, pl.id, err)

@@ -93,11 +93,7 @@ func TestBatchSenderLeaderlessPartitionDoesNotStallOthers(t *testing.T) {
 		}
 		return 0
 	})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	}()
+	defer shutdownSoon(p)
 	if err := p.Produce(context.Background(), &router.Record{Topic: topic, Partition: 1, Value: []byte("stuck")}, func(error) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -145,11 +141,7 @@ func TestBatchSenderUnknownTopicAnswersDoNotStallOthers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	}()
+	defer shutdownSoon(p)
 	for part := range int32(6) {
 		if err := p.Produce(context.Background(), &router.Record{Topic: "message-gps", Partition: part, Value: []byte("lagging")}, func(error) {}); err != nil {
 			t.Fatal(err)
@@ -213,11 +205,7 @@ func TestBatchSenderTopicWithoutPartitionsDoesNotStallOthers(t *testing.T) {
 		resp.Topics = []kmsg.MetadataResponseTopic{rt}
 		return resp, nil, true
 	})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		defer cancel()
-		_ = p.Shutdown(ctx)
-	}()
+	defer shutdownSoon(p)
 	if err := p.Produce(context.Background(), &router.Record{Topic: fresh, Key: []byte("D2"), Partition: -1, Value: []byte("waits")}, func(error) {}); err != nil {
 		t.Fatal(err)
 	}
@@ -254,11 +242,7 @@ func TestBatchSenderDeletedTopicFailsItsRecords(t *testing.T) {
 			if err := p.out.(*batchSender).client.RefreshMetadata(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-				defer cancel()
-				_ = p.Shutdown(ctx)
-			}()
+			defer shutdownSoon(p)
 			res := make(chan error, 1)
 			if err := p.Produce(context.Background(), &router.Record{Topic: gone, Key: []byte("D1"), Partition: partition, Value: []byte("2")},
 				func(err error) { res <- err }); err != nil {
@@ -485,4 +469,44 @@ func TestBatchSenderCompletesEachRecordOnceThroughLostAnswersAndShutdown(t *test
 			t.Logf("%d records stored, %d answers lost", n, px.drops.Load())
 		})
 	}
+}
+
+// TestBatchSenderPartitionTurnedLeaderlessDoesNotStallOthers: a partition
+// whose last batch was stored, and which a metadata refresh (after another
+// partition's failure) then shows leaderless, is looked up off the loop
+// too: the other partition's records keep being stored in a few ms.
+func TestBatchSenderPartitionTurnedLeaderlessDoesNotStallOthers(t *testing.T) {
+	const topic = "message-log"
+	p, emb := startProducerOf(t, ProducerFleetgate, 2, topic)
+	for part := range int32(2) {
+		if err := produceSync(t, p, &router.Record{Topic: topic, Partition: part, Value: []byte("0")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leaderlessMetadata(t, emb, topic, 2, 1)
+	var once atomic.Bool
+	refuseProduces(emb, func(int32) int16 {
+		if once.CompareAndSwap(false, true) {
+			return 6 // NOT_LEADER_OR_FOLLOWER: the sender refreshes its metadata
+		}
+		return 0
+	})
+	if err := produceSync(t, p, &router.Record{Topic: topic, Partition: 0, Value: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the refresh's retries for the leaderless partition
+	defer shutdownSoon(p)
+	if err := p.Produce(context.Background(), &router.Record{Topic: topic, Partition: 1, Value: []byte("stuck")}, func(error) {}); err != nil {
+		t.Fatal(err)
+	}
+	if worst := slowestRecord(t, p, topic, 0); worst > 300*time.Millisecond {
+		t.Fatalf("a record of partition 0 took %v once partition 1 turned leaderless; want under 300ms", worst)
+	}
+}
+
+// shutdownSoon shuts p down, failing within 100ms the records it holds.
+func shutdownSoon(p *Producer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_ = p.Shutdown(ctx)
 }
