@@ -538,7 +538,7 @@ func (s *batchSender) sendReady(now time.Time) {
 			s.later(pl.retryAt)
 			continue
 		}
-		leader, err, ok := s.leaderOf(pl)
+		leader, ok, err := s.leaderOf(pl)
 		if !ok {
 			continue // its lookup's answer wakes the loop
 		}
@@ -591,14 +591,14 @@ func (s *batchSender) sendReady(now time.Time) {
 
 // leaderOf returns the partition's leader, or false while it is being
 // looked up; the error is as classify returns it.
-func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, error, bool) {
+func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, bool, error) {
 	switch {
 	case pl.leader != nil:
-		return pl.leader, nil, true
+		return pl.leader, true, nil
 	case pl.leaderErr != nil:
 		err := pl.leaderErr
 		pl.leaderErr = nil
-		return nil, err, true
+		return nil, true, err
 	case !pl.lookup:
 		pl.lookup = true
 		go func() {
@@ -612,7 +612,7 @@ func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, error, bool) {
 			}
 		}()
 	}
-	return nil, nil, false
+	return nil, false, nil
 }
 
 // fill makes the records waiting the partition's next batch, up to
