@@ -294,6 +294,12 @@ type partLine struct {
 	batchSeq int32 // batch's first sequence number; -1: not numbered yet
 	batchPID producerID
 	maxBatch int // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
+	// uncertain: an attempt of the batch ended without a definite answer
+	// (a lost connection, a retriable error), so the broker may have
+	// stored it. Its sequence numbers are then never given to another
+	// batch: the broker would take a batch of the same shape for a copy of
+	// this one and answer "stored" without storing it.
+	uncertain bool
 	// The partition's leader, looked up on a goroutine (sarama's Leader
 	// for a leaderless partition asks the brokers, with retries, which
 	// must not hold up the loop), and kept until a send to it fails.
@@ -646,10 +652,17 @@ func (pl *partLine) unfill() {
 	}
 	pl.waiting = append(pl.batch, pl.waiting...)
 	pl.batch = nil
-	if pl.batchSeq >= 0 && pl.pidGen == pl.batchPID.gen {
+	pl.rollBack()
+	pl.batchSeq = -1
+}
+
+// rollBack gives the batch's sequence numbers to the next batch, when the
+// broker surely did not store it.
+func (pl *partLine) rollBack() {
+	if pl.batchSeq >= 0 && pl.pidGen == pl.batchPID.gen && !pl.uncertain {
 		pl.seq = pl.batchSeq
 	}
-	pl.batchSeq = -1
+	pl.uncertain = false
 }
 
 // tooLarge reports a refusal of a batch for its size.
@@ -745,6 +758,9 @@ func (s *batchSender) handle(r *produceResult) {
 			s.stored(pl)
 			continue
 		}
+		if !isPermanent(r.errs[i]) {
+			pl.uncertain = true
+		}
 		s.failed(pl, r.errs[i], now)
 	}
 }
@@ -772,7 +788,7 @@ func (s *batchSender) stored(pl *partLine) {
 		s.complete(o, nil)
 		pl.batch[i] = nil
 	}
-	pl.batch, pl.retries, pl.batchSeq = pl.batch[:0], 0, -1
+	pl.batch, pl.retries, pl.batchSeq, pl.uncertain = pl.batch[:0], 0, -1, false
 }
 
 // failed takes err, as classify returned it, for the partition's batch: a
@@ -801,9 +817,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 		if abort != nil && !isPermanent(err) {
 			err = abort
 		}
-		if pl.batchSeq >= 0 && pl.pidGen == pl.batchPID.gen {
-			pl.seq = pl.batchSeq
-		}
+		pl.rollBack()
 		for i, o := range pl.batch {
 			s.complete(o, err)
 			pl.batch[i] = nil

@@ -510,3 +510,52 @@ func shutdownSoon(p *Producer) {
 	defer cancel()
 	_ = p.Shutdown(ctx)
 }
+
+// TestBatchSenderKeepsSequencesOfABatchThatMayBeStored: a batch whose
+// answer was lost (the broker stored it) and which then fails for good on
+// its retry (here TOPIC_AUTHORIZATION_FAILED) may be in Kafka; its
+// sequence numbers must not be given to the next batch, or the broker
+// takes that batch, of the same shape, for a copy of the stored one and
+// answers "stored" without storing it: a record acknowledged and lost.
+func TestBatchSenderKeepsSequencesOfABatchThatMayBeStored(t *testing.T) {
+	const topic = "message-log"
+	var produces atomic.Int64
+	c, px := startLossyCluster(t, 1, topic, func() bool { return produces.Load() == 1 })
+	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if produces.Add(1) == 3 { // the retry of the batch whose answer was lost
+			return kfaketest.Answer(req.(*kmsg.ProduceRequest), func(int32) int16 { return 29 }), nil, true
+		}
+		return nil, nil, false
+	})
+	cfg := DefaultConfig()
+	cfg.Brokers = []string{px.ln.Addr().String()}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(cfg, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	produce := func(v string) error {
+		return produceSync(t, p, &router.Record{Topic: topic, Key: []byte("D1"), Partition: -1, Value: []byte(v)})
+	}
+	if err := produce("1"); err != nil {
+		t.Fatal(err)
+	}
+	var re *RecordError
+	if err := produce("2"); !errors.As(err, &re) {
+		t.Fatalf("the batch refused on its retry: %v; want a RecordError", err)
+	}
+	if err := produce("3"); err != nil {
+		t.Fatal(err)
+	}
+	if px.drops.Load() == 0 {
+		t.Fatal("no answer was lost: the test tested nothing")
+	}
+	got := readPartition(t, px.ln.Addr().String(), topic, 0)
+	if !containsValue(got, "3") {
+		t.Fatalf("record 3 was reported stored; the partition holds %q", got)
+	}
+}
