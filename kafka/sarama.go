@@ -83,10 +83,7 @@ func saramaConfig(cfg Config) (*sarama.Config, error) {
 	// a leader election or a broker restart should delay a PUBACK, not fail
 	// it. Backoff grows to 1 s so that a dead cluster is not hammered.
 	sc.Producer.Retry.Max = int(cfg.DeliveryTimeout/(500*time.Millisecond)) + 3
-	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration {
-		d := 50 * time.Millisecond << min(retries, 5)
-		return min(d, time.Second)
-	}
+	sc.Producer.Retry.BackoffFunc = func(retries, _ int) time.Duration { return retryBackoff(retries + 1) }
 	sc.Metadata.Retry.Max = 10
 	sc.Metadata.Retry.Backoff = 250 * time.Millisecond
 	// Fail a dead connection within seconds so retries can go to the new

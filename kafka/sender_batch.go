@@ -63,8 +63,8 @@ type batchSender struct {
 	quit    chan struct{} // closed at shutdown: the loop ends once idle (or aborted)
 	done    chan struct{} // closed when the loop has ended: answers go nowhere
 
-	retried       atomic.Int64 // batches sent again after a retriable error
-	retriedLogged atomic.Int64 // UnixNano of the last log line about them
+	retried    atomic.Int64 // batches sent again after a retriable error
+	retriedLog sampledLog
 
 	// The loop's own.
 	results  chan *produceResult
@@ -231,13 +231,11 @@ func (s *batchSender) producerID(bad int) (producerID, error) {
 	return s.pid, nil
 }
 
-// noteRetry logs, at most every givenBackLogEvery, that batches are being
+// noteRetry logs, at most every sampledLogEvery, that batches are being
 // sent again.
 func (s *batchSender) noteRetry(topic string, partition int32, err error) {
 	n := s.retried.Add(1)
-	now := time.Now().UnixNano()
-	last := s.retriedLogged.Load()
-	if now-last < int64(givenBackLogEvery) || !s.retriedLogged.CompareAndSwap(last, now) {
+	if !s.retriedLog.due() {
 		return
 	}
 	s.log.Warn("kafka: a batch failed with a retriable error; sending it again, the records behind it wait in order",
@@ -351,31 +349,14 @@ func (s *batchSender) run() {
 			s.counted(cr, time.Now())
 		case <-s.timer.C:
 		case <-s.quit:
-			if s.inflight == 0 && s.empty() {
+			// shutdown closes quit once every record taken has completed
+			// (nothing is left here, no request is in flight: a request
+			// holds records) or after it gave up (failAll above).
+			if s.abortErr() == nil {
 				return
 			}
-			if s.abortErr() == nil {
-				// Records still on their way: keep serving them.
-				time.Sleep(time.Millisecond)
-			}
 		}
 	}
-}
-
-// empty reports that the sender holds no record.
-func (s *batchSender) empty() bool {
-	s.mu.Lock()
-	n := len(s.queue)
-	s.mu.Unlock()
-	if n > 0 || len(s.held) > 0 {
-		return false
-	}
-	for _, pl := range s.parts {
-		if len(pl.waiting) > 0 || len(pl.batch) > 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // place moves the records send queued onto their partitions' lines, in
@@ -755,7 +736,7 @@ func (s *batchSender) handle(r *produceResult) {
 	for i, pl := range r.parts {
 		pl.sent = false
 		if r.errs[i] == nil {
-			s.stored(pl)
+			s.finish(pl, nil)
 			continue
 		}
 		if !isPermanent(r.errs[i]) {
@@ -782,10 +763,11 @@ func (s *batchSender) partitionErr(pl *partLine, resp *sarama.ProduceResponse, e
 	return classify(pl.topic, err, s.topics.confirmAbsent)
 }
 
-// stored completes the partition's batch: Kafka has it.
-func (s *batchSender) stored(pl *partLine) {
+// finish completes the partition's batch with err (nil: Kafka has it) and
+// empties it for the next.
+func (s *batchSender) finish(pl *partLine, err error) {
 	for i, o := range pl.batch {
-		s.complete(o, nil)
+		s.complete(o, err)
 		pl.batch[i] = nil
 	}
 	pl.batch, pl.retries, pl.batchSeq, pl.uncertain = pl.batch[:0], 0, -1, false
@@ -818,11 +800,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 			err = abort
 		}
 		pl.rollBack()
-		for i, o := range pl.batch {
-			s.complete(o, err)
-			pl.batch[i] = nil
-		}
-		pl.batch, pl.retries, pl.batchSeq = pl.batch[:0], 0, -1
+		s.finish(pl, err)
 		return
 	}
 	var kerr sarama.KError
@@ -841,7 +819,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 }
 
 // retryBackoff is the wait before a batch's n-th attempt again: 50ms
-// doubling to 1s, as the sarama producer's configuration (saramaConfig).
+// doubling to 1s. sarama's producer (saramaConfig) waits the same.
 func retryBackoff(n int) time.Duration {
 	return min(50*time.Millisecond<<min(n-1, 5), time.Second)
 }

@@ -23,8 +23,8 @@ type saramaSender struct {
 	log     *zap.Logger
 	closing <-chan struct{}
 
-	givenBack       atomic.Int64 // records sarama gave back with retriable errors
-	givenBackLogged atomic.Int64 // UnixNano of the last log line about them
+	givenBack    atomic.Int64 // records sarama gave back with retriable errors
+	givenBackLog sampledLog
 
 	drained sync.WaitGroup
 }
@@ -106,22 +106,32 @@ func (s *saramaSender) drainErrors() {
 	}
 }
 
-// noteGivenBack logs, at most every givenBackLogEvery, that sarama gave
+// noteGivenBack logs, at most every sampledLogEvery, that sarama gave
 // records back with a retriable error (its retry budget or circuit breaker):
 // the order gate sends them again.
 func (s *saramaSender) noteGivenBack(err error) {
 	n := s.givenBack.Add(1)
-	now := time.Now().UnixNano()
-	last := s.givenBackLogged.Load()
-	if now-last < int64(givenBackLogEvery) || !s.givenBackLogged.CompareAndSwap(last, now) {
+	if !s.givenBackLog.due() {
 		return
 	}
 	s.log.Warn("kafka: records given back by the producer after kafka.retry_budget; sending them again in order",
 		zap.Int64("records_given_back_total", n), zap.Error(err))
 }
 
-// givenBackLogEvery spaces noteGivenBack's log lines.
-const givenBackLogEvery = 5 * time.Second
+// sampledLog spaces a kind of log line: at most one every
+// sampledLogEvery. Safe for concurrent use.
+type sampledLog struct{ last atomic.Int64 } // UnixNano of the last line
+
+// sampledLogEvery spaces the producers' lines about records sent again.
+const sampledLogEvery = 5 * time.Second
+
+// due reports whether a line may be logged now, and if so counts it as
+// logged.
+func (l *sampledLog) due() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(sampledLogEvery) && l.last.CompareAndSwap(last, now)
+}
 
 func (s *saramaSender) shutdown(ctx context.Context) error {
 	// Records of a device wait in the order gate behind the one sarama
