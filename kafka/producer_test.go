@@ -33,6 +33,14 @@ func startProducerWith(t *testing.T, partitions int32, tune func(*Config), topic
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{emb.Addr()}
 	tune(&cfg)
+	p := newTestProducer(t, cfg)
+	t.Cleanup(func() { p.Close() })
+	return p, emb
+}
+
+// newTestProducer validates cfg and starts a producer on it.
+func newTestProducer(t *testing.T, cfg Config) *Producer {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -40,8 +48,7 @@ func startProducerWith(t *testing.T, partitions int32, tune func(*Config), topic
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Close() })
-	return p, emb
+	return p
 }
 
 // produceSync produces rec and waits for its result.

@@ -17,7 +17,6 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.uber.org/zap"
 
 	"github.com/fleetgate/fleetgate/router"
 	"github.com/fleetgate/fleetgate/test/kfaketest"
@@ -134,13 +133,7 @@ func TestBatchSenderUnknownTopicAnswersDoNotStallOthers(t *testing.T) {
 	})
 	cfg := DefaultConfig()
 	cfg.Brokers = c.ListenAddrs()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewProducer(cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newTestProducer(t, cfg)
 	defer shutdownSoon(p)
 	for part := range int32(6) {
 		if err := p.Produce(context.Background(), &router.Record{Topic: "message-gps", Partition: part, Value: []byte("lagging")}, func(error) {}); err != nil {
@@ -401,13 +394,7 @@ func TestBatchSenderCompletesEachRecordOnceThroughLostAnswersAndShutdown(t *test
 			})
 			cfg := DefaultConfig()
 			cfg.Brokers, cfg.Idempotent = []string{px.ln.Addr().String()}, idempotent
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
-			p, err := NewProducer(cfg, zap.NewNop())
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := newTestProducer(t, cfg)
 			var calls, stored [devices][each + 1]atomic.Int32
 			var handed [devices]int
 			var wg sync.WaitGroup
@@ -530,13 +517,7 @@ func TestBatchSenderKeepsSequencesOfABatchThatMayBeStored(t *testing.T) {
 	})
 	cfg := DefaultConfig()
 	cfg.Brokers = []string{px.ln.Addr().String()}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	p, err := NewProducer(cfg, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newTestProducer(t, cfg)
 	t.Cleanup(func() { p.Close() })
 	produce := func(v string) error {
 		return produceSync(t, p, &router.Record{Topic: topic, Key: []byte("D1"), Partition: -1, Value: []byte(v)})
