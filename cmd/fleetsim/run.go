@@ -399,6 +399,7 @@ func simulate(ctx, hardStop context.Context, cfg *runConfig, logw io.Writer) (*S
 		}
 		sum.AckedFile = cfg.ackedPath
 	}
+	sum.CPUS = processCPU().Seconds()
 	return sum, nil
 }
 

@@ -254,6 +254,10 @@ type Summary struct {
 	MQTT        *SourceSummary `json:"mqtt,omitempty"`
 	HTTPS       *SourceSummary `json:"https,omitempty"`
 	AckedFile   string         `json:"acked_file,omitempty"`
+	// CPUS is the CPU time (user and system) the load tool itself used over
+	// the whole run, connecting included: a benchmark sets it beside the
+	// broker's, as the two share the machine.
+	CPUS float64 `json:"cpu_s"`
 }
 
 // summarize turns the counters into a summary. elapsed is the time from the
@@ -282,8 +286,8 @@ func (s *sourceStats) summarize(elapsed time.Duration) *SourceSummary {
 
 // writeText prints the summary for people.
 func (sum *Summary) writeText(w io.Writer) {
-	fmt.Fprintf(w, "fleetsim run %s: %.1f s (clock start to last ack), %d records acked, %.0f records/s\n",
-		sum.Run, sum.ElapsedS, sum.Records, sum.RecordsPerS)
+	fmt.Fprintf(w, "fleetsim run %s: %.1f s (clock start to last ack), %d records acked, %.0f records/s, load tool CPU %.1f s\n",
+		sum.Run, sum.ElapsedS, sum.Records, sum.RecordsPerS, sum.CPUS)
 	for _, src := range []struct {
 		name string
 		s    *SourceSummary
