@@ -115,7 +115,7 @@ type Client struct {
 type ClientConnection struct {
 	Conn     net.Conn      // the net.Conn used to establish the connection
 	bconn    *bufio.Reader // a buffered net.Conn for reading packets
-	first    [1]byte       // the first byte of a packet read while the client holds no read buffer
+	first    firstRead     // what the client read while it held no read buffer (servers that pool them)
 	outbuf   *bytes.Buffer // a buffer for writing packets
 	Remote   string        // the remote address of the client
 	Listener string        // listener id of the client
@@ -182,13 +182,15 @@ func newClient(c net.Conn, o *ops) *Client {
 	}
 
 	if c != nil {
-		cl.Net = ClientConnection{
-			Conn:   c,
-			Remote: c.RemoteAddr().String(),
-		}
+		// Field by field: a ClientConnection literal, firstRead's buffer
+		// included, would be built in this frame, on the stack of the
+		// goroutine that goes on to run the client's read loop.
+		cl.Net.Conn = c
+		cl.Net.Remote = c.RemoteAddr().String()
 		if o.readers != nil {
+			cl.Net.first.conn = c
 			cl.Net.bconn = o.readers.Get().(*bufio.Reader)
-			cl.Net.bconn.Reset(c)
+			cl.Net.bconn.Reset(&cl.Net.first)
 		} else {
 			cl.Net.bconn = bufio.NewReaderSize(c, o.options.ClientNetReadBufferSize)
 		}
@@ -548,12 +550,13 @@ func (cl *Client) ReadFixedHeader(fh *packets.FixedHeader) error {
 }
 
 // readFirstByte reads the first byte of the next packet. When nothing is buffered and the
-// server pools read buffers, the client waits for that byte without a buffer: its reader
-// goes back to the pool and one is taken again once the byte has come, so a client idle
-// between packets holds no read buffer. That costs one more Read on the connection each
-// time the buffer has run dry.
+// server pools read buffers, the client waits for the packet without a buffer: its reader
+// goes back to the pool, the connection is read into the client's own small firstRead
+// buffer, and a reader is taken again once bytes have come. The reader then reads those
+// bytes first, so a packet that fitted in that one read (most publishes of a device)
+// costs no more reads of the connection.
 func (cl *Client) readFirstByte() (byte, error) {
-	if cl.ops.readers == nil || cl.Net.bconn.Buffered() > 0 {
+	if cl.ops.readers == nil || cl.Net.bconn.Buffered() > 0 || len(cl.Net.first.rest) > 0 {
 		return cl.Net.bconn.ReadByte()
 	}
 
@@ -565,13 +568,38 @@ func (cl *Client) readFirstByte() (byte, error) {
 			err = io.ErrNoProgress // as bufio.Reader gives up on such a connection
 			break
 		}
-		n, err = cl.Net.Conn.Read(cl.Net.first[:])
+		n, err = cl.Net.Conn.Read(cl.Net.first.buf[:])
 	}
 	cl.takeReader()
-	if n == 1 {
-		return cl.Net.first[0], nil // an error comes again with the next read
+	if n > 0 {
+		cl.Net.first.rest = cl.Net.first.buf[1:n]
+		return cl.Net.first.buf[0], nil // an error comes again with the next read
 	}
 	return 0, err
+}
+
+// firstReadSize is how many bytes a client waiting without a read buffer reads at once:
+// enough for a CONNECT and a typical device publish (a few hundred bytes of JSON), small
+// beside the read buffer it does without.
+const firstReadSize = 512
+
+// firstRead is the client's buffer for the read it waits in while it holds no read
+// buffer (see readFirstByte), and the reader its pooled read buffer reads from: the bytes
+// of that read not yet taken (rest), then the connection.
+type firstRead struct {
+	buf  [firstReadSize]byte
+	rest []byte // of buf: read from the connection, not yet handed to the reader
+	conn net.Conn
+}
+
+// Read implements io.Reader for the client's read buffer.
+func (f *firstRead) Read(p []byte) (int, error) {
+	if len(f.rest) > 0 {
+		n := copy(p, f.rest)
+		f.rest = f.rest[n:]
+		return n, nil
+	}
+	return f.conn.Read(p)
 }
 
 // maxEmptyReads is how many reads in a row may return no byte and no error before
@@ -594,7 +622,7 @@ func (cl *Client) releaseReader() {
 //go:noinline
 func (cl *Client) takeReader() {
 	cl.Net.bconn = cl.ops.readers.Get().(*bufio.Reader)
-	cl.Net.bconn.Reset(cl.Net.Conn)
+	cl.Net.bconn.Reset(&cl.Net.first)
 }
 
 // ReadPacket reads the remaining buffer into an MQTT packet.

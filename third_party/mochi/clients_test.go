@@ -953,26 +953,43 @@ func TestClientReadFixedHeaderPooledReader(t *testing.T) {
 	defer w.Close()
 
 	// For each Read of the connection: whether the client waited for it
-	// without a read buffer (reading one byte).
+	// without a read buffer (into its own small buffer).
 	var bare []bool
 	var cl *Client
 	cl = s.NewClient(probeConn{Conn: r, onRead: func(b []byte) {
-		bare = append(bare, cl.Net.bconn == nil && len(b) == 1)
+		bare = append(bare, cl.Net.bconn == nil && len(b) == firstReadSize)
 	}}, "tcp", "mochi", false)
 
+	big := make([]byte, 3*firstReadSize) // a publish larger than the client's own buffer
+	big[0], big[1], big[2], big[3], big[4] = packets.Publish<<4, 0x80|byte((len(big)-3)&0x7f), byte((len(big)-3)>>7), 0, 1
+	big[5] = 't'
 	go func() {
 		_, _ = w.Write([]byte{packets.Pingreq << 4, 0, packets.Pingreq << 4, 0}) // two packets at once
 		_, _ = w.Write([]byte{packets.Pingreq << 4, 0})                          // one more once drained
+		_, _ = w.Write([]byte{packets.Pingreq << 4})                             // a packet split after its first byte
+		_, _ = w.Write([]byte{0})
+		_, _ = w.Write(big)
 	}()
-	for i := 0; i < 3; i++ {
+	for i, want := range []byte{packets.Pingreq, packets.Pingreq, packets.Pingreq, packets.Pingreq, packets.Publish} {
 		fh := new(packets.FixedHeader)
-		require.NoError(t, cl.ReadFixedHeader(fh))
-		require.Equal(t, packets.Pingreq, fh.Type)
+		require.NoError(t, cl.ReadFixedHeader(fh), "packet %d", i)
+		require.Equal(t, want, fh.Type, "packet %d", i)
 		require.NotNil(t, cl.Net.bconn)
+		if want == packets.Publish {
+			require.Equal(t, len(big)-3, fh.Remaining)
+			pk, err := cl.ReadPacket(fh)
+			require.NoError(t, err)
+			require.Equal(t, "t", pk.TopicName)
+			require.Len(t, pk.Payload, len(big)-3-3)
+		}
 	}
-	// first byte bare, the rest buffered; the second packet from the buffer;
-	// the third again bare, then buffered.
-	require.Equal(t, []bool{true, false, true, false}, bare)
+	// The first two packets come in one bare read, the third in another; the
+	// fourth needs a second, buffered read for its length; the large publish
+	// starts with a bare read and the rest is read into the buffer.
+	require.Equal(t, []bool{true, true, true, false, true, false}, bare[:6])
+	for _, b := range bare[6:] {
+		require.False(t, b, "reads after the first of a packet are buffered: %v", bare)
+	}
 }
 
 // emptyConn returns (0, nil) from every Read.
