@@ -5,7 +5,9 @@
 package mqtt
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -356,6 +358,39 @@ func TestHooksOnPublish(t *testing.T) {
 	require.Error(t, err)
 	require.ErrorIs(t, err, packets.ErrRejectPacket)
 	require.Equal(t, uint16(10), pk.PacketID)
+}
+
+// A hook that rejects every QoS 1 publish (an embedder that answers them
+// itself) costs no allocation per packet while the log is not at debug
+// level, and the rejection is still logged at debug level (patch 8).
+func TestHooksOnPublishRejectedCostsNoAllocation(t *testing.T) {
+	var logged bytes.Buffer
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelInfo)
+	h := new(Hooks)
+	h.Log = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: level}))
+	hook := &modifiedHookBase{fail: true, err: packets.ErrRejectPacket}
+	require.NoError(t, h.Add(hook, nil))
+	cl := new(Client)
+	pk := packets.Packet{PacketID: 10, TopicName: "a/b", Payload: []byte("payload")}
+
+	var reject error = packets.ErrRejectPacket // converted once: the check below allocates nothing
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := h.OnPublish(cl, pk); err != reject {
+			t.Fatal(err)
+		}
+		if _, err := h.OnPacketRead(cl, pk); err != reject {
+			t.Fatal(err)
+		}
+	})
+	require.Zero(t, allocs, "allocations per rejected packet")
+	require.Zero(t, logged.Len())
+
+	level.Set(slog.LevelDebug)
+	_, _ = h.OnPublish(cl, pk)
+	_, _ = h.OnPacketRead(cl, pk)
+	require.Contains(t, logged.String(), "publish packet rejected")
+	require.Contains(t, logged.String(), "packet rejected")
 }
 
 func TestHooksOnPacketRead(t *testing.T) {
