@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,7 +184,10 @@ func (c *mqttConn) connect(ctx context.Context) error {
 	defer func() { <-l.connectSem }()
 	if c.client == nil {
 		opts := mqtt.NewClientOptions().
-			AddBroker("tcp://" + l.cfg.mqttAddr).
+			AddBroker(brokerURL(l.cfg.mqttAddr)).
+			// A load tool: the broker's certificate is not checked (ssl://,
+			// wss://), as for --https.
+			SetTLSConfig(&tls.Config{InsecureSkipVerify: true}).
 			SetClientID(c.clientID).
 			SetUsername(l.cfg.username).
 			SetPassword(l.cfg.password).
@@ -434,4 +439,13 @@ func (c *mqttConn) settleUnsent(ms []*outMsg) {
 		m.dev.ledger.settle(m.typ, m.seq, false, m.attempts)
 	}
 	c.load.stats.unacked.Add(int64(len(ms)))
+}
+
+// brokerURL is --mqtt as paho takes it: host:port is MQTT over TCP; a URL
+// (tcp://, ssl://, ws://, wss://) is used as it is.
+func brokerURL(addr string) string {
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	return "tcp://" + addr
 }

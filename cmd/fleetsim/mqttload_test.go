@@ -282,3 +282,16 @@ func TestMessagesEndSending(t *testing.T) {
 		t.Errorf("summary %+v, want 10 sent, 8 acked", m)
 	}
 }
+
+func TestBrokerURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:1883":              "tcp://127.0.0.1:1883",
+		"ssl://broker:8883":           "ssl://broker:8883",
+		"ws://127.0.0.1:8080/mqtt":    "ws://127.0.0.1:8080/mqtt",
+		"wss://broker.example:443/mq": "wss://broker.example:443/mq",
+	} {
+		if got := brokerURL(in); got != want {
+			t.Errorf("brokerURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

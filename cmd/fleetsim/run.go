@@ -99,7 +99,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 		fmt.Fprint(fs.Output(), runUsage)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.mqttAddr, "mqtt", "127.0.0.1:1883", "MQTT broker `host:port` (empty: no MQTT load)")
+	fs.StringVar(&c.mqttAddr, "mqtt", "127.0.0.1:1883", "MQTT broker `host:port` (TCP), or a URL: tcp://, ssl:// (TLS, certificate not checked), ws://host:port/path, wss:// (empty: no MQTT load)")
 	fs.IntVar(&c.devices, "devices", 100, "number of MQTT terminals")
 	fs.IntVar(&c.connections, "connections", 0, "number of MQTT connections the devices are spread over (0: one per device)")
 	fs.IntVar(&c.inflight, "inflight", 1, "QoS 1/2 messages in flight per connection")
