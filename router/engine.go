@@ -273,8 +273,11 @@ func (d *delivery) produce(rec *Record, done func(error)) {
 
 // permanentReason tells whether err is a permanent sink error and its reason.
 func permanentReason(err error) (string, bool) {
+	if err == nil {
+		return "", false // before pe, which escapes to the heap (errors.As)
+	}
 	var pe PermanentError
-	if err == nil || !errors.As(err, &pe) || !pe.Permanent() {
+	if !errors.As(err, &pe) || !pe.Permanent() {
 		return "", false
 	}
 	var r interface{ ErrorReason() string }
