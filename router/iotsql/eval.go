@@ -224,20 +224,65 @@ func (e *Env) memberValue(i int) any {
 // field returns the payload's top-level member name: Undefined when absent or when
 // the payload is JSON but not an object, an error when the payload is not JSON.
 func (e *Env) field(name string) (any, error) {
+	i, err := e.lookup(name)
+	if i < 0 {
+		return undef, err
+	}
+	return e.memberValue(i), nil
+}
+
+// lookup returns the index of the payload's top-level member name, -1 when
+// there is none or the payload is JSON but not an object, and an error when
+// the payload is not JSON. The last of duplicate keys wins, as in
+// encoding/json.
+func (e *Env) lookup(name string) (int, error) {
 	e.scan()
 	switch e.state {
 	case payloadInvalid:
-		return nil, e.notJSON()
+		return -1, e.notJSON()
 	case payloadOther:
-		return undef, nil
+		return -1, nil
 	}
-	// The last of duplicate keys wins, as in encoding/json.
 	for i := len(e.members) - 1; i >= 0; i-- {
 		if e.keyIs(i, name) {
-			return e.memberValue(i), nil
+			return i, nil
 		}
 	}
-	return undef, nil
+	return -1, nil
+}
+
+// FieldJSON returns the value of the payload's top-level member name as JSON,
+// exactly as "SELECT VALUE `name`" gives it, and the number of top-level
+// members named name (duplicates; the value is the last one's). Both are
+// zero when there is no such member, the payload is not an object or not
+// JSON. When the value as written is already in that form (see canonicalJSON)
+// it is returned without decoding and shares the payload's memory; it must
+// not be modified.
+func (e *Env) FieldJSON(name string) (value []byte, count int) {
+	i, _ := e.lookup(name)
+	if i < 0 {
+		return nil, 0
+	}
+	for j := range e.members {
+		if e.keyIs(j, name) {
+			count++
+		}
+	}
+	return e.appendMemberJSON(nil, i), count
+}
+
+// appendMemberJSON appends the JSON of member i's value, as appendJSON of
+// its decoded value would, copying the text as written when that is the
+// same (no decoding, no boxing). With b nil, the text as written is
+// returned itself when it can be.
+func (e *Env) appendMemberJSON(b []byte, i int) []byte {
+	if raw := e.rawValue(i); canonicalJSON(raw) {
+		if b == nil {
+			return raw
+		}
+		return append(b, raw...)
+	}
+	return appendJSON(b, e.memberValue(i))
 }
 
 // EvalError reports a message that cannot be evaluated: a payload that is not JSON

@@ -406,6 +406,56 @@ func TestEnvDecoded(t *testing.T) {
 	})
 }
 
+// TestFieldJSON: FieldJSON gives what SELECT VALUE gives, copying the text
+// as written only where that is the same.
+func TestFieldJSON(t *testing.T) {
+	for _, tt := range []struct {
+		value string // as written
+		want  string // as SELECT VALUE gives it
+		count int
+	}{
+		{`"STS-00000123"`, `"STS-00000123"`, 1},
+		{`"Kim 김"`, `"Kim 김"`, 1},
+		{`"a\u0041\n"`, `"aA\n"`, 1},
+		{`"a\/b"`, `"a/b"`, 1},
+		{"\"\xffx\"", `"\ufffdx"`, 1},
+		{"\"a\u2028b\u2029\"", `"a\u2028b\u2029"`, 1},
+		{`12`, `12`, 1},
+		{`-12`, `-12`, 1},
+		{`-0`, `0`, 1},
+		{`123456789012345678901234567890`, `123456789012345678901234567890`, 1},
+		{`12.50`, `12.5`, 1},
+		{`1e3`, `1000`, 1},
+		{`true`, `true`, 1},
+		{`null`, `null`, 1},
+		{`[1, "x"]`, `[1,"x"]`, 1},
+		{`{"b":1, "a":2}`, `{"a":2,"b":1}`, 1},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			env := NewEnv(testMessage(`{"k":0,"f":` + tt.value + `}`))
+			got, n := env.FieldJSON("f")
+			if string(got) != tt.want || n != tt.count {
+				t.Errorf("FieldJSON = %s, %d; want %s, %d", got, n, tt.want, tt.count)
+			}
+			q := mustQuery("SELECT VALUE f FROM '#'")
+			if want, _, _ := q.Eval(NewEnv(testMessage(`{"k":0,"f":` + tt.value + `}`))); string(want) != string(got) {
+				t.Errorf("FieldJSON = %s, SELECT VALUE = %s", got, want)
+			}
+		})
+	}
+	t.Run("duplicates", func(t *testing.T) {
+		got, n := NewEnv(testMessage(`{"f":"a","\u0066":"b","g":1,"f":"c"}`)).FieldJSON("f")
+		if string(got) != `"c"` || n != 3 {
+			t.Errorf("FieldJSON = %s, %d; want the last one, \"c\", of 3", got, n)
+		}
+	})
+	for _, p := range []string{`{"g":1}`, `[1]`, `"f"`, `not json`, `{"f":1`} {
+		if got, n := NewEnv(testMessage(p)).FieldJSON("f"); got != nil || n != 0 {
+			t.Errorf("FieldJSON on %s = %s, %d; want nothing", p, got, n)
+		}
+	}
+}
+
 func TestUnquote(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{`"plain"`, "plain"},

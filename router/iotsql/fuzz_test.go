@@ -171,6 +171,22 @@ func FuzzEval(f *testing.F) {
 			t.Fatalf("SELECT *, 1 on a non-object payload %q: no error", payload)
 		}
 
+		// FieldJSON gives what SELECT VALUE gives, for every top-level name
+		// a SQL string can spell.
+		if isObj {
+			for k := range obj {
+				if !utf8.ValidString(k) {
+					continue // a SQL string cannot name it
+				}
+				got, n := NewEnv(msg).FieldJSON(k)
+				q := mustQuery("SELECT VALUE get(*, " + string(appendJSONString(nil, k)) + ") FROM '#'")
+				want, _, _ := q.Eval(NewEnv(msg))
+				if !bytes.Equal(got, want) || n < 1 {
+					t.Fatalf("FieldJSON(%q) = %s, %d; SELECT VALUE gives %s", k, got, n, want)
+				}
+			}
+		}
+
 		// The other queries and templates never panic and produce JSON.
 		for _, q := range []*Query{fuzzDefault, fuzzFields} {
 			out, matched, err := q.Eval(NewEnv(msg))

@@ -1,6 +1,7 @@
 package iotsql
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -400,6 +401,39 @@ func hex4(b []byte) int {
 		}
 	}
 	return v
+}
+
+// canonicalJSON reports whether raw, a validated JSON value, is already
+// what appendJSON writes for its decoded value, so that it can be copied as
+// written: a string without escapes in valid UTF-8 that has no U+2028 or
+// U+2029 (which appendJSON escapes), true, false, null, or an integer other
+// than -0 (an integer too large for int64 is kept as its text). It answers
+// false for anything else, including forms that would in fact be the same.
+func canonicalJSON(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		ascii := true
+		for _, c := range raw {
+			if c == '\\' {
+				return false
+			}
+			ascii = ascii && c < utf8.RuneSelf
+		}
+		return ascii || utf8.Valid(raw) && !bytes.Contains(raw, []byte("\u2028")) && !bytes.Contains(raw, []byte("\u2029"))
+	case c == 't' || c == 'f' || c == 'n':
+		return true
+	case c == '-' || c >= '0' && c <= '9':
+		for _, c := range raw[1:] {
+			if c < '0' || c > '9' {
+				return false // a fraction or an exponent: a Decimal
+			}
+		}
+		return string(raw) != "-0"
+	}
+	return false
 }
 
 // ---- JSON encoding ----
