@@ -156,6 +156,36 @@ func TestEngineRoutes(t *testing.T) {
 	}
 }
 
+// TestEngineEmptyKeyAndHeader: a key template that renders nothing leaves
+// the record without a key (nil); a header that renders nothing is there,
+// empty (not null).
+func TestEngineEmptyKeyAndHeader(t *testing.T) {
+	sink := &fakeSink{}
+	e := NewEngine(compileYAML(t, `
+rules:
+  - name: r
+    sql: SELECT * FROM 'report'
+    actions:
+      - kafka: {topic: "t-${type}", key: "${missing}", headers: {h: "${missing}", k: "${device_no}-${n}"}}
+`), sink, Options{}, zap.NewNop())
+	if err := process(t, e, "report", `{"type":"log","device_no":"D1","n":7}`); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.records) != 1 {
+		t.Fatalf("%d records, want 1", len(sink.records))
+	}
+	r := sink.records[0]
+	if r.Topic != "t-log" || r.Key != nil || len(r.Headers) != 2 {
+		t.Fatalf("record: %+v", r)
+	}
+	if h := r.Headers[0]; h.Key != "h" || h.Value == nil || len(h.Value) != 0 {
+		t.Errorf("header h = %q %#v, want empty and not nil", h.Key, h.Value)
+	}
+	if h := r.Headers[1]; h.Key != "k" || string(h.Value) != "D1-7" {
+		t.Errorf("header k = %q %q, want D1-7", h.Key, h.Value)
+	}
+}
+
 func TestEngineErrorAction(t *testing.T) {
 	cases := []struct {
 		name, payload, reason string

@@ -122,12 +122,12 @@ func (k *kafkaAction) record(env *iotsql.Env, value []byte) (*Record, string, er
 	}
 	rec := &Record{Topic: topic, Partition: k.fixedPart, Value: value}
 	if k.key != nil {
-		key, err := k.key.Eval(env)
+		key, err := k.key.AppendEval(nil, env)
 		if err != nil {
 			return nil, ReasonTemplateError, fmt.Errorf("key template: %w", err)
 		}
-		if key != "" {
-			rec.Key = []byte(key)
+		if len(key) > 0 {
+			rec.Key = key
 		}
 	}
 	if k.partition != nil {
@@ -145,11 +145,11 @@ func (k *kafkaAction) record(env *iotsql.Env, value []byte) (*Record, string, er
 		}
 	}
 	for _, h := range k.headers {
-		v, err := h.value.Eval(env)
+		v, err := h.value.AppendEval([]byte{}, env) // an empty value is empty, not null
 		if err != nil {
 			return nil, ReasonTemplateError, fmt.Errorf("header %q template: %w", h.key, err)
 		}
-		rec.Headers = append(rec.Headers, Header{Key: h.key, Value: []byte(v)})
+		rec.Headers = append(rec.Headers, Header{Key: h.key, Value: v})
 	}
 	return rec, "", nil
 }

@@ -1,6 +1,7 @@
 package iotsql
 
 import (
+	"bytes"
 	"math"
 	"time"
 )
@@ -268,21 +269,47 @@ func (e *Env) FieldJSON(name string) (value []byte, count int) {
 			count++
 		}
 	}
-	return e.appendMemberJSON(nil, i), count
+	if raw := e.rawValue(i); canonicalJSON(raw) {
+		return raw, count
+	}
+	return appendJSON(nil, e.memberValue(i)), count
 }
 
 // appendMemberJSON appends the JSON of member i's value, as appendJSON of
 // its decoded value would, copying the text as written when that is the
-// same (no decoding, no boxing). With b nil, the text as written is
-// returned itself when it can be.
+// same (no decoding, no boxing).
 func (e *Env) appendMemberJSON(b []byte, i int) []byte {
 	if raw := e.rawValue(i); canonicalJSON(raw) {
-		if b == nil {
-			return raw
-		}
 		return append(b, raw...)
 	}
 	return appendJSON(b, e.memberValue(i))
+}
+
+// appendMemberText appends member i's value as a template inserts it (see
+// appendTemplateValue), copying the text as written when that is the same:
+// a string without escapes (its content), or a non-string canonicalJSON
+// value.
+func (e *Env) appendMemberText(b []byte, i int) []byte {
+	raw := e.rawValue(i)
+	if raw[0] == '"' {
+		if bytes.IndexByte(raw, '\\') < 0 {
+			return append(b, raw[1:len(raw)-1]...)
+		}
+	} else if canonicalJSON(raw) {
+		return append(b, raw...)
+	}
+	return appendTemplateValue(b, e.memberValue(i))
+}
+
+// topField returns the member name x reads when x is a top-level path of
+// one step (`a`, not `a.b` nor an element's member), which the Env can
+// answer from the payload's text.
+func topField(x expr) (string, bool) {
+	p, ok := x.(*pathExpr)
+	if !ok || p.scope != 0 || len(p.steps) != 1 {
+		return "", false
+	}
+	return p.steps[0].name, true
 }
 
 // EvalError reports a message that cannot be evaluated: a payload that is not JSON

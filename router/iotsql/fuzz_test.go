@@ -184,6 +184,20 @@ func FuzzEval(f *testing.F) {
 				if !bytes.Equal(got, want) || n < 1 {
 					t.Fatalf("FieldJSON(%q) = %s, %d; SELECT VALUE gives %s", k, got, n, want)
 				}
+				if strings.Contains(k, "`") {
+					continue
+				}
+				// A template copies the member's text as its value renders.
+				direct, err := ParseTemplate("<${`" + k + "`}>")
+				if err != nil {
+					continue // not a name the lexer takes
+				}
+				viaValue := mustTemplate("<${get(*, " + string(appendJSONString(nil, k)) + ")}>")
+				d, err1 := direct.Eval(NewEnv(msg))
+				v, err2 := viaValue.Eval(NewEnv(msg))
+				if d != v || err1 != nil || err2 != nil {
+					t.Fatalf("template of %q: %q (%v), via its value %q (%v)", k, d, err1, v, err2)
+				}
 			}
 		}
 
