@@ -37,11 +37,16 @@ type Env struct {
 	elemIdx int
 	inElem  bool
 
+	// itemJSON holds the JSON of the values of the SELECT items while
+	// Query.Eval writes its output; it keeps its memory for the next Eval.
+	itemJSON []byte
+
 	// Inline storage, so that common payloads and queries need no more allocations.
 	// The pointer-free arrays come last so that the GC scans only the fields above.
-	valBuf [8]any
-	memBuf [32]member
-	entBuf [32]outEntry
+	memBuf  [32]member
+	entBuf  [32]outEntry
+	spanBuf [8]itemSpan
+	jsonBuf [64]byte
 }
 
 type payloadState uint8
@@ -361,6 +366,9 @@ type outEntry struct {
 	dead  bool
 }
 
+// itemSpan is where the JSON of a SELECT item's value is in Env.itemJSON.
+type itemSpan struct{ b0, b1 int }
+
 // Eval evaluates the statement for one message.
 //
 // matched is false when WHERE is false or Undefined; value is then nil. Otherwise
@@ -385,32 +393,49 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 		}
 	}
 	if q.value != nil {
-		v, err := q.value.eval(env)
+		out, _, err := appendValueJSON([]byte{}, env, q.value)
 		if err != nil {
 			return nil, false, err
 		}
-		return appendJSON([]byte{}, v), true, nil
+		return out, true, nil
 	}
 	if q.starOnly {
 		return env.msg.Payload, true, nil
 	}
+	// The buffer is the Env's, taken for the time of this Eval.
+	js := env.itemJSON
+	if js == nil {
+		js = env.jsonBuf[:0]
+	}
+	env.itemJSON = nil
+	out, js, err := q.object(env, js[:0])
+	env.itemJSON = js[:0]
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
 
-	vals := env.valBuf[:0]
-	if len(q.items) > len(env.valBuf) {
-		vals = make([]any, len(q.items))
+// object evaluates the items into an object. The items' values are written
+// as JSON into js, in item order, then copied into the output, which is
+// made at its exact size and shares no memory with js. It returns js, for
+// reuse.
+func (q *Query) object(env *Env, js []byte) (out, _ []byte, err error) {
+	spans := env.spanBuf[:0]
+	if len(q.items) > len(env.spanBuf) {
+		spans = make([]itemSpan, len(q.items))
 	} else {
-		vals = vals[:len(q.items)]
+		spans = spans[:len(q.items)]
 	}
 	ents := env.entBuf[:0]
-	size := 2
 	for idx, it := range q.items {
 		if it.star {
 			env.scan()
 			switch env.state {
 			case payloadInvalid:
-				return nil, false, env.notJSON()
+				return nil, js, env.notJSON()
 			case payloadOther:
-				return nil, false, &EvalError{Msg: "SELECT * with other items needs a JSON object payload"}
+				return nil, js, &EvalError{Msg: "SELECT * with other items needs a JSON object payload"}
 			}
 			// Payload members override items listed before "*".
 			for k := range ents {
@@ -423,18 +448,17 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 			for mi := range env.members {
 				ents = append(ents, outEntry{m: int32(mi), it: -1})
 			}
-			size += len(env.msg.Payload)
 			continue
 		}
-		v, err := it.x.eval(env)
-		if err != nil {
-			return nil, false, err
+		b0 := len(js)
+		var defined bool
+		if js, defined, err = appendValueJSON(js, env, it.x); err != nil {
+			return nil, js, err
 		}
-		if isUndef(v) {
+		if !defined {
 			continue
 		}
-		vals[idx] = v
-		size += len(it.name) + 32
+		spans[idx] = itemSpan{b0, len(js)}
 		found := false
 		for k := range ents {
 			e := &ents[k]
@@ -461,7 +485,26 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 		}
 	}
 
-	out := make([]byte, 0, size)
+	size := 1 // '{' and '}', less the comma the first member does not have
+	for _, e := range ents {
+		if e.dead {
+			continue
+		}
+		size++ // the comma
+		if e.m >= 0 {
+			m := &env.members[e.m]
+			size += int(m.k1-m.k0) + 1 // the key and ':'
+		} else {
+			size += len(q.items[e.it].key) // ':' included
+		}
+		if e.it >= 0 {
+			size += spans[e.it].b1 - spans[e.it].b0
+		} else {
+			m := &env.members[e.m]
+			size += int(m.v1 - m.v0)
+		}
+	}
+	out = make([]byte, 0, max(size, 2))
 	out = append(out, '{')
 	first := true
 	for _, e := range ents {
@@ -474,21 +517,41 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 		first = false
 		if e.m >= 0 {
 			out = append(out, env.rawKey(int(e.m))...)
+			out = append(out, ':')
 		} else {
 			out = append(out, q.items[e.it].key...)
 		}
-		if e.m >= 0 {
-			out = append(out, ':')
-		}
 		if e.it >= 0 {
-			out = appendJSON(out, vals[e.it])
+			out = append(out, js[spans[e.it].b0:spans[e.it].b1]...)
 		} else {
 			out = append(out, env.rawValue(int(e.m))...)
 		}
 	}
 	out = append(out, '}')
-	clear(vals) // do not keep values reachable from the Env's scratch space
-	return out, true, nil
+	return out, js, nil
+}
+
+// appendValueJSON appends the JSON of x's value to b and reports whether
+// the value is defined (Undefined appends nothing). A member of the payload
+// is copied from the payload's text where that is its JSON, and a function
+// that writes its JSON itself (funcDef.appendJSON) does so: neither makes a
+// value.
+func appendValueJSON(b []byte, env *Env, x expr) ([]byte, bool, error) {
+	if name, ok := topField(x); ok {
+		i, err := env.lookup(name)
+		if i < 0 {
+			return b, false, err
+		}
+		return env.appendMemberJSON(b, i), true, nil
+	}
+	if c, ok := x.(*callExpr); ok && c.fn.appendJSON != nil {
+		return c.fn.appendJSON(env, c, b)
+	}
+	v, err := x.eval(env)
+	if err != nil || isUndef(v) {
+		return b, false, err
+	}
+	return appendJSON(b, v), true, nil
 }
 
 // ---- node evaluation ----

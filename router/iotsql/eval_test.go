@@ -307,7 +307,52 @@ func TestQueryEval(t *testing.T) {
 			if string(out) != tt.want {
 				t.Errorf("output\n got %s\nwant %s", out, tt.want)
 			}
+			if !q.starOnly && q.value == nil && matched && cap(out) != len(out) {
+				t.Errorf("output of %d bytes in a buffer of %d: the size is not exact", len(out), cap(out))
+			}
 		})
+	}
+}
+
+// TestEvalOutputOutlivesTheNextEval: the Env reuses its buffer of item
+// values from one Eval to the next (a foreach evaluates once per element);
+// an output handed out (to a record the sink holds) must not share it.
+func TestEvalOutputOutlivesTheNextEval(t *testing.T) {
+	c := NewCompiler(nil, Deps{})
+	q, err := c.Query(`SELECT s.v AS v, parse_time('yyyy', s.t) AS y, s AS whole FROM '#'`, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	each, err := c.Foreach("e AS s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Long, short, long: the short one's output would sit in the buffer's
+	// room that the third one's values need.
+	long := strings.Repeat("long ", 60)
+	env := NewEnv(testMessage(`{"e":[{"v":"` + long + `","t":0},{"v":"short","t":1e12},{"v":"` + long + long + `","t":-1e12}]}`))
+	elems, err := each.Elements(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs [][]byte
+	var want []string
+	for i, el := range elems {
+		env.SetElement(i, el)
+		out, _, err := q.Eval(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, out)
+		want = append(want, string(out))
+	}
+	for i := range outs {
+		if string(outs[i]) != want[i] {
+			t.Errorf("output %d was %s when made, is %s after the later ones", i, want[i], outs[i])
+		}
+	}
+	if !strings.Contains(want[1], `"v":"short"`) || !strings.Contains(want[1], `"y":"2001"`) {
+		t.Errorf("outputs %q", want)
 	}
 }
 

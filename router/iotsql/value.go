@@ -517,6 +517,19 @@ func appendFloat(b []byte, f float64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// appendJSONStringBytes appends s as a JSON string, as appendJSONString
+// does; s needs no copy when it is printable ASCII without '"' or '\\'.
+func appendJSONStringBytes(b, s []byte) []byte {
+	for _, c := range s {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return appendJSONString(b, string(s))
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does; HTML characters are not escaped.
 func appendJSONString(b []byte, s string) []byte {
