@@ -107,6 +107,25 @@ func NewEnv(msg *Message) *Env {
 	return &Env{msg: msg, now: now}
 }
 
+// maxKeptItemJSON is the most buffer for SELECT item values that Reset keeps.
+const maxKeptItemJSON = 4 << 10
+
+// Reset makes e the evaluation context of msg, as NewEnv(msg) does, for an
+// Env that is reused (an engine pools them) once nothing evaluates with it
+// any more. It keeps the buffer Query.Eval writes into, up to a few KiB.
+// What e returned for the earlier message stays valid: no value or output
+// shares the Env's own memory.
+func (e *Env) Reset(msg *Message) {
+	js := e.itemJSON
+	if cap(js) > maxKeptItemJSON {
+		js = nil
+	}
+	*e = Env{msg: msg, now: msg.Received, itemJSON: js[:0]}
+	if e.now.IsZero() {
+		e.now = time.Now()
+	}
+}
+
 // SetElement makes v, at 0-based position i of a foreach array, the element
 // that the rule's alias and index() refer to, until ClearElement.
 func (e *Env) SetElement(i int, v any) {

@@ -3,6 +3,7 @@ package iotsql
 import (
 	"encoding/base64"
 	"errors"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -498,6 +499,42 @@ func TestFieldJSON(t *testing.T) {
 		if got, n := NewEnv(testMessage(p)).FieldJSON("f"); got != nil || n != 0 {
 			t.Errorf("FieldJSON on %s = %s, %d; want nothing", p, got, n)
 		}
+	}
+}
+
+// TestEnvReset: a reset Env is a new Env for its message, with nothing of
+// the earlier message left, but the buffer of item values kept.
+func TestEnvReset(t *testing.T) {
+	a := testMessage(`{"type":"a","e":[{"v":1},{"v":2}],"device_no":"A","s":"x"}`)
+	b := testMessage(`{"type":"b","device_no":"B"}`)
+	b.Received = time.UnixMilli(1763780009999)
+	env := NewEnv(a)
+	q := mustQuery(`SELECT *, traceid() AS t, (SELECT VALUE v FROM e) AS vs, upper(s) AS u FROM '#'`)
+	if _, _, err := q.Eval(env); err != nil {
+		t.Fatal(err)
+	}
+	env.SetElement(1, "el")
+	if _, err := env.Decoded(); err != nil {
+		t.Fatal(err)
+	}
+	kept := cap(env.itemJSON)
+	env.Reset(b)
+	if cap(env.itemJSON) != kept || len(env.itemJSON) != 0 {
+		t.Errorf("item buffer: cap %d len %d, want cap %d len 0", cap(env.itemJSON), len(env.itemJSON), kept)
+	}
+	fresh := NewEnv(b)
+	env.itemJSON = nil
+	if !reflect.DeepEqual(env, fresh) {
+		t.Errorf("reset Env differs from NewEnv:\n%+v\n%+v", *env, *fresh)
+	}
+	env.Reset(b)
+	out, _, err := mustQuery(`SELECT type, device_no, timestamp() AS ts, index() AS i FROM '#'`).Eval(env)
+	if err != nil || string(out) != `{"type":"b","device_no":"B","ts":1763780009999}` {
+		t.Errorf("after Reset: %s, %v", out, err)
+	}
+	env.itemJSON = make([]byte, 0, 2*maxKeptItemJSON)
+	if env.Reset(b); env.itemJSON != nil {
+		t.Errorf("Reset kept a buffer of %d bytes", cap(env.itemJSON))
 	}
 }
 
