@@ -273,6 +273,7 @@ func (d *delivery) finish(err error) {
 	// error phase are over, and records share no memory with the Env.
 	env := d.env
 	d.env = nil
+	env.Reset(nil) // not to keep the message alive while pooled
 	d.e.envs.Put(env)
 	d.done(err)
 }

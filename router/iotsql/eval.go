@@ -114,15 +114,18 @@ const maxKeptItemJSON = 4 << 10
 // Env that is reused (an engine pools them) once nothing evaluates with it
 // any more. It keeps the buffer Query.Eval writes into, up to a few KiB.
 // What e returned for the earlier message stays valid: no value or output
-// shares the Env's own memory.
+// shares the Env's own memory. Reset(nil) only lets go of the earlier
+// message (for an Env put aside); e is then unusable until the next Reset.
 func (e *Env) Reset(msg *Message) {
 	js := e.itemJSON
 	if cap(js) > maxKeptItemJSON {
 		js = nil
 	}
-	*e = Env{msg: msg, now: msg.Received, itemJSON: js[:0]}
-	if e.now.IsZero() {
-		e.now = time.Now()
+	*e = Env{msg: msg, itemJSON: js[:0]}
+	if msg != nil {
+		if e.now = msg.Received; e.now.IsZero() {
+			e.now = time.Now()
+		}
 	}
 }
 

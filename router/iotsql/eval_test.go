@@ -532,6 +532,9 @@ func TestEnvReset(t *testing.T) {
 	if err != nil || string(out) != `{"type":"b","device_no":"B","ts":1763780009999}` {
 		t.Errorf("after Reset: %s, %v", out, err)
 	}
+	if env.Reset(nil); !reflect.DeepEqual(env, &Env{itemJSON: env.itemJSON}) {
+		t.Errorf("Reset(nil) kept %+v", *env)
+	}
 	env.itemJSON = make([]byte, 0, 2*maxKeptItemJSON)
 	if env.Reset(b); env.itemJSON != nil {
 		t.Errorf("Reset kept a buffer of %d bytes", cap(env.itemJSON))
