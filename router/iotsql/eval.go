@@ -15,6 +15,25 @@ import (
 // An Env is not safe for concurrent use. Values it returns may share memory with
 // the message payload, which must not be modified while the Env is in use.
 type Env struct {
+	envState
+
+	// itemJSON holds the JSON of the values of the SELECT items while
+	// Query.Eval writes its output; it keeps its memory for the next Eval.
+	itemJSON []byte
+
+	// Inline storage, so that common payloads and queries need no more
+	// allocations; what a message uses of it is written before it is read,
+	// so Reset leaves it as it is. The pointer-free arrays come last so that
+	// the GC scans only the fields above.
+	memBuf  [32]member
+	entBuf  [32]outEntry
+	spanBuf [8]itemSpan
+	jsonBuf [64]byte
+}
+
+// envState is what an Env holds for one message: all of it starts anew
+// with each message (Reset).
+type envState struct {
 	msg *Message
 	now time.Time
 
@@ -36,17 +55,6 @@ type Env struct {
 	elem    any
 	elemIdx int
 	inElem  bool
-
-	// itemJSON holds the JSON of the values of the SELECT items while
-	// Query.Eval writes its output; it keeps its memory for the next Eval.
-	itemJSON []byte
-
-	// Inline storage, so that common payloads and queries need no more allocations.
-	// The pointer-free arrays come last so that the GC scans only the fields above.
-	memBuf  [32]member
-	entBuf  [32]outEntry
-	spanBuf [8]itemSpan
-	jsonBuf [64]byte
 }
 
 type payloadState uint8
@@ -81,14 +89,20 @@ func (e *Env) rawValue(i int) []byte {
 	return e.msg.Payload[m.v0:m.v1]
 }
 
-// keyIs reports whether member i's (unescaped) key is name.
-func (e *Env) keyIs(i int, name string) bool {
-	m := &e.members[i]
-	k := e.msg.Payload[m.k0+1 : m.k1-1]
+// keyIs reports whether the member's (unescaped) key is name. Lookups call
+// it for every member: the test of the length, which rejects most, is
+// inlined.
+func (m *member) keyIs(payload []byte, name string) bool {
+	return (m.esc || int(m.k1-m.k0) == len(name)+2) && m.keyMatches(payload, name)
+}
+
+// keyMatches is keyIs past the length.
+func (m *member) keyMatches(payload []byte, name string) bool {
+	k := payload[m.k0:m.k1]
 	if !m.esc {
-		return string(k) == name
+		return string(k[1:len(k)-1]) == name
 	}
-	return unquote(e.msg.Payload[m.k0:m.k1], true) == name
+	return unquote(k, true) == name
 }
 
 // key returns member i's unescaped key.
@@ -100,11 +114,9 @@ func (e *Env) key(i int) string {
 // NewEnv returns the evaluation context of msg. Its "now" (timestamp()) is
 // msg.Received, or the current time when that is zero.
 func NewEnv(msg *Message) *Env {
-	now := msg.Received
-	if now.IsZero() {
-		now = time.Now()
-	}
-	return &Env{msg: msg, now: now}
+	e := new(Env)
+	e.Reset(msg)
+	return e
 }
 
 // maxKeptItemJSON is the most buffer for SELECT item values that Reset keeps.
@@ -121,7 +133,7 @@ func (e *Env) Reset(msg *Message) {
 	if cap(js) > maxKeptItemJSON {
 		js = nil
 	}
-	*e = Env{msg: msg, itemJSON: js[:0]}
+	e.envState, e.itemJSON = envState{msg: msg}, js[:0]
 	if msg != nil {
 		if e.now = msg.Received; e.now.IsZero() {
 			e.now = time.Now()
@@ -272,7 +284,7 @@ func (e *Env) lookup(name string) (int, error) {
 		return -1, nil
 	}
 	for i := len(e.members) - 1; i >= 0; i-- {
-		if e.keyIs(i, name) {
+		if e.members[i].keyIs(e.msg.Payload, name) {
 			return i, nil
 		}
 	}
@@ -287,14 +299,19 @@ func (e *Env) lookup(name string) (int, error) {
 // it is returned without decoding and shares the payload's memory; it must
 // not be modified.
 func (e *Env) FieldJSON(name string) (value []byte, count int) {
-	i, _ := e.lookup(name)
-	if i < 0 {
+	e.scan()
+	if e.state != payloadObject {
 		return nil, 0
 	}
+	i := -1
 	for j := range e.members {
-		if e.keyIs(j, name) {
+		if e.members[j].keyIs(e.msg.Payload, name) {
+			i = j // the last one wins, as in lookup
 			count++
 		}
+	}
+	if i < 0 {
+		return nil, 0
 	}
 	if raw := e.rawValue(i); canonicalJSON(raw) {
 		return raw, count
@@ -462,7 +479,7 @@ func (q *Query) object(env *Env, js []byte) (out, _ []byte, err error) {
 			// Payload members override items listed before "*".
 			for k := range ents {
 				for mi := range env.members {
-					if env.keyIs(mi, q.items[ents[k].it].name) {
+					if env.members[mi].keyIs(env.msg.Payload, q.items[ents[k].it].name) {
 						ents[k].dead = true
 					}
 				}
@@ -489,7 +506,7 @@ func (q *Query) object(env *Env, js []byte) (out, _ []byte, err error) {
 			}
 			var same bool
 			if e.m >= 0 {
-				same = env.keyIs(int(e.m), it.name)
+				same = env.members[e.m].keyIs(env.msg.Payload, it.name)
 			} else {
 				same = q.items[e.it].name == it.name
 			}

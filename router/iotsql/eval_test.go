@@ -522,18 +522,16 @@ func TestEnvReset(t *testing.T) {
 	if cap(env.itemJSON) != kept || len(env.itemJSON) != 0 {
 		t.Errorf("item buffer: cap %d len %d, want cap %d len 0", cap(env.itemJSON), len(env.itemJSON), kept)
 	}
-	fresh := NewEnv(b)
-	env.itemJSON = nil
-	if !reflect.DeepEqual(env, fresh) {
-		t.Errorf("reset Env differs from NewEnv:\n%+v\n%+v", *env, *fresh)
+	if fresh := NewEnv(b); !reflect.DeepEqual(env.envState, fresh.envState) {
+		t.Errorf("reset Env differs from NewEnv:\n%+v\n%+v", env.envState, fresh.envState)
 	}
 	env.Reset(b)
 	out, _, err := mustQuery(`SELECT type, device_no, timestamp() AS ts, index() AS i FROM '#'`).Eval(env)
 	if err != nil || string(out) != `{"type":"b","device_no":"B","ts":1763780009999}` {
 		t.Errorf("after Reset: %s, %v", out, err)
 	}
-	if env.Reset(nil); !reflect.DeepEqual(env, &Env{itemJSON: env.itemJSON}) {
-		t.Errorf("Reset(nil) kept %+v", *env)
+	if env.Reset(nil); !reflect.DeepEqual(env.envState, envState{}) {
+		t.Errorf("Reset(nil) kept %+v", env.envState)
 	}
 	env.itemJSON = make([]byte, 0, 2*maxKeptItemJSON)
 	if env.Reset(b); env.itemJSON != nil {

@@ -89,6 +89,11 @@ var (
 		substring(s, 1, 3), get(*, 'type'), time_to_epoch(s, 'yyyyMMdd') AS e, parse_time('yyyy', n) AS y
 		FROM '#' WHERE isUndefined(zz) OR zz <> 3`)
 	fuzzTemplate = mustTemplate("message-${type}-${device_no}-${n * 2}")
+	// fuzzEarlier is the message an Env evaluates before it is reset to the
+	// fuzzed one: many members, long values, in the fields fuzzFields reads.
+	fuzzEarlier = `{"a":{"b":[1,2,3]},"arr":["x","y"],"s":"` + strings.Repeat("long ", 40) + `","n":"12345","zz":1,` +
+		`"type":"t","device_no":"D0","k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,` +
+		`"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30}`
 )
 
 func mustQuery(sql string) *Query {
@@ -201,14 +206,24 @@ func FuzzEval(f *testing.F) {
 			}
 		}
 
-		// The other queries and templates never panic and produce JSON.
-		for _, q := range []*Query{fuzzDefault, fuzzFields} {
+		// The other queries and templates never panic and produce JSON; an
+		// Env reset from an earlier message gives what a new one gives.
+		used := NewEnv(&Message{Topic: "report", Payload: []byte(fuzzEarlier)})
+		for _, q := range []*Query{fuzzStarPlus, fuzzDefault, fuzzFields} {
+			_, _, _ = q.Eval(used)
+		}
+		used.Reset(msg)
+		for _, q := range []*Query{fuzzDefault, fuzzFields, fuzzStarPlus} {
 			out, matched, err := q.Eval(NewEnv(msg))
 			if err == nil && matched && !json.Valid(out) {
 				t.Fatalf("query %q: invalid JSON %q", q, out)
 			}
 			if err != nil && isObj {
 				t.Fatalf("query %q on an object payload: %v", q, err)
+			}
+			out2, matched2, err2 := q.Eval(used)
+			if !bytes.Equal(out, out2) || matched != matched2 || (err == nil) != (err2 == nil) {
+				t.Fatalf("query %q: %s %v %v on a new Env, %s %v %v on a reset one", q, out, matched, err, out2, matched2, err2)
 			}
 		}
 		if _, err := fuzzTemplate.Eval(NewEnv(msg)); err != nil && valid {
