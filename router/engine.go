@@ -233,6 +233,12 @@ type delivery struct {
 	// refusal, set before the dispatch ends, is the message's outcome
 	// once its error records are stored (identity.go).
 	refusal *Refusal
+
+	// rec is the message's first record (Output.NewRecord), recUsed
+	// whether it is taken; the dispatch alone uses them. A record is never
+	// reused: the sink and the trace may keep it.
+	rec     Record
+	recUsed bool
 }
 
 func (d *delivery) permanent(r *rule, failed, reason string, err error) {
