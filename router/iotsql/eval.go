@@ -546,7 +546,8 @@ func (q *Query) object(env *Env, js []byte) (out, _ []byte, err error) {
 	out = make([]byte, 0, max(size, 2))
 	out = append(out, '{')
 	first := true
-	for _, e := range ents {
+	for k := 0; k < len(ents); k++ {
+		e := ents[k]
 		if e.dead {
 			continue
 		}
@@ -554,17 +555,35 @@ func (q *Query) object(env *Env, js []byte) (out, _ []byte, err error) {
 			out = append(out, ',')
 		}
 		first = false
+		if e.it < 0 {
+			// Payload members that follow one another in a payload without
+			// white space are already written as the output writes them:
+			// one copy for the run.
+			m0, m := &env.members[e.m], &env.members[e.m]
+			for k+1 < len(ents) && m.v0 == m.k1+1 {
+				next := ents[k+1]
+				if next.dead || next.it >= 0 || next.m != ents[k].m+1 || env.members[next.m].k0 != m.v1+1 {
+					break
+				}
+				k++
+				m = &env.members[next.m]
+			}
+			if m.v0 == m.k1+1 {
+				out = append(out, env.msg.Payload[m0.k0:m.v1]...)
+				continue
+			}
+			out = append(out, env.msg.Payload[m0.k0:m.k1]...) // the run, then the last member's key
+			out = append(out, ':')
+			out = append(out, env.rawValue(int(ents[k].m))...)
+			continue
+		}
 		if e.m >= 0 {
 			out = append(out, env.rawKey(int(e.m))...)
 			out = append(out, ':')
 		} else {
 			out = append(out, q.items[e.it].key...)
 		}
-		if e.it >= 0 {
-			out = append(out, js[spans[e.it].b0:spans[e.it].b1]...)
-		} else {
-			out = append(out, env.rawValue(int(e.m))...)
-		}
+		out = append(out, js[spans[e.it].b0:spans[e.it].b1]...)
 	}
 	out = append(out, '}')
 	return out, js, nil

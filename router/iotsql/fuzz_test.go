@@ -172,6 +172,19 @@ func FuzzEval(f *testing.F) {
 			if g, w := normalize(got), normalize(want); !reflect.DeepEqual(g, w) {
 				t.Fatalf("SELECT *, 1 AS zz_extra\n got %#v\nwant %#v", g, w)
 			}
+			// Byte for byte: each member as written, then the item.
+			if _, has := obj["zz_extra"]; !has {
+				env := NewEnv(msg)
+				env.scan()
+				b := []byte{'{'}
+				for i := range env.members {
+					b = append(append(append(b, env.rawKey(i)...), ':'), env.rawValue(i)...)
+					b = append(b, ',')
+				}
+				if b = append(b, `"zz_extra":1}`...); !bytes.Equal(out, b) {
+					t.Fatalf("SELECT *, 1 AS zz_extra\n got %s\nwant %s", out, b)
+				}
+			}
 		case err == nil:
 			t.Fatalf("SELECT *, 1 on a non-object payload %q: no error", payload)
 		}
