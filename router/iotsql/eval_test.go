@@ -2,7 +2,9 @@ package iotsql
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -536,6 +538,40 @@ func TestEnvReset(t *testing.T) {
 	env.itemJSON = make([]byte, 0, 2*maxKeptItemJSON)
 	if env.Reset(b); env.itemJSON != nil {
 		t.Errorf("Reset kept a buffer of %d bytes", cap(env.itemJSON))
+	}
+}
+
+// TestSpecialIn checks the eight-byte test of scanString against the
+// byte-by-byte one: every byte value in every position among plain bytes,
+// and words of random bytes.
+func TestSpecialIn(t *testing.T) {
+	special := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' }
+	check := func(w [8]byte) {
+		want := false
+		for _, c := range w {
+			want = want || special(c)
+		}
+		if got := specialIn(binary.LittleEndian.Uint64(w[:])); got != want {
+			t.Fatalf("specialIn(%q) = %v, want %v", w, got, want)
+		}
+	}
+	for _, fill := range []byte{' ', 'a', '!', '#', '[', ']', 0x7f, 0x80, 0xff} {
+		for pos := range 8 {
+			for c := range 256 {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], r.Uint64())
+		check(w)
 	}
 }
 

@@ -2,6 +2,7 @@ package iotsql
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -166,8 +167,18 @@ func scanString(b []byte, i int) (int, bool, error) {
 	i++
 	escaped := false
 	for i < len(b) {
-		c := b[i]
-		switch {
+		// Eight bytes at a time while none needs a look, then one at a time
+		// to the one that does.
+		for i+8 <= len(b) && !specialIn(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
 		case c == '"':
 			return i + 1, escaped, nil
 		case c == '\\':
@@ -191,13 +202,21 @@ func scanString(b []byte, i int) (int, bool, error) {
 			default:
 				return i, false, &jsonError{i, "bad escape"}
 			}
-		case c < 0x20:
+		default: // < 0x20
 			return i, false, &jsonError{i, "control character in string"}
-		default:
-			i++
 		}
 	}
 	return i, false, &jsonError{start, "unterminated string"}
+}
+
+// specialIn reports whether any of the eight bytes in x is one scanString
+// must look at: a control character, '"' or '\\'. It uses the exact tests
+// for "a byte less than n" ((x - n*ones) &^ x & highs, for n <= 0x80) and
+// "a zero byte" (the same with n = 1, on x XOR the byte sought).
+func specialIn(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	return ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0
 }
 
 func isHex(c byte) bool {
