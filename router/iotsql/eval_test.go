@@ -3,7 +3,9 @@ package iotsql
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"regexp"
@@ -437,6 +439,32 @@ func TestEnvDecoded(t *testing.T) {
 		}
 		if v2, err := env.Decoded(); err != nil || len(v2.(map[string]any)) != 3 {
 			t.Errorf("second call = %v, %v", v2, err)
+		}
+	})
+	t.Run("arrays of objects", func(t *testing.T) {
+		// Keys that repeat, more distinct keys than the key cache holds,
+		// escaped keys, nested arrays, more elements than the stack buffer.
+		var b strings.Builder
+		b.WriteString(`{"e":[`)
+		for i := range 20 {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"ax":%d,"k%d":"v","\u0061y":[{"ax":1},{"bx":[]}],"az":{"ax":"%d"}}`, i, i%7, i)
+		}
+		b.WriteString(`],"f":[[1],[],[{"a":1}],"s",null]}`)
+		v, err := NewEnv(testMessage(b.String())).Decoded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want any
+		d := json.NewDecoder(strings.NewReader(b.String()))
+		d.UseNumber()
+		if err := d.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(normalize(v), normalize(want)) {
+			t.Errorf("Decoded = %v\nwant %v", v, want)
 		}
 	})
 	t.Run("scalar", func(t *testing.T) {

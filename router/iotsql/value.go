@@ -291,7 +291,37 @@ func decodeJSON(b []byte) (any, error) {
 }
 
 // decodeAt decodes the value at b[i]; b must have been validated.
-func decodeAt(b []byte, i int) (any, int) {
+func decodeAt(b []byte, i int) (any, int) { return decodeValue(b, i, nil) }
+
+// keyCache holds the keys of the objects of one array, which mostly repeat
+// from one element to the next (an array of samples), so that the elements
+// share them rather than each making its own.
+type keyCache struct {
+	keys [4]string
+	n    int
+}
+
+// key returns the unescaped key q (with its quotes), the cached string when
+// there is one.
+func (kc *keyCache) key(q []byte, esc bool) string {
+	if kc == nil || esc {
+		return unquote(q, esc)
+	}
+	k := q[1 : len(q)-1]
+	for _, s := range kc.keys {
+		if s == string(k) {
+			return s
+		}
+	}
+	s := string(k)
+	kc.keys[kc.n%len(kc.keys)] = s
+	kc.n++
+	return s
+}
+
+// decodeValue is decodeAt for a value inside an array whose objects' keys
+// are cached in kc (nil: none).
+func decodeValue(b []byte, i int, kc *keyCache) (any, int) {
 	switch c := b[i]; {
 	case c == '{':
 		m := make(map[string]any)
@@ -301,10 +331,10 @@ func decodeAt(b []byte, i int) (any, int) {
 		}
 		for {
 			end, esc, _ := scanString(b, i)
-			k := unquote(b[i:end], esc)
+			k := kc.key(b[i:end], esc)
 			i = skipWS(b, end)
 			var v any
-			v, i = decodeAt(b, skipWS(b, i+1))
+			v, i = decodeValue(b, skipWS(b, i+1), nil)
 			m[k] = v
 			i = skipWS(b, i)
 			if b[i] == ',' {
@@ -314,21 +344,25 @@ func decodeAt(b []byte, i int) (any, int) {
 			return m, i + 1
 		}
 	case c == '[':
-		a := []any{}
 		i = skipWS(b, i+1)
 		if b[i] == ']' {
-			return a, i + 1
+			return []any{}, i + 1
 		}
+		// The elements go to a buffer on the stack first, so that the
+		// array is made once, at its size.
+		var buf [8]any
+		elems := buf[:0]
+		var keys keyCache
 		for {
 			var v any
-			v, i = decodeAt(b, i)
-			a = append(a, v)
+			v, i = decodeValue(b, i, &keys)
+			elems = append(elems, v)
 			i = skipWS(b, i)
 			if b[i] == ',' {
 				i = skipWS(b, i+1)
 				continue
 			}
-			return a, i + 1
+			return append([]any(nil), elems...), i + 1
 		}
 	case c == '"':
 		end, esc, _ := scanString(b, i)
