@@ -123,6 +123,18 @@ func (o Output) Fail(reason string, err error) {
 	o.d.permanent(o.rule, o.name(), reason, inElement(o.elem, err))
 }
 
+// NewRecord returns an empty record for the action to fill and Produce.
+// The first record of a message comes with the message's bookkeeping,
+// without an allocation of its own. Call it from Start only.
+func (o Output) NewRecord() *Record {
+	d := o.d
+	if d.recUsed {
+		return new(Record)
+	}
+	d.recUsed = true
+	return &d.rec
+}
+
 // Produce hands rec to the sink. The message is acknowledged only once rec
 // is stored; a permanent sink error goes to the error action, any other
 // fails the message.

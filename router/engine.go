@@ -55,6 +55,9 @@ type Engine struct {
 	// identity and maxForeach are router.* (identity.go, config.go).
 	identity   *identity
 	maxForeach int
+	// envs holds the evaluation contexts of messages that are done, for
+	// reuse: a message's Env is returned when its done is called.
+	envs sync.Pool
 }
 
 // Options tune an Engine.
@@ -142,7 +145,12 @@ func (e *Engine) Rules() *Rules { return e.rules.Load() }
 // in array order.
 func (e *Engine) Process(ctx context.Context, msg *Message, done func(error)) {
 	e.obs.Message(msg.Source)
-	d := &delivery{e: e, ctx: ctx, msg: msg, env: iotsql.NewEnv(msg), done: done}
+	env, _ := e.envs.Get().(*iotsql.Env)
+	if env == nil {
+		env = new(iotsql.Env)
+	}
+	env.Reset(msg)
+	d := &delivery{e: e, ctx: ctx, msg: msg, env: env, done: done}
 	d.outstanding.Store(1) // held by the dispatch below until it has handed over every record
 	if d.refuseInvalidIdentity() {
 		d.finish(nil)
@@ -225,6 +233,12 @@ type delivery struct {
 	// refusal, set before the dispatch ends, is the message's outcome
 	// once its error records are stored (identity.go).
 	refusal *Refusal
+
+	// rec is the message's first record (Output.NewRecord), recUsed
+	// whether it is taken; the dispatch alone uses them. A record is never
+	// reused: the sink and the trace may keep it.
+	rec     Record
+	recUsed bool
 }
 
 func (d *delivery) permanent(r *rule, failed, reason string, err error) {
@@ -261,6 +275,12 @@ func (d *delivery) finish(err error) {
 	} else if d.refusal != nil {
 		err = d.refusal
 	}
+	// Nothing evaluates for the message any more: the dispatch and the
+	// error phase are over, and records share no memory with the Env.
+	env := d.env
+	d.env = nil
+	env.Reset(nil) // not to keep the message alive while pooled
+	d.e.envs.Put(env)
 	d.done(err)
 }
 
@@ -273,8 +293,11 @@ func (d *delivery) produce(rec *Record, done func(error)) {
 
 // permanentReason tells whether err is a permanent sink error and its reason.
 func permanentReason(err error) (string, bool) {
+	if err == nil {
+		return "", false // before pe, which escapes to the heap (errors.As)
+	}
 	var pe PermanentError
-	if err == nil || !errors.As(err, &pe) || !pe.Permanent() {
+	if !errors.As(err, &pe) || !pe.Permanent() {
 		return "", false
 	}
 	var r interface{ ErrorReason() string }

@@ -156,6 +156,126 @@ func TestEngineRoutes(t *testing.T) {
 	}
 }
 
+// TestEngineEmptyKeyAndHeader: a key template that renders nothing leaves
+// the record without a key (nil); a header that renders nothing is there,
+// empty (not null).
+func TestEngineEmptyKeyAndHeader(t *testing.T) {
+	sink := &fakeSink{}
+	e := NewEngine(compileYAML(t, `
+rules:
+  - name: r
+    sql: SELECT * FROM 'report'
+    actions:
+      - kafka: {topic: "t-${type}", key: "${missing}", headers: {h: "${missing}", k: "${device_no}-${n}"}}
+`), sink, Options{}, zap.NewNop())
+	if err := process(t, e, "report", `{"type":"log","device_no":"D1","n":7}`); err != nil {
+		t.Fatal(err)
+	}
+	if len(sink.records) != 1 {
+		t.Fatalf("%d records, want 1", len(sink.records))
+	}
+	r := sink.records[0]
+	if r.Topic != "t-log" || r.Key != nil || len(r.Headers) != 2 {
+		t.Fatalf("record: %+v", r)
+	}
+	if h := r.Headers[0]; h.Key != "h" || h.Value == nil || len(h.Value) != 0 {
+		t.Errorf("header h = %q %#v, want empty and not nil", h.Key, h.Value)
+	}
+	if h := r.Headers[1]; h.Key != "k" || string(h.Value) != "D1-7" {
+		t.Errorf("header k = %q %q, want D1-7", h.Key, h.Value)
+	}
+}
+
+// heldSink keeps the completion of every record until release, which
+// fails those of the topics in permanent.
+type heldSink struct {
+	mu        sync.Mutex
+	held      []func(error)
+	records   []*Record
+	permanent map[string]bool
+}
+
+func (s *heldSink) Produce(_ context.Context, rec *Record, done func(error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var err error
+	if s.permanent[rec.Topic] {
+		err = fakePermanent{"record_too_large"}
+	} else {
+		s.records = append(s.records, rec)
+	}
+	s.held = append(s.held, func(error) { done(err) })
+	return nil
+}
+
+// release completes every record held so far.
+func (s *heldSink) release() {
+	s.mu.Lock()
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	for _, done := range held {
+		done(nil)
+	}
+}
+
+// TestEngineReusesAnEnvOnlyOnceDone: the engine reuses a message's
+// evaluation context only once the message is done. A message whose record
+// is still with the sink, and whose error action then evaluates its
+// templates, must not see the next message's payload.
+func TestEngineReusesAnEnvOnlyOnceDone(t *testing.T) {
+	sink := &heldSink{permanent: map[string]bool{"t-big": true}}
+	e := NewEngine(compileYAML(t, `
+rules:
+  - name: r
+    sql: SELECT * FROM 'report'
+    actions:
+      - kafka: {topic: "t-${type}", key: "${device_no}"}
+    error_action:
+      kafka: {topic: "dlq-${type}", key: "${device_no}"}
+`), sink, Options{}, zap.NewNop())
+	for i := range 20 {
+		first := make(chan error, 1)
+		e.Process(context.Background(), &Message{Source: "mqtt", Topic: "report", ClientID: "A",
+			Payload: []byte(`{"type":"big","device_no":"A"}`)}, func(err error) { first <- err })
+		// While the first is held, others go through (the sink holds theirs too).
+		for range 3 {
+			e.Process(context.Background(), &Message{Source: "mqtt", Topic: "report", ClientID: "B",
+				Payload: []byte(`{"type":"small","device_no":"B"}`)}, func(error) {})
+		}
+		// The first's record fails: its error action runs, on another
+		// goroutine, and hands the sink the error record, released in turn.
+		deadline := time.Now().Add(5 * time.Second)
+		for done := false; !done; {
+			sink.release()
+			select {
+			case err := <-first:
+				if err != nil {
+					t.Fatal(err)
+				}
+				done = true
+			case <-time.After(time.Millisecond):
+				if time.Now().After(deadline) {
+					t.Fatal("done never called")
+				}
+			}
+		}
+		sink.mu.Lock()
+		recs := sink.records
+		sink.records = nil
+		sink.mu.Unlock()
+		var dlq []string
+		for _, r := range recs {
+			if strings.HasPrefix(r.Topic, "dlq-") {
+				dlq = append(dlq, r.Topic+"/"+string(r.Key))
+			}
+		}
+		if len(dlq) != 1 || dlq[0] != "dlq-big/A" {
+			t.Fatalf("round %d: error records %q, want [dlq-big/A]", i, dlq)
+		}
+	}
+}
+
 func TestEngineErrorAction(t *testing.T) {
 	cases := []struct {
 		name, payload, reason string

@@ -47,8 +47,6 @@ func Refused(err error) (*Refusal, bool) {
 // the engine). Immutable: safe for concurrent use.
 type identity struct {
 	field  string
-	quoted []byte        // the field as a JSON key, quotes included
-	value  *iotsql.Query // SELECT VALUE `field`: the same lookup templates do
 	maxLen int
 	// pattern, when set, must match the whole id.
 	pattern *regexp.Regexp
@@ -59,12 +57,7 @@ type identity struct {
 
 // newIdentity compiles c, which must be valid (Config.Validate).
 func newIdentity(c IdentityConfig, enforce []string) *identity {
-	id := &identity{field: c.Field, quoted: []byte(strconv.Quote(c.Field)), maxLen: c.MaxLength, enforce: map[string]bool{}}
-	q, err := iotsql.ParseQuery("SELECT VALUE `" + c.Field + "` FROM '#'")
-	if err != nil {
-		panic(fmt.Sprintf("router.identity.field %q: %v", c.Field, err)) // Validate allows only plain names
-	}
-	id.value = q
+	id := &identity{field: c.Field, maxLen: c.MaxLength, enforce: map[string]bool{}}
 	if c.Pattern != "" {
 		id.pattern = regexp.MustCompile(`^(?:` + c.Pattern + `)$`)
 	}
@@ -85,16 +78,19 @@ type identityFailure struct {
 
 // check returns what is wrong with msg's device field, or nil when nothing
 // is: the field is absent (a rule may key such a message by principal()),
-// or the payload is not a JSON object (the rules report that).
+// or the payload is not a JSON object (the rules report that). It reads the
+// field through env, which has indexed the payload's top-level members
+// once for the check and the rules: raw is the field's value as SELECT VALUE
+// gives it, n how many top-level members have the field's name.
 func (id *identity) check(env *iotsql.Env, msg *Message) *identityFailure {
-	raw, _, err := id.value.Eval(env)
-	if err != nil || len(raw) == 0 {
+	raw, n := env.FieldJSON(id.field)
+	if len(raw) == 0 {
 		return nil
 	}
 	invalid := func(format string, args ...any) *identityFailure {
 		return &identityFailure{reason: ReasonInvalidDeviceID, err: fmt.Errorf("device field %q "+format, append([]any{id.field}, args...)...), claimed: string(raw)}
 	}
-	if n := id.occurrences(msg.Payload); n > 1 {
+	if n > 1 {
 		// Consumers disagree on which of duplicate keys wins: storing it
 		// would let a message claim one device here and another there.
 		return invalid("appears %d times", n)
@@ -162,34 +158,6 @@ func (id *identity) invalid(s []byte) string {
 		return "does not match router.identity.pattern"
 	}
 	return ""
-}
-
-// occurrences counts the top-level members of an object payload named like
-// the field. The exact count needs a scan, done only when the field's name
-// is written more than once or a \u escape could spell it.
-func (id *identity) occurrences(payload []byte) int {
-	if bytes.Count(payload, id.quoted) < 2 && !bytes.Contains(payload, []byte(`\u`)) {
-		return 1
-	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return 0
-	}
-	n := 0
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return n
-		}
-		if k, _ := tok.(string); k == id.field {
-			n++
-		}
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return n
-		}
-	}
-	return n
 }
 
 // refuseInvalidIdentity runs the identity check. When the message fails it,

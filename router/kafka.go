@@ -94,7 +94,8 @@ func (c *KafkaActionConfig) compile(env actionEnv) (Action, error) {
 
 // Start stores value in the topic the templates give.
 func (k *kafkaAction) Start(out Output, value []byte) {
-	rec, reason, err := k.record(out.Env(), value)
+	rec := out.NewRecord()
+	reason, err := k.record(rec, out.Env(), value)
 	if err != nil {
 		out.Fail(reason, err)
 		return
@@ -113,45 +114,46 @@ func (k *kafkaAction) literalTopic() (string, bool) {
 	return k.topic.Literal(), k.topic.IsLiteral()
 }
 
-// record evaluates the action's templates against the original message.
-// On failure it returns a short reason and the error.
-func (k *kafkaAction) record(env *iotsql.Env, value []byte) (*Record, string, error) {
+// record fills rec, an empty record, with value and what the action's
+// templates give for the original message. On failure it returns a short
+// reason and the error.
+func (k *kafkaAction) record(rec *Record, env *iotsql.Env, value []byte) (string, error) {
 	topic, err := k.topic.Eval(env)
 	if err != nil {
-		return nil, ReasonTemplateError, fmt.Errorf("topic template: %w", err)
+		return ReasonTemplateError, fmt.Errorf("topic template: %w", err)
 	}
-	rec := &Record{Topic: topic, Partition: k.fixedPart, Value: value}
+	*rec = Record{Topic: topic, Partition: k.fixedPart, Value: value}
 	if k.key != nil {
-		key, err := k.key.Eval(env)
+		key, err := k.key.AppendEval(nil, env)
 		if err != nil {
-			return nil, ReasonTemplateError, fmt.Errorf("key template: %w", err)
+			return ReasonTemplateError, fmt.Errorf("key template: %w", err)
 		}
-		if key != "" {
-			rec.Key = []byte(key)
+		if len(key) > 0 {
+			rec.Key = key
 		}
 	}
 	if k.partition != nil {
 		s, err := k.partition.Eval(env)
 		if err != nil {
-			return nil, ReasonTemplateError, fmt.Errorf("partition template: %w", err)
+			return ReasonTemplateError, fmt.Errorf("partition template: %w", err)
 		}
 		// Undefined (an empty string) leaves the choice to the partitioner.
 		if s != "" {
 			n, err := strconv.ParseInt(s, 10, 32)
 			if err != nil || n < 0 {
-				return nil, ReasonInvalidPartition, fmt.Errorf("partition template gave %q, not a partition number", s)
+				return ReasonInvalidPartition, fmt.Errorf("partition template gave %q, not a partition number", s)
 			}
 			rec.Partition = int32(n)
 		}
 	}
 	for _, h := range k.headers {
-		v, err := h.value.Eval(env)
+		v, err := h.value.AppendEval([]byte{}, env) // an empty value is empty, not null
 		if err != nil {
-			return nil, ReasonTemplateError, fmt.Errorf("header %q template: %w", h.key, err)
+			return ReasonTemplateError, fmt.Errorf("header %q template: %w", h.key, err)
 		}
-		rec.Headers = append(rec.Headers, Header{Key: h.key, Value: []byte(v)})
+		rec.Headers = append(rec.Headers, Header{Key: h.key, Value: v})
 	}
-	return rec, "", nil
+	return "", nil
 }
 
 // errorRecord builds the error action's record for failure f of msg: the

@@ -101,3 +101,15 @@ func BenchmarkParseQuery(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScan validates and indexes the payload (what every message
+// costs before any rule reads it).
+func BenchmarkScan(b *testing.B) {
+	msg := benchMessage()
+	env := NewEnv(msg)
+	b.SetBytes(int64(len(benchPayload)))
+	for b.Loop() {
+		env.Reset(msg)
+		env.scan()
+	}
+}

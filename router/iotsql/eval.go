@@ -1,6 +1,7 @@
 package iotsql
 
 import (
+	"bytes"
 	"math"
 	"time"
 )
@@ -14,6 +15,25 @@ import (
 // An Env is not safe for concurrent use. Values it returns may share memory with
 // the message payload, which must not be modified while the Env is in use.
 type Env struct {
+	envState
+
+	// itemJSON holds the JSON of the values of the SELECT items while
+	// Query.Eval writes its output; it keeps its memory for the next Eval.
+	itemJSON []byte
+
+	// Inline storage, so that common payloads and queries need no more
+	// allocations; what a message uses of it is written before it is read,
+	// so Reset leaves it as it is. The pointer-free arrays come last so that
+	// the GC scans only the fields above.
+	memBuf  [32]member
+	entBuf  [32]outEntry
+	spanBuf [8]itemSpan
+	jsonBuf [64]byte
+}
+
+// envState is what an Env holds for one message: all of it starts anew
+// with each message (Reset).
+type envState struct {
 	msg *Message
 	now time.Time
 
@@ -35,12 +55,6 @@ type Env struct {
 	elem    any
 	elemIdx int
 	inElem  bool
-
-	// Inline storage, so that common payloads and queries need no more allocations.
-	// The pointer-free arrays come last so that the GC scans only the fields above.
-	valBuf [8]any
-	memBuf [32]member
-	entBuf [32]outEntry
 }
 
 type payloadState uint8
@@ -75,14 +89,20 @@ func (e *Env) rawValue(i int) []byte {
 	return e.msg.Payload[m.v0:m.v1]
 }
 
-// keyIs reports whether member i's (unescaped) key is name.
-func (e *Env) keyIs(i int, name string) bool {
-	m := &e.members[i]
-	k := e.msg.Payload[m.k0+1 : m.k1-1]
+// keyIs reports whether the member's (unescaped) key is name. Lookups call
+// it for every member: the test of the length, which rejects most, is
+// inlined.
+func (m *member) keyIs(payload []byte, name string) bool {
+	return (m.esc || int(m.k1-m.k0) == len(name)+2) && m.keyMatches(payload, name)
+}
+
+// keyMatches is keyIs past the length.
+func (m *member) keyMatches(payload []byte, name string) bool {
+	k := payload[m.k0:m.k1]
 	if !m.esc {
-		return string(k) == name
+		return string(k[1:len(k)-1]) == name
 	}
-	return unquote(e.msg.Payload[m.k0:m.k1], true) == name
+	return unquote(k, true) == name
 }
 
 // key returns member i's unescaped key.
@@ -94,11 +114,31 @@ func (e *Env) key(i int) string {
 // NewEnv returns the evaluation context of msg. Its "now" (timestamp()) is
 // msg.Received, or the current time when that is zero.
 func NewEnv(msg *Message) *Env {
-	now := msg.Received
-	if now.IsZero() {
-		now = time.Now()
+	e := new(Env)
+	e.Reset(msg)
+	return e
+}
+
+// maxKeptItemJSON is the most buffer for SELECT item values that Reset keeps.
+const maxKeptItemJSON = 4 << 10
+
+// Reset makes e the evaluation context of msg, as NewEnv(msg) does, for an
+// Env that is reused (an engine pools them) once nothing evaluates with it
+// any more. It keeps the buffer Query.Eval writes into, up to a few KiB.
+// What e returned for the earlier message stays valid: no value or output
+// shares the Env's own memory. Reset(nil) only lets go of the earlier
+// message (for an Env put aside); e is then unusable until the next Reset.
+func (e *Env) Reset(msg *Message) {
+	js := e.itemJSON
+	if cap(js) > maxKeptItemJSON {
+		js = nil
 	}
-	return &Env{msg: msg, now: now}
+	e.envState, e.itemJSON = envState{msg: msg}, js[:0]
+	if msg != nil {
+		if e.now = msg.Received; e.now.IsZero() {
+			e.now = time.Now()
+		}
+	}
 }
 
 // SetElement makes v, at 0-based position i of a foreach array, the element
@@ -224,20 +264,96 @@ func (e *Env) memberValue(i int) any {
 // field returns the payload's top-level member name: Undefined when absent or when
 // the payload is JSON but not an object, an error when the payload is not JSON.
 func (e *Env) field(name string) (any, error) {
+	i, err := e.lookup(name)
+	if i < 0 {
+		return undef, err
+	}
+	return e.memberValue(i), nil
+}
+
+// lookup returns the index of the payload's top-level member name, -1 when
+// there is none or the payload is JSON but not an object, and an error when
+// the payload is not JSON. The last of duplicate keys wins, as in
+// encoding/json.
+func (e *Env) lookup(name string) (int, error) {
 	e.scan()
 	switch e.state {
 	case payloadInvalid:
-		return nil, e.notJSON()
+		return -1, e.notJSON()
 	case payloadOther:
-		return undef, nil
+		return -1, nil
 	}
-	// The last of duplicate keys wins, as in encoding/json.
 	for i := len(e.members) - 1; i >= 0; i-- {
-		if e.keyIs(i, name) {
-			return e.memberValue(i), nil
+		if e.members[i].keyIs(e.msg.Payload, name) {
+			return i, nil
 		}
 	}
-	return undef, nil
+	return -1, nil
+}
+
+// FieldJSON returns the value of the payload's top-level member name as JSON,
+// exactly as "SELECT VALUE `name`" gives it, and the number of top-level
+// members named name (duplicates; the value is the last one's). Both are
+// zero when there is no such member, the payload is not an object or not
+// JSON. When the value as written is already in that form (see canonicalJSON)
+// it is returned without decoding and shares the payload's memory; it must
+// not be modified.
+func (e *Env) FieldJSON(name string) (value []byte, count int) {
+	e.scan()
+	if e.state != payloadObject {
+		return nil, 0
+	}
+	i := -1
+	for j := range e.members {
+		if e.members[j].keyIs(e.msg.Payload, name) {
+			i = j // the last one wins, as in lookup
+			count++
+		}
+	}
+	if i < 0 {
+		return nil, 0
+	}
+	if raw := e.rawValue(i); canonicalJSON(raw) {
+		return raw, count
+	}
+	return appendJSON(nil, e.memberValue(i)), count
+}
+
+// appendMemberJSON appends the JSON of member i's value, as appendJSON of
+// its decoded value would, copying the text as written when that is the
+// same (no decoding, no boxing).
+func (e *Env) appendMemberJSON(b []byte, i int) []byte {
+	if raw := e.rawValue(i); canonicalJSON(raw) {
+		return append(b, raw...)
+	}
+	return appendJSON(b, e.memberValue(i))
+}
+
+// appendMemberText appends member i's value as a template inserts it (see
+// appendTemplateValue), copying the text as written when that is the same:
+// a string without escapes (its content), or a non-string canonicalJSON
+// value.
+func (e *Env) appendMemberText(b []byte, i int) []byte {
+	raw := e.rawValue(i)
+	if raw[0] == '"' {
+		if bytes.IndexByte(raw, '\\') < 0 {
+			return append(b, raw[1:len(raw)-1]...)
+		}
+	} else if canonicalJSON(raw) {
+		return append(b, raw...)
+	}
+	return appendTemplateValue(b, e.memberValue(i))
+}
+
+// topField returns the member name x reads when x is a top-level path of
+// one step (`a`, not `a.b` nor an element's member), which the Env can
+// answer from the payload's text.
+func topField(x expr) (string, bool) {
+	p, ok := x.(*pathExpr)
+	if !ok || p.scope != 0 || len(p.steps) != 1 {
+		return "", false
+	}
+	return p.steps[0].name, true
 }
 
 // EvalError reports a message that cannot be evaluated: a payload that is not JSON
@@ -289,6 +405,9 @@ type outEntry struct {
 	dead  bool
 }
 
+// itemSpan is where the JSON of a SELECT item's value is in Env.itemJSON.
+type itemSpan struct{ b0, b1 int }
+
 // Eval evaluates the statement for one message.
 //
 // matched is false when WHERE is false or Undefined; value is then nil. Otherwise
@@ -313,37 +432,54 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 		}
 	}
 	if q.value != nil {
-		v, err := q.value.eval(env)
+		out, _, err := appendValueJSON([]byte{}, env, q.value)
 		if err != nil {
 			return nil, false, err
 		}
-		return appendJSON([]byte{}, v), true, nil
+		return out, true, nil
 	}
 	if q.starOnly {
 		return env.msg.Payload, true, nil
 	}
+	// The buffer is the Env's, taken for the time of this Eval.
+	js := env.itemJSON
+	if js == nil {
+		js = env.jsonBuf[:0]
+	}
+	env.itemJSON = nil
+	out, js, err := q.object(env, js[:0])
+	env.itemJSON = js[:0]
+	if err != nil {
+		return nil, false, err
+	}
+	return out, true, nil
+}
 
-	vals := env.valBuf[:0]
-	if len(q.items) > len(env.valBuf) {
-		vals = make([]any, len(q.items))
+// object evaluates the items into an object. The items' values are written
+// as JSON into js, in item order, then copied into the output, which is
+// made at its exact size and shares no memory with js. It returns js, for
+// reuse.
+func (q *Query) object(env *Env, js []byte) (out, _ []byte, err error) {
+	spans := env.spanBuf[:0]
+	if len(q.items) > len(env.spanBuf) {
+		spans = make([]itemSpan, len(q.items))
 	} else {
-		vals = vals[:len(q.items)]
+		spans = spans[:len(q.items)]
 	}
 	ents := env.entBuf[:0]
-	size := 2
 	for idx, it := range q.items {
 		if it.star {
 			env.scan()
 			switch env.state {
 			case payloadInvalid:
-				return nil, false, env.notJSON()
+				return nil, js, env.notJSON()
 			case payloadOther:
-				return nil, false, &EvalError{Msg: "SELECT * with other items needs a JSON object payload"}
+				return nil, js, &EvalError{Msg: "SELECT * with other items needs a JSON object payload"}
 			}
 			// Payload members override items listed before "*".
 			for k := range ents {
 				for mi := range env.members {
-					if env.keyIs(mi, q.items[ents[k].it].name) {
+					if env.members[mi].keyIs(env.msg.Payload, q.items[ents[k].it].name) {
 						ents[k].dead = true
 					}
 				}
@@ -351,18 +487,17 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 			for mi := range env.members {
 				ents = append(ents, outEntry{m: int32(mi), it: -1})
 			}
-			size += len(env.msg.Payload)
 			continue
 		}
-		v, err := it.x.eval(env)
-		if err != nil {
-			return nil, false, err
+		b0 := len(js)
+		var defined bool
+		if js, defined, err = appendValueJSON(js, env, it.x); err != nil {
+			return nil, js, err
 		}
-		if isUndef(v) {
+		if !defined {
 			continue
 		}
-		vals[idx] = v
-		size += len(it.name) + 32
+		spans[idx] = itemSpan{b0, len(js)}
 		found := false
 		for k := range ents {
 			e := &ents[k]
@@ -371,7 +506,7 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 			}
 			var same bool
 			if e.m >= 0 {
-				same = env.keyIs(int(e.m), it.name)
+				same = env.members[e.m].keyIs(env.msg.Payload, it.name)
 			} else {
 				same = q.items[e.it].name == it.name
 			}
@@ -389,10 +524,30 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 		}
 	}
 
-	out := make([]byte, 0, size)
+	size := 1 // '{' and '}', less the comma the first member does not have
+	for _, e := range ents {
+		if e.dead {
+			continue
+		}
+		size++ // the comma
+		if e.m >= 0 {
+			m := &env.members[e.m]
+			size += int(m.k1-m.k0) + 1 // the key and ':'
+		} else {
+			size += len(q.items[e.it].key) // ':' included
+		}
+		if e.it >= 0 {
+			size += spans[e.it].b1 - spans[e.it].b0
+		} else {
+			m := &env.members[e.m]
+			size += int(m.v1 - m.v0)
+		}
+	}
+	out = make([]byte, 0, max(size, 2))
 	out = append(out, '{')
 	first := true
-	for _, e := range ents {
+	for k := 0; k < len(ents); k++ {
+		e := ents[k]
 		if e.dead {
 			continue
 		}
@@ -400,23 +555,61 @@ func (q *Query) Eval(env *Env) (value []byte, matched bool, err error) {
 			out = append(out, ',')
 		}
 		first = false
+		if e.it < 0 {
+			// Payload members that follow one another in a payload without
+			// white space are already written as the output writes them:
+			// one copy for the run.
+			m0, m := &env.members[e.m], &env.members[e.m]
+			for k+1 < len(ents) && m.v0 == m.k1+1 {
+				next := ents[k+1]
+				if next.dead || next.it >= 0 || next.m != ents[k].m+1 || env.members[next.m].k0 != m.v1+1 {
+					break
+				}
+				k++
+				m = &env.members[next.m]
+			}
+			if m.v0 == m.k1+1 {
+				out = append(out, env.msg.Payload[m0.k0:m.v1]...)
+				continue
+			}
+			out = append(out, env.msg.Payload[m0.k0:m.k1]...) // the run, then the last member's key
+			out = append(out, ':')
+			out = append(out, env.rawValue(int(ents[k].m))...)
+			continue
+		}
 		if e.m >= 0 {
 			out = append(out, env.rawKey(int(e.m))...)
+			out = append(out, ':')
 		} else {
 			out = append(out, q.items[e.it].key...)
 		}
-		if e.m >= 0 {
-			out = append(out, ':')
-		}
-		if e.it >= 0 {
-			out = appendJSON(out, vals[e.it])
-		} else {
-			out = append(out, env.rawValue(int(e.m))...)
-		}
+		out = append(out, js[spans[e.it].b0:spans[e.it].b1]...)
 	}
 	out = append(out, '}')
-	clear(vals) // do not keep values reachable from the Env's scratch space
-	return out, true, nil
+	return out, js, nil
+}
+
+// appendValueJSON appends the JSON of x's value to b and reports whether
+// the value is defined (Undefined appends nothing). A member of the payload
+// is copied from the payload's text where that is its JSON, and a function
+// that writes its JSON itself (funcDef.appendJSON) does so: neither makes a
+// value.
+func appendValueJSON(b []byte, env *Env, x expr) ([]byte, bool, error) {
+	if name, ok := topField(x); ok {
+		i, err := env.lookup(name)
+		if i < 0 {
+			return b, false, err
+		}
+		return env.appendMemberJSON(b, i), true, nil
+	}
+	if c, ok := x.(*callExpr); ok && c.fn.appendJSON != nil {
+		return c.fn.appendJSON(env, c, b)
+	}
+	v, err := x.eval(env)
+	if err != nil || isUndef(v) {
+		return b, false, err
+	}
+	return appendJSON(b, v), true, nil
 }
 
 // ---- node evaluation ----

@@ -2,7 +2,12 @@ package iotsql
 
 import (
 	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -307,7 +312,52 @@ func TestQueryEval(t *testing.T) {
 			if string(out) != tt.want {
 				t.Errorf("output\n got %s\nwant %s", out, tt.want)
 			}
+			if !q.starOnly && q.value == nil && matched && cap(out) != len(out) {
+				t.Errorf("output of %d bytes in a buffer of %d: the size is not exact", len(out), cap(out))
+			}
 		})
+	}
+}
+
+// TestEvalOutputOutlivesTheNextEval: the Env reuses its buffer of item
+// values from one Eval to the next (a foreach evaluates once per element);
+// an output handed out (to a record the sink holds) must not share it.
+func TestEvalOutputOutlivesTheNextEval(t *testing.T) {
+	c := NewCompiler(nil, Deps{})
+	q, err := c.Query(`SELECT s.v AS v, parse_time('yyyy', s.t) AS y, s AS whole FROM '#'`, "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	each, err := c.Foreach("e AS s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Long, short, long: the short one's output would sit in the buffer's
+	// room that the third one's values need.
+	long := strings.Repeat("long ", 60)
+	env := NewEnv(testMessage(`{"e":[{"v":"` + long + `","t":0},{"v":"short","t":1e12},{"v":"` + long + long + `","t":-1e12}]}`))
+	elems, err := each.Elements(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs [][]byte
+	var want []string
+	for i, el := range elems {
+		env.SetElement(i, el)
+		out, _, err := q.Eval(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, out)
+		want = append(want, string(out))
+	}
+	for i := range outs {
+		if string(outs[i]) != want[i] {
+			t.Errorf("output %d was %s when made, is %s after the later ones", i, want[i], outs[i])
+		}
+	}
+	if !strings.Contains(want[1], `"v":"short"`) || !strings.Contains(want[1], `"y":"2001"`) {
+		t.Errorf("outputs %q", want)
 	}
 }
 
@@ -391,6 +441,32 @@ func TestEnvDecoded(t *testing.T) {
 			t.Errorf("second call = %v, %v", v2, err)
 		}
 	})
+	t.Run("arrays of objects", func(t *testing.T) {
+		// Keys that repeat, more distinct keys than the key cache holds,
+		// escaped keys, nested arrays, more elements than the stack buffer.
+		var b strings.Builder
+		b.WriteString(`{"e":[`)
+		for i := range 20 {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, `{"ax":%d,"k%d":"v","\u0061y":[{"ax":1},{"bx":[]}],"az":{"ax":"%d"}}`, i, i%7, i)
+		}
+		b.WriteString(`],"f":[[1],[],[{"a":1}],"s",null]}`)
+		v, err := NewEnv(testMessage(b.String())).Decoded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want any
+		d := json.NewDecoder(strings.NewReader(b.String()))
+		d.UseNumber()
+		if err := d.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(normalize(v), normalize(want)) {
+			t.Errorf("Decoded = %v\nwant %v", v, want)
+		}
+	})
 	t.Run("scalar", func(t *testing.T) {
 		v, err := NewEnv(testMessage(` "x" `)).Decoded()
 		if err != nil || v != "x" {
@@ -404,6 +480,127 @@ func TestEnvDecoded(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFieldJSON: FieldJSON gives what SELECT VALUE gives, copying the text
+// as written only where that is the same.
+func TestFieldJSON(t *testing.T) {
+	for _, tt := range []struct {
+		value string // as written
+		want  string // as SELECT VALUE gives it
+		count int
+	}{
+		{`"STS-00000123"`, `"STS-00000123"`, 1},
+		{`"Kim 김"`, `"Kim 김"`, 1},
+		{`"a\u0041\n"`, `"aA\n"`, 1},
+		{`"a\/b"`, `"a/b"`, 1},
+		{"\"\xffx\"", `"\ufffdx"`, 1},
+		{"\"a\u2028b\u2029\"", `"a\u2028b\u2029"`, 1},
+		{`12`, `12`, 1},
+		{`-12`, `-12`, 1},
+		{`-0`, `0`, 1},
+		{`123456789012345678901234567890`, `123456789012345678901234567890`, 1},
+		{`12.50`, `12.5`, 1},
+		{`1e3`, `1000`, 1},
+		{`true`, `true`, 1},
+		{`null`, `null`, 1},
+		{`[1, "x"]`, `[1,"x"]`, 1},
+		{`{"b":1, "a":2}`, `{"a":2,"b":1}`, 1},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			env := NewEnv(testMessage(`{"k":0,"f":` + tt.value + `}`))
+			got, n := env.FieldJSON("f")
+			if string(got) != tt.want || n != tt.count {
+				t.Errorf("FieldJSON = %s, %d; want %s, %d", got, n, tt.want, tt.count)
+			}
+			q := mustQuery("SELECT VALUE f FROM '#'")
+			if want, _, _ := q.Eval(NewEnv(testMessage(`{"k":0,"f":` + tt.value + `}`))); string(want) != string(got) {
+				t.Errorf("FieldJSON = %s, SELECT VALUE = %s", got, want)
+			}
+		})
+	}
+	t.Run("duplicates", func(t *testing.T) {
+		got, n := NewEnv(testMessage(`{"f":"a","\u0066":"b","g":1,"f":"c"}`)).FieldJSON("f")
+		if string(got) != `"c"` || n != 3 {
+			t.Errorf("FieldJSON = %s, %d; want the last one, \"c\", of 3", got, n)
+		}
+	})
+	for _, p := range []string{`{"g":1}`, `[1]`, `"f"`, `not json`, `{"f":1`} {
+		if got, n := NewEnv(testMessage(p)).FieldJSON("f"); got != nil || n != 0 {
+			t.Errorf("FieldJSON on %s = %s, %d; want nothing", p, got, n)
+		}
+	}
+}
+
+// TestEnvReset: a reset Env is a new Env for its message, with nothing of
+// the earlier message left, but the buffer of item values kept.
+func TestEnvReset(t *testing.T) {
+	a := testMessage(`{"type":"a","e":[{"v":1},{"v":2}],"device_no":"A","s":"x"}`)
+	b := testMessage(`{"type":"b","device_no":"B"}`)
+	b.Received = time.UnixMilli(1763780009999)
+	env := NewEnv(a)
+	q := mustQuery(`SELECT *, traceid() AS t, (SELECT VALUE v FROM e) AS vs, upper(s) AS u FROM '#'`)
+	if _, _, err := q.Eval(env); err != nil {
+		t.Fatal(err)
+	}
+	env.SetElement(1, "el")
+	if _, err := env.Decoded(); err != nil {
+		t.Fatal(err)
+	}
+	kept := cap(env.itemJSON)
+	env.Reset(b)
+	if cap(env.itemJSON) != kept || len(env.itemJSON) != 0 {
+		t.Errorf("item buffer: cap %d len %d, want cap %d len 0", cap(env.itemJSON), len(env.itemJSON), kept)
+	}
+	if fresh := NewEnv(b); !reflect.DeepEqual(env.envState, fresh.envState) {
+		t.Errorf("reset Env differs from NewEnv:\n%+v\n%+v", env.envState, fresh.envState)
+	}
+	env.Reset(b)
+	out, _, err := mustQuery(`SELECT type, device_no, timestamp() AS ts, index() AS i FROM '#'`).Eval(env)
+	if err != nil || string(out) != `{"type":"b","device_no":"B","ts":1763780009999}` {
+		t.Errorf("after Reset: %s, %v", out, err)
+	}
+	if env.Reset(nil); !reflect.DeepEqual(env.envState, envState{}) {
+		t.Errorf("Reset(nil) kept %+v", env.envState)
+	}
+	env.itemJSON = make([]byte, 0, 2*maxKeptItemJSON)
+	if env.Reset(b); env.itemJSON != nil {
+		t.Errorf("Reset kept a buffer of %d bytes", cap(env.itemJSON))
+	}
+}
+
+// TestSpecialIn checks the eight-byte test of scanString against the
+// byte-by-byte one: every byte value in every position among plain bytes,
+// and words of random bytes.
+func TestSpecialIn(t *testing.T) {
+	special := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' }
+	check := func(w [8]byte) {
+		want := false
+		for _, c := range w {
+			want = want || special(c)
+		}
+		if got := specialIn(binary.LittleEndian.Uint64(w[:])); got != want {
+			t.Fatalf("specialIn(%q) = %v, want %v", w, got, want)
+		}
+	}
+	for _, fill := range []byte{' ', 'a', '!', '#', '[', ']', 0x7f, 0x80, 0xff} {
+		for pos := range 8 {
+			for c := range 256 {
+				var w [8]byte
+				for i := range w {
+					w[i] = fill
+				}
+				w[pos] = byte(c)
+				check(w)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		var w [8]byte
+		binary.LittleEndian.PutUint64(w[:], r.Uint64())
+		check(w)
+	}
 }
 
 func TestUnquote(t *testing.T) {

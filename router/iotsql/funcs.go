@@ -14,6 +14,10 @@ type funcDef struct {
 	check func(c *callExpr) (int, string)
 	// compile, for a registered Function, builds the call's evaluator.
 	compile func(deps Deps, args []Arg) (Evaluator, error)
+	// appendJSON, when set, appends the JSON of what call returns (as
+	// appendJSON writes it) without making the value, and reports whether
+	// the value is defined; the SELECT output uses it.
+	appendJSON func(env *Env, c *callExpr, b []byte) ([]byte, bool, error)
 }
 
 func (f *funcDef) arity() string {

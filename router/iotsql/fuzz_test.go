@@ -89,6 +89,11 @@ var (
 		substring(s, 1, 3), get(*, 'type'), time_to_epoch(s, 'yyyyMMdd') AS e, parse_time('yyyy', n) AS y
 		FROM '#' WHERE isUndefined(zz) OR zz <> 3`)
 	fuzzTemplate = mustTemplate("message-${type}-${device_no}-${n * 2}")
+	// fuzzEarlier is the message an Env evaluates before it is reset to the
+	// fuzzed one: many members, long values, in the fields fuzzFields reads.
+	fuzzEarlier = `{"a":{"b":[1,2,3]},"arr":["x","y"],"s":"` + strings.Repeat("long ", 40) + `","n":"12345","zz":1,` +
+		`"type":"t","device_no":"D0","k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9,"k10":10,` +
+		`"k11":11,"k12":12,"k13":13,"k14":14,"k15":15,"k16":16,"k17":17,"k18":18,"k19":19,"k20":20,"k21":21,"k22":22,"k23":23,"k24":24,"k25":25,"k26":26,"k27":27,"k28":28,"k29":29,"k30":30}`
 )
 
 func mustQuery(sql string) *Query {
@@ -167,18 +172,71 @@ func FuzzEval(f *testing.F) {
 			if g, w := normalize(got), normalize(want); !reflect.DeepEqual(g, w) {
 				t.Fatalf("SELECT *, 1 AS zz_extra\n got %#v\nwant %#v", g, w)
 			}
+			// Byte for byte: each member as written, then the item.
+			if _, has := obj["zz_extra"]; !has {
+				env := NewEnv(msg)
+				env.scan()
+				b := []byte{'{'}
+				for i := range env.members {
+					b = append(append(append(b, env.rawKey(i)...), ':'), env.rawValue(i)...)
+					b = append(b, ',')
+				}
+				if b = append(b, `"zz_extra":1}`...); !bytes.Equal(out, b) {
+					t.Fatalf("SELECT *, 1 AS zz_extra\n got %s\nwant %s", out, b)
+				}
+			}
 		case err == nil:
 			t.Fatalf("SELECT *, 1 on a non-object payload %q: no error", payload)
 		}
 
-		// The other queries and templates never panic and produce JSON.
-		for _, q := range []*Query{fuzzDefault, fuzzFields} {
+		// FieldJSON gives what SELECT VALUE gives, for every top-level name
+		// a SQL string can spell.
+		if isObj {
+			for k := range obj {
+				if !utf8.ValidString(k) {
+					continue // a SQL string cannot name it
+				}
+				got, n := NewEnv(msg).FieldJSON(k)
+				q := mustQuery("SELECT VALUE get(*, " + string(appendJSONString(nil, k)) + ") FROM '#'")
+				want, _, _ := q.Eval(NewEnv(msg))
+				if !bytes.Equal(got, want) || n < 1 {
+					t.Fatalf("FieldJSON(%q) = %s, %d; SELECT VALUE gives %s", k, got, n, want)
+				}
+				if strings.Contains(k, "`") {
+					continue
+				}
+				// A template copies the member's text as its value renders.
+				direct, err := ParseTemplate("<${`" + k + "`}>")
+				if err != nil {
+					continue // not a name the lexer takes
+				}
+				viaValue := mustTemplate("<${get(*, " + string(appendJSONString(nil, k)) + ")}>")
+				d, err1 := direct.Eval(NewEnv(msg))
+				v, err2 := viaValue.Eval(NewEnv(msg))
+				if d != v || err1 != nil || err2 != nil {
+					t.Fatalf("template of %q: %q (%v), via its value %q (%v)", k, d, err1, v, err2)
+				}
+			}
+		}
+
+		// The other queries and templates never panic and produce JSON; an
+		// Env reset from an earlier message gives what a new one gives.
+		used := NewEnv(&Message{Topic: "report", Payload: []byte(fuzzEarlier)})
+		for _, q := range []*Query{fuzzStarPlus, fuzzDefault, fuzzFields} {
+			_, _, _ = q.Eval(used)
+		}
+		used.Reset(msg)
+		for _, q := range []*Query{fuzzDefault, fuzzFields, fuzzStarPlus} {
 			out, matched, err := q.Eval(NewEnv(msg))
 			if err == nil && matched && !json.Valid(out) {
 				t.Fatalf("query %q: invalid JSON %q", q, out)
 			}
 			if err != nil && isObj {
 				t.Fatalf("query %q on an object payload: %v", q, err)
+			}
+			out2, matched2, err2 := q.Eval(used)
+			if !bytes.Equal(out, out2) || matched != matched2 || (err == nil) != (err2 == nil) {
+				t.Fatalf("query %q: %s %v %v on a new Env, %s %v %v on a reset one", q, out, matched, err, out2, matched2, err2)
 			}
 		}
 		if _, err := fuzzTemplate.Eval(NewEnv(msg)); err != nil && valid {

@@ -1,7 +1,9 @@
 package iotsql
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,6 +22,7 @@ func FuzzFunctions(f *testing.F) {
 		"sourceip()", "traceid()", "get_mqtt_property('content_type')", "get_user_properties(s)",
 		"(SELECT VALUE v FROM e WHERE n = 't')", "(SELECT *, v * 2 AS w FROM e)", "(SELECT VALUE (SELECT VALUE k FROM o) FROM e)",
 		"get((SELECT v FROM e), 0).v", "(SELECT VALUE k FROM o)",
+		`parse_time("yyyy-MM-dd'T'HH:mm:ssz", timestamp())`, `parse_time("yyyy 'é\"' MM", i, 'Asia/Seoul')`, "parse_time(s, d)", "parse_time('yyyy', s)", "parse_time('yyyy', i, s)", "s", "i", "d", "o",
 		"transform('enrichArray', o, e)", "transform('enrichArray', (SELECT * FROM o), (SELECT VALUE e FROM o))", "regexp_matches(o, 1)", "regexp_replace(e, i, d)", "lpad(e, '3')", "numbytes(o)", "nanvl(null, e)", "sha256(e)",
 	} {
 		f.Add(x, []byte(payload))
@@ -39,6 +42,17 @@ func FuzzFunctions(f *testing.F) {
 		}
 		if len(out) > 0 && !json.Valid(out) {
 			t.Fatalf("%s: output %q is not JSON", x, out)
+		}
+		if lx := strings.ToLower(x); strings.Contains(lx, "rand") || strings.Contains(lx, "uuid") || strings.Contains(lx, "traceid") {
+			return // random
+		}
+		// Written straight into the output, the value is what it is as a value.
+		v, err := q.value.eval(NewEnv(msg))
+		if err != nil {
+			t.Fatalf("%s: eval: %v; Eval gave %s", x, err, out)
+		}
+		if want := appendJSON(nil, v); !bytes.Equal(out, want) || isUndef(v) != (len(out) == 0) {
+			t.Fatalf("%s: Eval gave %s, the value is %s", x, out, want)
 		}
 	})
 }

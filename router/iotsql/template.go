@@ -136,19 +136,46 @@ func (t *Template) Eval(env *Env) (string, error) {
 		return string(appendTemplateValue(nil, v)), nil
 	}
 	var buf [128]byte
-	b := buf[:0]
+	b, err := t.AppendEval(buf[:0], env)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// AppendEval appends the template's rendering for one message to b (see
+// Eval) and returns the extended buffer; on error, b as it was.
+func (t *Template) AppendEval(b []byte, env *Env) ([]byte, error) {
+	n := len(b)
 	for _, p := range t.parts {
 		if p.x == nil {
 			b = append(b, p.lit...)
 			continue
 		}
-		v, err := p.x.eval(env)
-		if err != nil {
-			return "", err
+		var err error
+		if b, err = appendTemplateExpr(b, env, p.x); err != nil {
+			return b[:n], err
 		}
-		b = appendTemplateValue(b, v)
 	}
-	return string(b), nil
+	return b, nil
+}
+
+// appendTemplateExpr appends the value of x as a template inserts it. A
+// member of the payload is copied from the payload's text where it can be,
+// without decoding it.
+func appendTemplateExpr(b []byte, env *Env, x expr) ([]byte, error) {
+	if name, ok := topField(x); ok {
+		i, err := env.lookup(name)
+		if i < 0 {
+			return b, err // Undefined inserts nothing
+		}
+		return env.appendMemberText(b, i), nil
+	}
+	v, err := x.eval(env)
+	if err != nil {
+		return b, err
+	}
+	return appendTemplateValue(b, v), nil
 }
 
 func appendTemplateValue(b []byte, v any) []byte {

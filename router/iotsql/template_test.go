@@ -55,6 +55,48 @@ func TestTemplateEval(t *testing.T) {
 	}
 }
 
+// TestTemplateCopiesPayloadText: a member that a template copies from the
+// payload's text renders as its decoded value does.
+func TestTemplateCopiesPayloadText(t *testing.T) {
+	direct, viaValue := mustTemplate("<${a}>"), mustTemplate("<${get(*, 'a')}>")
+	for _, tt := range []struct{ value, want string }{
+		{`"D1"`, "<D1>"},
+		{`"Kim 김"`, "<Kim 김>"},
+		{"\"\xff\u2028\"", "<\xff\u2028>"},
+		{`"a\u0041\"\\"`, `<aA"\>`},
+		{`""`, "<>"},
+		{`42`, "<42>"},
+		{`-0`, "<0>"},
+		{`12.50`, "<12.5>"},
+		{`1E2`, "<100>"},
+		{`99999999999999999999`, "<99999999999999999999>"},
+		{`true`, "<true>"},
+		{`null`, "<null>"},
+		{`{"k":"v", "b":1}`, `<{"b":1,"k":"v"}>`},
+		{`[1, "x"]`, `<[1,"x"]>`},
+	} {
+		t.Run(tt.value, func(t *testing.T) {
+			payload := `{"a":0,"b":1,"a":` + tt.value + `}`
+			got, err := direct.AppendEval([]byte("x"), NewEnv(testMessage(payload)))
+			if err != nil || string(got) != "x"+tt.want {
+				t.Errorf("AppendEval = %q, %v; want %q", got, err, "x"+tt.want)
+			}
+			if want, _ := viaValue.Eval(NewEnv(testMessage(payload))); want != tt.want {
+				t.Errorf("via the decoded value: %q, want %q", want, tt.want)
+			}
+		})
+	}
+	for payload, want := range map[string]string{`{"b":1}`: "<>", `[1]`: "<>", `"a"`: "<>"} {
+		if got, err := direct.Eval(NewEnv(testMessage(payload))); err != nil || got != want {
+			t.Errorf("Eval on %s = %q, %v; want %q", payload, got, err, want)
+		}
+	}
+	got, err := direct.AppendEval([]byte("x"), NewEnv(testMessage(`not json`)))
+	if err == nil || string(got) != "x" {
+		t.Errorf("AppendEval on a non-JSON payload = %q, %v; want x and an error", got, err)
+	}
+}
+
 func TestTemplateSeesThePayloadNotTheOutput(t *testing.T) {
 	q, _ := ParseQuery("SELECT 'x' AS type, timestamp() AS t FROM '#'")
 	tp, _ := ParseTemplate("${type}-${t}-${timestamp()}")

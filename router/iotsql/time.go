@@ -13,7 +13,7 @@ import (
 func timeFuncs() []*funcDef {
 	return []*funcDef{
 		{name: "timestamp", call: fnTimestamp},
-		{name: "parse_time", minArgs: 2, maxArgs: 3, call: fnParseTime, check: checkParseTime},
+		{name: "parse_time", minArgs: 2, maxArgs: 3, call: fnParseTime, check: checkParseTime, appendJSON: appendParseTime},
 		{name: "time_to_epoch", minArgs: 2, maxArgs: 2, call: fnTimeToEpoch, check: checkTimeToEpoch},
 	}
 }
@@ -56,14 +56,39 @@ func checkParseTime(c *callExpr) (int, string) {
 // numeric String; anything else gives Undefined. A pattern or zone computed at run
 // time that is invalid is an error, as it is in IoT Core.
 func fnParseTime(env *Env, c *callExpr) (any, error) {
+	var buf [64]byte
+	b, ok, err := formatParseTime(buf[:0], env, c)
+	switch {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return undef, nil
+	}
+	return string(b), nil
+}
+
+// appendParseTime is parse_time's appendJSON: its String as JSON, made
+// without a String.
+func appendParseTime(env *Env, c *callExpr, b []byte) ([]byte, bool, error) {
+	var buf [64]byte
+	t, ok, err := formatParseTime(buf[:0], env, c)
+	if err != nil || !ok {
+		return b, false, err
+	}
+	return appendJSONStringBytes(b, t), true, nil
+}
+
+// formatParseTime appends parse_time's result to b; ok is false when it is
+// Undefined.
+func formatParseTime(b []byte, env *Env, c *callExpr) (_ []byte, ok bool, err error) {
 	p := c.joda
 	if p == nil {
 		s, ok, err := stringArg(env, c, 0)
 		if err != nil || !ok {
-			return undef, err
+			return b, false, err
 		}
 		if p, err = timefmt.CachedJoda(s); err != nil {
-			return nil, &EvalError{Msg: "parse_time: invalid pattern", Err: err}
+			return b, false, &EvalError{Msg: "parse_time: invalid pattern", Err: err}
 		}
 	}
 	var ms int64
@@ -72,11 +97,10 @@ func fnParseTime(env *Env, c *callExpr) (any, error) {
 	} else {
 		v, err := c.args[1].eval(env)
 		if err != nil {
-			return nil, err
+			return b, false, err
 		}
-		var ok bool
 		if ms, ok = epochMillis(v); !ok {
-			return undef, nil
+			return b, false, nil
 		}
 	}
 	z := c.zone
@@ -85,15 +109,14 @@ func fnParseTime(env *Env, c *callExpr) (any, error) {
 		if len(c.args) == 3 {
 			s, ok, err := stringArg(env, c, 2)
 			if err != nil || !ok {
-				return undef, err
+				return b, false, err
 			}
 			if z, err = timefmt.LoadZone(s); err != nil {
-				return nil, &EvalError{Msg: "parse_time: invalid time zone", Err: err}
+				return b, false, &EvalError{Msg: "parse_time: invalid time zone", Err: err}
 			}
 		}
 	}
-	var buf [64]byte
-	return string(p.AppendFormat(buf[:0], ms, z)), nil
+	return p.AppendFormat(b, ms, z), true, nil
 }
 
 func epochMillis(v any) (int64, bool) {

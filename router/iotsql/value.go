@@ -1,6 +1,8 @@
 package iotsql
 
 import (
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -165,8 +167,18 @@ func scanString(b []byte, i int) (int, bool, error) {
 	i++
 	escaped := false
 	for i < len(b) {
-		c := b[i]
-		switch {
+		// Eight bytes at a time while none needs a look, then one at a time
+		// to the one that does.
+		for i+8 <= len(b) && !specialIn(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		for i < len(b) && b[i] >= 0x20 && b[i] != '"' && b[i] != '\\' {
+			i++
+		}
+		if i >= len(b) {
+			break
+		}
+		switch c := b[i]; {
 		case c == '"':
 			return i + 1, escaped, nil
 		case c == '\\':
@@ -190,13 +202,21 @@ func scanString(b []byte, i int) (int, bool, error) {
 			default:
 				return i, false, &jsonError{i, "bad escape"}
 			}
-		case c < 0x20:
+		default: // < 0x20
 			return i, false, &jsonError{i, "control character in string"}
-		default:
-			i++
 		}
 	}
 	return i, false, &jsonError{start, "unterminated string"}
+}
+
+// specialIn reports whether any of the eight bytes in x is one scanString
+// must look at: a control character, '"' or '\\'. It uses the exact tests
+// for "a byte less than n" ((x - n*ones) &^ x & highs, for n <= 0x80) and
+// "a zero byte" (the same with n = 1, on x XOR the byte sought).
+func specialIn(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q, bs := x^(ones*'"'), x^(ones*'\\')
+	return ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0
 }
 
 func isHex(c byte) bool {
@@ -271,7 +291,37 @@ func decodeJSON(b []byte) (any, error) {
 }
 
 // decodeAt decodes the value at b[i]; b must have been validated.
-func decodeAt(b []byte, i int) (any, int) {
+func decodeAt(b []byte, i int) (any, int) { return decodeValue(b, i, nil) }
+
+// keyCache holds the keys of the objects of one array, which mostly repeat
+// from one element to the next (an array of samples), so that the elements
+// share them rather than each making its own.
+type keyCache struct {
+	keys [4]string
+	n    int
+}
+
+// key returns the unescaped key q (with its quotes), the cached string when
+// there is one.
+func (kc *keyCache) key(q []byte, esc bool) string {
+	if kc == nil || esc {
+		return unquote(q, esc)
+	}
+	k := q[1 : len(q)-1]
+	for _, s := range kc.keys {
+		if s == string(k) {
+			return s
+		}
+	}
+	s := string(k)
+	kc.keys[kc.n%len(kc.keys)] = s
+	kc.n++
+	return s
+}
+
+// decodeValue is decodeAt for a value inside an array whose objects' keys
+// are cached in kc (nil: none).
+func decodeValue(b []byte, i int, kc *keyCache) (any, int) {
 	switch c := b[i]; {
 	case c == '{':
 		m := make(map[string]any)
@@ -281,10 +331,10 @@ func decodeAt(b []byte, i int) (any, int) {
 		}
 		for {
 			end, esc, _ := scanString(b, i)
-			k := unquote(b[i:end], esc)
+			k := kc.key(b[i:end], esc)
 			i = skipWS(b, end)
 			var v any
-			v, i = decodeAt(b, skipWS(b, i+1))
+			v, i = decodeValue(b, skipWS(b, i+1), nil)
 			m[k] = v
 			i = skipWS(b, i)
 			if b[i] == ',' {
@@ -294,21 +344,25 @@ func decodeAt(b []byte, i int) (any, int) {
 			return m, i + 1
 		}
 	case c == '[':
-		a := []any{}
 		i = skipWS(b, i+1)
 		if b[i] == ']' {
-			return a, i + 1
+			return []any{}, i + 1
 		}
+		// The elements go to a buffer on the stack first, so that the
+		// array is made once, at its size.
+		var buf [8]any
+		elems := buf[:0]
+		var keys keyCache
 		for {
 			var v any
-			v, i = decodeAt(b, i)
-			a = append(a, v)
+			v, i = decodeValue(b, i, &keys)
+			elems = append(elems, v)
 			i = skipWS(b, i)
 			if b[i] == ',' {
 				i = skipWS(b, i+1)
 				continue
 			}
-			return a, i + 1
+			return append([]any(nil), elems...), i + 1
 		}
 	case c == '"':
 		end, esc, _ := scanString(b, i)
@@ -402,6 +456,39 @@ func hex4(b []byte) int {
 	return v
 }
 
+// canonicalJSON reports whether raw, a validated JSON value, is already
+// what appendJSON writes for its decoded value, so that it can be copied as
+// written: a string without escapes in valid UTF-8 that has no U+2028 or
+// U+2029 (which appendJSON escapes), true, false, null, or an integer other
+// than -0 (an integer too large for int64 is kept as its text). It answers
+// false for anything else, including forms that would in fact be the same.
+func canonicalJSON(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		ascii := true
+		for _, c := range raw {
+			if c == '\\' {
+				return false
+			}
+			ascii = ascii && c < utf8.RuneSelf
+		}
+		return ascii || utf8.Valid(raw) && !bytes.Contains(raw, []byte("\u2028")) && !bytes.Contains(raw, []byte("\u2029"))
+	case c == 't' || c == 'f' || c == 'n':
+		return true
+	case c == '-' || c >= '0' && c <= '9':
+		for _, c := range raw[1:] {
+			if c < '0' || c > '9' {
+				return false // a fraction or an exponent: a Decimal
+			}
+		}
+		return string(raw) != "-0"
+	}
+	return false
+}
+
 // ---- JSON encoding ----
 
 // appendJSON appends v as JSON. Undefined appends nothing at top level, is left
@@ -482,6 +569,19 @@ func appendFloat(b []byte, f float64) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// appendJSONStringBytes appends s as a JSON string, as appendJSONString
+// does; s needs no copy when it is printable ASCII without '"' or '\\'.
+func appendJSONStringBytes(b, s []byte) []byte {
+	for _, c := range s {
+		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return appendJSONString(b, string(s))
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
 
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
 // encoding/json does; HTML characters are not escaped.

@@ -163,6 +163,12 @@ func appendOffset(b []byte, off int, colon bool) []byte {
 // appendPadded appends v in decimal, zero-padded to at least width digits, with a
 // leading '-' for negative values.
 func appendPadded(b []byte, v, width int) []byte {
+	if v >= 0 && v < 100 && width <= 2 { // months, days, hours, minutes, seconds
+		if v >= 10 || width == 2 {
+			b = append(b, byte('0'+v/10))
+		}
+		return append(b, byte('0'+v%10))
+	}
 	if v < 0 {
 		b = append(b, '-')
 		v = -v

@@ -1,6 +1,7 @@
 package timefmt
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -216,5 +217,21 @@ func TestPatternCaches(t *testing.T) {
 	}
 	if _, err := cachedJoda("qq"); err == nil {
 		t.Error("cachedJoda accepted an invalid pattern")
+	}
+}
+
+// TestAppendPadded compares appendPadded, with its fast path for two
+// digits, with fmt's zero padding.
+func TestAppendPadded(t *testing.T) {
+	for width := range 5 {
+		for v := -150; v <= 150; v++ {
+			want := fmt.Sprintf("%0*d", width, v)
+			if v < 0 {
+				want = "-" + fmt.Sprintf("%0*d", width, -v)
+			}
+			if got := string(appendPadded([]byte("x"), v, width)); got != "x"+want {
+				t.Fatalf("appendPadded(%d, %d) = %q, want %q", v, width, got[1:], want)
+			}
+		}
 	}
 }
