@@ -53,14 +53,18 @@ type batchSender struct {
 	mu    sync.Mutex
 	queue []*outgoing // taken by send, in order, not placed yet
 	spare []*outgoing // the previous queue's array, for the next swap
-	wake  chan struct{}
+	// live holds every record taken and not completed: a record completes
+	// only by leaving it, so once, whether the loop or shutdown (which
+	// fails what is left at its deadline, whatever the loop is doing)
+	// completes it.
+	live map[*outgoing]struct{}
+	wake chan struct{}
 
 	pidMu sync.Mutex
 	pid   producerID
 
-	taken   atomic.Int64 // records taken by send and not completed
-	aborted atomic.Pointer[error]
-	quit    chan struct{} // closed at shutdown: the loop ends once idle (or aborted)
+	aborted atomic.Bool   // shutdown failed the records left: nothing more is sent
+	quit    chan struct{} // closed at shutdown: the loop ends
 	done    chan struct{} // closed when the loop has ended: answers go nowhere
 
 	retried    atomic.Int64 // batches sent again after a retriable error
@@ -146,6 +150,7 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		topics:     p.topics,
 		obs:        p.obs,
 		log:        p.log,
+		live:       map[*outgoing]struct{}{},
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
@@ -183,8 +188,8 @@ func produceVersion(v sarama.KafkaVersion) (int16, error) {
 }
 
 func (s *batchSender) send(_ context.Context, o *outgoing) error {
-	s.taken.Add(1)
 	s.mu.Lock()
+	s.live[o] = struct{}{}
 	s.queue = append(s.queue, o)
 	s.mu.Unlock()
 	select {
@@ -194,22 +199,38 @@ func (s *batchSender) send(_ context.Context, o *outgoing) error {
 	return nil
 }
 
-// complete reports o's result.
+// complete reports o's result, unless o has completed already (shutdown
+// failed it).
 func (s *batchSender) complete(o *outgoing, err error) {
+	s.mu.Lock()
+	_, live := s.live[o]
+	delete(s.live, o)
+	s.mu.Unlock()
+	if !live {
+		return
+	}
 	if err == nil {
 		s.obs.Produced(o.msg.Topic, time.Since(o.pd.start))
 	}
-	s.taken.Add(-1)
 	o.pd.complete(err)
 }
 
-// abortErr is the error records fail with once shutdown gave up on them;
-// nil while the sender runs.
-func (s *batchSender) abortErr() error {
-	if e := s.aborted.Load(); e != nil {
-		return *e
+// idle reports whether every record taken has completed.
+func (s *batchSender) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live) == 0
+}
+
+// failLive fails, with err, every record taken and not completed.
+func (s *batchSender) failLive(err error) {
+	s.mu.Lock()
+	left := s.live
+	s.live = map[*outgoing]struct{}{}
+	s.mu.Unlock()
+	for o := range left {
+		o.pd.complete(err)
 	}
-	return nil
 }
 
 // producerID returns the current idempotent identity, asking the brokers
@@ -243,38 +264,46 @@ func (s *batchSender) noteRetry(topic string, partition int32, err error) {
 		zap.Int64("batches_retried_total", n), zap.Error(err))
 }
 
+// shutdown lets the records taken complete until ctx ends; then it fails
+// the ones left itself, at once: the loop may be in a call to a broker
+// that does not answer. It returns within abortGrace of that: a loop (or
+// a connection, whose Close waits for the answers to the requests on it)
+// that has not ended by then ends in the background.
 func (s *batchSender) shutdown(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var err error
 wait:
-	for s.taken.Load() > 0 {
+	for !s.idle() {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
 			abort := fmt.Errorf("kafka producer shut down before the record was stored: %w", ErrClosed)
-			s.aborted.Store(&abort)
+			s.aborted.Store(true)
+			s.failLive(abort)
 			err = fmt.Errorf("kafka: records still in flight at the shutdown deadline were failed: %w", ctx.Err())
 			break wait
 		}
 	}
 	close(s.quit)
-	<-s.done
-	if err == nil {
-		return s.client.Close()
-	}
-	// A request the brokers never answer keeps sarama's connection (and
-	// its Close) waiting: its records have failed already, and the
-	// connections close in the background.
+	// Closing the client also cuts short a call the loop or a lookup is in.
 	closed := make(chan error, 1)
 	go func() { closed <- s.client.Close() }()
+	grace := time.NewTimer(abortGrace)
+	defer grace.Stop()
+	select {
+	case <-s.done:
+	case <-grace.C:
+		s.log.Warn("kafka: the batch sender's loop is still in a call after shutdown; its records have failed, it ends when the call returns")
+		return err
+	}
 	select {
 	case cerr := <-closed:
-		err = errors.Join(err, cerr)
-	case <-time.After(abortGrace):
-		s.log.Warn("kafka: a broker connection is still closing after the shutdown deadline")
+		return errors.Join(err, cerr)
+	case <-grace.C:
+		s.log.Warn("kafka: a broker connection is still closing after shutdown")
+		return err
 	}
-	return err
 }
 
 // partLine is one partition's records: the batch in flight (or waiting to
@@ -328,11 +357,10 @@ func (s *batchSender) run() {
 		now := time.Now()
 		s.next = time.Time{}
 		s.place(now)
-		if s.abortErr() != nil {
-			// Shutdown gave up: every record fails now, the ones in
+		if s.aborted.Load() {
+			// Shutdown gave up and failed every record, the ones in
 			// requests without an answer too (none was acknowledged to
 			// anybody; a late answer goes nowhere).
-			s.failAll()
 			return
 		}
 		s.sendReady(now)
@@ -351,10 +379,8 @@ func (s *batchSender) run() {
 		case <-s.quit:
 			// shutdown closes quit once every record taken has completed
 			// (nothing is left here, no request is in flight: a request
-			// holds records) or after it gave up (failAll above).
-			if s.abortErr() == nil {
-				return
-			}
+			// holds records) or after it failed the ones left.
+			return
 		}
 	}
 }
@@ -776,13 +802,12 @@ func (s *batchSender) finish(pl *partLine, err error) {
 // failed takes err, as classify returned it, for the partition's batch: a
 // permanent error fails its records (the next batch reuses their sequence
 // numbers: the broker did not take them); a retriable one sends the batch
-// again after a back-off, or, once shutdown gave up, fails it.
+// again after a back-off.
 func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 	if len(pl.batch) == 0 {
 		return
 	}
-	abort := s.abortErr()
-	if abort == nil && len(pl.batch) > 1 && tooLarge(err) {
+	if len(pl.batch) > 1 && tooLarge(err) {
 		// The topic takes smaller batches than kafka.max_message_bytes
 		// (its max.message.bytes): the records go back, in order, and
 		// travel in batches of half the size, down to one record, which
@@ -795,10 +820,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 		pl.unfill()
 		return
 	}
-	if isPermanent(err) || abort != nil {
-		if abort != nil && !isPermanent(err) {
-			err = abort
-		}
+	if isPermanent(err) {
 		pl.rollBack()
 		s.finish(pl, err)
 		return
@@ -835,26 +857,4 @@ func (s *batchSender) refreshMetadata() {
 		defer s.refresh.Store(false)
 		_ = s.client.RefreshMetadata()
 	}()
-}
-
-// failAll fails, with the abort error, every record the sender holds.
-func (s *batchSender) failAll() {
-	err := s.abortErr()
-	s.mu.Lock()
-	q := s.queue
-	s.queue = nil
-	s.mu.Unlock()
-	for _, h := range s.held {
-		q = append(h.recs, q...)
-	}
-	clear(s.held)
-	for _, o := range q {
-		s.complete(o, err)
-	}
-	for _, pl := range s.parts {
-		for _, o := range append(pl.batch, pl.waiting...) {
-			s.complete(o, err)
-		}
-		pl.batch, pl.waiting, pl.bytes = nil, nil, 0
-	}
 }

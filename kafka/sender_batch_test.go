@@ -256,12 +256,15 @@ func TestBatchSenderDeletedTopicFailsItsRecords(t *testing.T) {
 
 // lossyProxy forwards Kafka connections to a broker and, for the produce
 // requests cut picks, lets the broker handle the request but drops its
-// answer and the connection: a lost answer to a stored batch.
+// answer and the connection: a lost answer to a stored batch. While mute
+// is set it drops every answer and keeps the connections: a broker that
+// takes requests and never answers.
 type lossyProxy struct {
 	ln    net.Listener
 	to    string
 	cut   func() bool
 	drops atomic.Int64
+	mute  atomic.Bool
 }
 
 // startLossyCluster starts an embedded cluster with topic reached only
@@ -322,6 +325,9 @@ func (p *lossyProxy) conn(c net.Conn) {
 			if dropping.Load() {
 				p.drops.Add(1)
 				return
+			}
+			if p.mute.Load() {
+				continue
 			}
 			if _, err := c.Write(frame); err != nil {
 				return
