@@ -60,20 +60,19 @@ type batchSender struct {
 	live map[*outgoing]struct{}
 	wake chan struct{}
 
-	pidMu sync.Mutex
-	pid   producerID
-
 	aborted atomic.Bool   // shutdown failed the records left: nothing more is sent
 	quit    chan struct{} // closed at shutdown: the loop ends
 	done    chan struct{} // closed when the loop has ended: answers go nowhere
 
 	retried    atomic.Int64 // batches sent again after a retriable error
 	retriedLog sampledLog
+	pidLog     sampledLog
 
 	// The loop's own.
 	results  chan *produceResult
 	leaders  chan *leaderResult
 	counts   chan *countResult
+	pids     chan *pidResult
 	timer    *time.Timer // fires at next
 	next     time.Time   // the earliest linger or back-off deadline of this round
 	parts    map[topicPartition]*partLine
@@ -83,6 +82,14 @@ type batchSender struct {
 	ready    map[*sarama.Broker][]*partLine
 	inflight int         // requests in flight
 	refresh  atomic.Bool // a metadata refresh is running
+	// The idempotent identity new batches are numbered under, looked up
+	// on a goroutine (sarama's InitProducerID waits for the brokers, a
+	// dial and a read timeout at a time, which must not hold up the loop).
+	pid       producerID
+	pidStale  bool      // the brokers refused pid: a new one is needed
+	pidLookup bool      // a lookup is running
+	pidAt     time.Time // a failed lookup is tried again no sooner
+	pidFails  int       // lookups failed in a row
 }
 
 // topicPartition names a partition.
@@ -111,6 +118,13 @@ type producerID struct {
 	id    int64
 	epoch int16
 	gen   int
+}
+
+// pidResult is a producer id lookup's answer.
+type pidResult struct {
+	id    int64
+	epoch int16
+	err   error
 }
 
 // newBatchSender connects its own client (sc, changed as it needs) for p
@@ -157,6 +171,7 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		results:    make(chan *produceResult),
 		leaders:    make(chan *leaderResult),
 		counts:     make(chan *countResult),
+		pids:       make(chan *pidResult),
 		timer:      time.NewTimer(time.Hour),
 		parts:      map[topicPartition]*partLine{},
 		parters:    map[string]sarama.Partitioner{},
@@ -233,23 +248,54 @@ func (s *batchSender) failLive(err error) {
 	}
 }
 
-// producerID returns the current idempotent identity, asking the brokers
-// for one when there is none (or the one of generation bad was refused).
-func (s *batchSender) producerID(bad int) (producerID, error) {
-	s.pidMu.Lock()
-	defer s.pidMu.Unlock()
-	if s.pid.gen != 0 && s.pid.gen != bad {
-		return s.pid, nil
+// producerID returns the identity new batches are numbered under, or
+// false while there is none: it is then looked up off the loop (or after
+// the back-off of a failed lookup), and the answer wakes the loop.
+func (s *batchSender) producerID(now time.Time) (producerID, bool) {
+	if s.pid.gen != 0 && !s.pidStale {
+		return s.pid, true
 	}
-	resp, err := s.client.InitProducerID()
-	if err == nil && resp.Err != sarama.ErrNoError {
-		err = resp.Err
+	switch {
+	case s.pidLookup:
+	case now.Before(s.pidAt):
+		s.later(s.pidAt)
+	default:
+		s.pidLookup = true
+		go func() {
+			r := &pidResult{}
+			resp, err := s.client.InitProducerID()
+			if err == nil && resp.Err != sarama.ErrNoError {
+				err = resp.Err
+			}
+			if err != nil {
+				r.err = fmt.Errorf("kafka: get an idempotent producer id: %w", err)
+			} else {
+				r.id, r.epoch = resp.ProducerID, resp.ProducerEpoch
+			}
+			select {
+			case s.pids <- r:
+			case <-s.done:
+			}
+		}()
 	}
-	if err != nil {
-		return producerID{}, fmt.Errorf("kafka: get an idempotent producer id: %w", err)
+	return producerID{}, false
+}
+
+// gotPID takes a producer id lookup's answer: the new identity, or a
+// back-off before the next lookup.
+func (s *batchSender) gotPID(r *pidResult, now time.Time) {
+	s.pidLookup = false
+	if r.err != nil {
+		s.pidFails++
+		s.pidAt = now.Add(retryBackoff(s.pidFails))
+		if s.pidLog.due() {
+			s.log.Warn("kafka: the brokers gave no idempotent producer id; asking again, the records wait in order",
+				zap.Int("failed_lookups", s.pidFails), zap.Error(r.err))
+		}
+		return
 	}
-	s.pid = producerID{id: resp.ProducerID, epoch: resp.ProducerEpoch, gen: s.pid.gen + 1}
-	return s.pid, nil
+	s.pid = producerID{id: r.id, epoch: r.epoch, gen: s.pid.gen + 1}
+	s.pidStale, s.pidFails = false, 0
 }
 
 // noteRetry logs, at most every sampledLogEvery, that batches are being
@@ -375,6 +421,8 @@ func (s *batchSender) run() {
 			lr.pl.lookup, lr.pl.leader, lr.pl.leaderErr = false, lr.leader, lr.err
 		case cr := <-s.counts:
 			s.counted(cr, time.Now())
+		case r := <-s.pids:
+			s.gotPID(r, time.Now())
 		case <-s.timer.C:
 		case <-s.quit:
 			// shutdown closes quit once every record taken has completed
@@ -566,21 +614,24 @@ func (s *batchSender) sendReady(now time.Time) {
 		if s.busy[leader.ID()] {
 			continue // its records keep gathering; the answer wakes the loop
 		}
+		var pid producerID
+		if s.idempotent && pl.batchSeq < 0 {
+			var ok bool
+			if pid, ok = s.producerID(now); !ok {
+				continue // the same
+			}
+		}
 		if len(pl.batch) == 0 {
 			pl.fill(s.maxBytes)
+		}
+		if s.idempotent && pl.batchSeq < 0 {
+			pl.number(pid)
 		}
 		s.ready[leader] = append(s.ready[leader], pl)
 	}
 	for b, pls := range s.ready {
 		delete(s.ready, b)
-		req, err := s.request(pls)
-		if err != nil {
-			for _, pl := range pls {
-				s.failed(pl, err, now)
-				s.later(pl.retryAt)
-			}
-			continue
-		}
+		req := s.request(pls)
 		for _, pl := range pls {
 			pl.sent = true
 		}
@@ -680,10 +731,19 @@ func tooLarge(err error) bool {
 // batchOverhead is a record batch's header (61 bytes) with room to spare.
 const batchOverhead = 128
 
-// request builds the ProduceRequest of partitions pls. A batch keeps the
-// producer id and sequence numbers it was first sent with, so that the
-// broker stores a batch sent again once.
-func (s *batchSender) request(pls []*partLine) (*sarama.ProduceRequest, error) {
+// number gives the batch its sequence numbers under pid. A batch keeps
+// them, and its producer id, while it is sent again, so that the broker
+// stores it once.
+func (pl *partLine) number(pid producerID) {
+	if pl.pidGen != pid.gen {
+		pl.seq, pl.pidGen = 0, pid.gen
+	}
+	pl.batchSeq, pl.batchPID = pl.seq, pid
+	pl.seq = nextSequence(pl.seq, len(pl.batch))
+}
+
+// request builds the ProduceRequest of partitions pls.
+func (s *batchSender) request(pls []*partLine) *sarama.ProduceRequest {
 	req := &sarama.ProduceRequest{
 		RequiredAcks: s.acks,
 		Timeout:      int32(s.timeout / time.Millisecond),
@@ -702,17 +762,6 @@ func (s *batchSender) request(pls []*partLine) (*sarama.ProduceRequest, error) {
 			Records:          make([]*sarama.Record, len(pl.batch)),
 		}
 		if s.idempotent {
-			if pl.batchSeq < 0 {
-				pid, err := s.producerID(0)
-				if err != nil {
-					return nil, err
-				}
-				if pl.pidGen != pid.gen {
-					pl.seq, pl.pidGen = 0, pid.gen
-				}
-				pl.batchSeq, pl.batchPID = pl.seq, pid
-				pl.seq = nextSequence(pl.seq, len(pl.batch))
-			}
 			rb.ProducerID, rb.ProducerEpoch, rb.FirstSequence = pl.batchPID.id, pl.batchPID.epoch, pl.batchSeq
 		}
 		maxTS := rb.FirstTimestamp
@@ -733,7 +782,7 @@ func (s *batchSender) request(pls []*partLine) (*sarama.ProduceRequest, error) {
 		rb.MaxTimestamp = maxTS
 		req.AddBatch(pl.topic, pl.id, rb)
 	}
-	return req, nil
+	return req
 }
 
 // nextSequence is the sequence number after n records from seq: Kafka's
@@ -827,11 +876,13 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 	}
 	var kerr sarama.KError
 	if errors.As(err, &kerr) && (kerr == sarama.ErrOutOfOrderSequenceNumber || kerr == sarama.ErrUnknownProducerID || kerr == sarama.ErrInvalidProducerEpoch) {
-		// The brokers lost this producer's state: a new producer id, and
-		// the batch is numbered afresh under it.
-		if _, perr := s.producerID(pl.batchPID.gen); perr == nil {
-			pl.batchSeq = -1
+		// The brokers lost this producer's state: a new producer id (once
+		// for the batches the old one numbered), and the batch is numbered
+		// afresh under it.
+		if pl.batchPID.gen == s.pid.gen {
+			s.pidStale = true
 		}
+		pl.batchSeq = -1
 	}
 	pl.leader = nil // looked up again
 	pl.retries++
