@@ -366,7 +366,8 @@ type partLine struct {
 	pidGen   int   // the producer id seq counts under
 	batchSeq int32 // batch's first sequence number; -1: not numbered yet
 	batchPID producerID
-	maxBatch int // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
+	maxBatch int       // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
+	growAt   time.Time // maxBatch doubles again, at a batch stored, no sooner
 	// uncertain: an attempt of the batch ended without a definite answer
 	// (a lost connection, a retriable error), so the broker may have
 	// stored it. Its sequence numbers are then never given to another
@@ -723,6 +724,33 @@ func (pl *partLine) rollBack() {
 	pl.uncertain = false
 }
 
+// batchRegrow is how often a partition's batch limit, halved after the
+// broker refused a batch as too large, may double again: the topic's
+// max.message.bytes may have been raised since; if not, a batch is
+// refused and halved again, at most once in this time.
+const batchRegrow = time.Second
+
+// grow doubles the batch limit set at a refusal as too large, back to
+// maxBytes, when the batch stored was held to it (more than half its
+// size: smaller ones say nothing about the topic's limit), at most once
+// every batchRegrow.
+func (pl *partLine) grow(now time.Time, maxBytes int) {
+	if pl.maxBatch == 0 || now.Before(pl.growAt) {
+		return
+	}
+	size := 0
+	for _, o := range pl.batch {
+		size += o.size
+	}
+	if size <= pl.maxBatch/2 {
+		return
+	}
+	if pl.maxBatch *= 2; pl.maxBatch >= maxBytes {
+		pl.maxBatch = 0
+	}
+	pl.growAt = now.Add(batchRegrow)
+}
+
 // tooLarge reports a refusal of a batch for its size.
 func tooLarge(err error) bool {
 	return errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrMessageSetSizeTooLarge)
@@ -811,6 +839,7 @@ func (s *batchSender) handle(r *produceResult) {
 	for i, pl := range r.parts {
 		pl.sent = false
 		if r.errs[i] == nil {
+			pl.grow(now, s.maxBytes)
 			s.finish(pl, nil)
 			continue
 		}
@@ -865,7 +894,7 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 		for _, o := range pl.batch {
 			size += o.size
 		}
-		pl.maxBatch = max(size/2, 1)
+		pl.maxBatch, pl.growAt = max(size/2, 1), now.Add(batchRegrow)
 		pl.unfill()
 		return
 	}
