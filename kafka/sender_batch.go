@@ -669,7 +669,7 @@ func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, bool, error) {
 		go func() {
 			b, err := s.client.Leader(pl.topic, pl.id)
 			if err != nil {
-				b, err = nil, classify(pl.topic, fmt.Errorf("partition %d: leader: %w", pl.id, err), s.topics.confirmAbsent)
+				b, err = nil, classify(pl.topic, s.lacksPartition(pl.topicPartition, fmt.Errorf("partition %d: leader: %w", pl.id, err)), s.topics.confirmAbsent)
 			}
 			select {
 			case s.leaders <- &leaderResult{pl: pl, leader: b, err: err}:
@@ -678,6 +678,24 @@ func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, bool, error) {
 		}()
 	}
 	return nil, false, nil
+}
+
+// lacksPartition returns err, tp's failed leader lookup, or, when
+// the topic's metadata (which the lookup has just refreshed) has fewer
+// partitions, sarama.ErrInvalidPartition: a partition fixed by a rule
+// that Produce could not check (no metadata then) or checked on stale
+// metadata (the topic re-created with fewer partitions) fails for good;
+// the brokers' UNKNOWN_TOPIC_OR_PARTITION for it, the topic existing,
+// would be retried for as long as the process runs.
+func (s *batchSender) lacksPartition(tp topicPartition, err error) error {
+	if !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return err
+	}
+	ps, perr := s.client.Partitions(tp.topic)
+	if perr != nil || len(ps) == 0 || tp.id < int32(len(ps)) {
+		return err
+	}
+	return fmt.Errorf("partition %d does not exist; the topic has %d: %w", tp.id, len(ps), sarama.ErrInvalidPartition)
 }
 
 // fill makes the records waiting the partition's next batch, up to
