@@ -26,14 +26,18 @@ import (
 //
 // A batch that fails for good (a permanent error, classify) fails every
 // record in it; they go to the error action and the records behind them
-// follow. The idempotent producer (kafka.idempotent) is ours too: a
+// follow. A batch refused for its size or for a record in it goes back
+// instead and travels in halves, so that only a record at fault fails
+// (failed). The idempotent producer (kafka.idempotent) is ours too: a
 // producer id from the brokers, a sequence per partition, so that a batch
 // sent again after a lost answer is stored once.
 //
 // One goroutine (run) owns the partitions' lines and sends, to each
 // broker, one request at a time carrying every batch ready for it, as
 // sarama's idempotent producer does; a request goes out on a goroutine of
-// its own and hands its answer back to the loop.
+// its own and hands its answer back to the loop, as the lookups of
+// leaders, partition counts and the producer id do. Shutdown fails the
+// records left at its deadline itself, whatever the loop is doing.
 type batchSender struct {
 	client     sarama.Client // its own: bounded metadata retries, several requests per connection
 	acks       sarama.RequiredAcks
@@ -368,6 +372,12 @@ type partLine struct {
 	batchPID producerID
 	maxBatch int       // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
 	growAt   time.Time // maxBatch doubles again, at a batch stored, no sooner
+	// suspects: how many records at the head of the line came back from a
+	// batch refused for a record in it (refusedRecord); they travel in
+	// batches of at most split records, halved at each such refusal, until
+	// the record refused is alone.
+	suspects int
+	split    int
 	// uncertain: an attempt of the batch ended without a definite answer
 	// (a lost connection, a retriable error), so the broker may have
 	// stored it. Its sequence numbers are then never given to another
@@ -619,7 +629,7 @@ func (s *batchSender) sendReady(now time.Time) {
 		if s.idempotent && pl.batchSeq < 0 {
 			var ok bool
 			if pid, ok = s.producerID(now); !ok {
-				continue // the same
+				continue // its records keep gathering; the lookup's answer wakes the loop
 			}
 		}
 		if len(pl.batch) == 0 {
@@ -706,6 +716,9 @@ func (pl *partLine) fill(maxBytes int) {
 	}
 	n, size := 0, 0
 	for _, o := range pl.waiting {
+		if pl.suspects > 0 && n == pl.split {
+			break
+		}
 		sz := o.size
 		if n > 0 && size+sz > maxBytes-batchOverhead {
 			break
@@ -740,6 +753,14 @@ func (pl *partLine) rollBack() {
 		pl.seq = pl.batchSeq
 	}
 	pl.uncertain = false
+}
+
+// refusedRecord reports a refusal of a batch for a record in it:
+// INVALID_RECORD (a compacted topic and no key, say; permanent) or
+// CORRUPT_MESSAGE (retriable, section 7 of docs/reliability.md). The
+// broker stored none of the batch.
+func refusedRecord(err error) bool {
+	return errors.Is(err, sarama.ErrInvalidRecord) || errors.Is(err, sarama.ErrInvalidMessage)
 }
 
 // batchRegrow is how often a partition's batch limit, halved after the
@@ -861,7 +882,7 @@ func (s *batchSender) handle(r *produceResult) {
 			s.finish(pl, nil)
 			continue
 		}
-		if !isPermanent(r.errs[i]) {
+		if !isPermanent(r.errs[i]) && !refusedRecord(r.errs[i]) {
 			pl.uncertain = true
 		}
 		s.failed(pl, r.errs[i], now)
@@ -888,6 +909,8 @@ func (s *batchSender) partitionErr(pl *partLine, resp *sarama.ProduceResponse, e
 // finish completes the partition's batch with err (nil: Kafka has it) and
 // empties it for the next.
 func (s *batchSender) finish(pl *partLine, err error) {
+	pl.suspects = max(pl.suspects-len(pl.batch), 0)
+	pl.split = pl.suspects // the rest of the records refused together
 	for i, o := range pl.batch {
 		s.complete(o, err)
 		pl.batch[i] = nil
@@ -903,7 +926,8 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 	if len(pl.batch) == 0 {
 		return
 	}
-	if len(pl.batch) > 1 && tooLarge(err) {
+	switch {
+	case len(pl.batch) > 1 && tooLarge(err):
 		// The topic takes smaller batches than kafka.max_message_bytes
 		// (its max.message.bytes): the records go back, in order, and
 		// travel in batches of half the size, down to one record, which
@@ -913,6 +937,13 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 			size += o.size
 		}
 		pl.maxBatch, pl.growAt = max(size/2, 1), now.Add(batchRegrow)
+		pl.unfill()
+		return
+	case len(pl.batch) > 1 && refusedRecord(err):
+		// The broker takes a batch whole or not at all: the records go
+		// back, in order, and travel in halves, down to the record refused,
+		// which alone meets the error; the others are stored.
+		pl.suspects, pl.split = max(pl.suspects, len(pl.batch)), len(pl.batch)/2
 		pl.unfill()
 		return
 	}
