@@ -26,14 +26,18 @@ import (
 //
 // A batch that fails for good (a permanent error, classify) fails every
 // record in it; they go to the error action and the records behind them
-// follow. The idempotent producer (kafka.idempotent) is ours too: a
+// follow. A batch refused for its size or for a record in it goes back
+// instead and travels in halves, so that only a record at fault fails
+// (failed). The idempotent producer (kafka.idempotent) is ours too: a
 // producer id from the brokers, a sequence per partition, so that a batch
 // sent again after a lost answer is stored once.
 //
 // One goroutine (run) owns the partitions' lines and sends, to each
 // broker, one request at a time carrying every batch ready for it, as
 // sarama's idempotent producer does; a request goes out on a goroutine of
-// its own and hands its answer back to the loop.
+// its own and hands its answer back to the loop, as the lookups of
+// leaders, partition counts and the producer id do. Shutdown fails the
+// records left at its deadline itself, whatever the loop is doing.
 type batchSender struct {
 	client     sarama.Client // its own: bounded metadata retries, several requests per connection
 	acks       sarama.RequiredAcks
@@ -53,23 +57,26 @@ type batchSender struct {
 	mu    sync.Mutex
 	queue []*outgoing // taken by send, in order, not placed yet
 	spare []*outgoing // the previous queue's array, for the next swap
-	wake  chan struct{}
+	// live holds every record taken and not completed: a record completes
+	// only by leaving it, so once, whether the loop or shutdown (which
+	// fails what is left at its deadline, whatever the loop is doing)
+	// completes it.
+	live map[*outgoing]struct{}
+	wake chan struct{}
 
-	pidMu sync.Mutex
-	pid   producerID
-
-	taken   atomic.Int64 // records taken by send and not completed
-	aborted atomic.Pointer[error]
-	quit    chan struct{} // closed at shutdown: the loop ends once idle (or aborted)
+	aborted atomic.Bool   // shutdown failed the records left: nothing more is sent
+	quit    chan struct{} // closed at shutdown: the loop ends
 	done    chan struct{} // closed when the loop has ended: answers go nowhere
 
 	retried    atomic.Int64 // batches sent again after a retriable error
 	retriedLog sampledLog
+	pidLog     sampledLog
 
 	// The loop's own.
 	results  chan *produceResult
 	leaders  chan *leaderResult
 	counts   chan *countResult
+	pids     chan *pidResult
 	timer    *time.Timer // fires at next
 	next     time.Time   // the earliest linger or back-off deadline of this round
 	parts    map[topicPartition]*partLine
@@ -79,6 +86,14 @@ type batchSender struct {
 	ready    map[*sarama.Broker][]*partLine
 	inflight int         // requests in flight
 	refresh  atomic.Bool // a metadata refresh is running
+	// The idempotent identity new batches are numbered under, looked up
+	// on a goroutine (sarama's InitProducerID waits for the brokers, a
+	// dial and a read timeout at a time, which must not hold up the loop).
+	pid       producerID
+	pidStale  bool      // the brokers refused pid: a new one is needed
+	pidLookup bool      // a lookup is running
+	pidAt     time.Time // a failed lookup is tried again no sooner
+	pidFails  int       // lookups failed in a row
 }
 
 // topicPartition names a partition.
@@ -107,6 +122,13 @@ type producerID struct {
 	id    int64
 	epoch int16
 	gen   int
+}
+
+// pidResult is a producer id lookup's answer.
+type pidResult struct {
+	id    int64
+	epoch int16
+	err   error
 }
 
 // newBatchSender connects its own client (sc, changed as it needs) for p
@@ -146,12 +168,14 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		topics:     p.topics,
 		obs:        p.obs,
 		log:        p.log,
+		live:       map[*outgoing]struct{}{},
 		wake:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		results:    make(chan *produceResult),
 		leaders:    make(chan *leaderResult),
 		counts:     make(chan *countResult),
+		pids:       make(chan *pidResult),
 		timer:      time.NewTimer(time.Hour),
 		parts:      map[topicPartition]*partLine{},
 		parters:    map[string]sarama.Partitioner{},
@@ -183,8 +207,8 @@ func produceVersion(v sarama.KafkaVersion) (int16, error) {
 }
 
 func (s *batchSender) send(_ context.Context, o *outgoing) error {
-	s.taken.Add(1)
 	s.mu.Lock()
+	s.live[o] = struct{}{}
 	s.queue = append(s.queue, o)
 	s.mu.Unlock()
 	select {
@@ -194,41 +218,88 @@ func (s *batchSender) send(_ context.Context, o *outgoing) error {
 	return nil
 }
 
-// complete reports o's result.
+// complete reports o's result, unless o has completed already (shutdown
+// failed it).
 func (s *batchSender) complete(o *outgoing, err error) {
+	s.mu.Lock()
+	_, live := s.live[o]
+	delete(s.live, o)
+	s.mu.Unlock()
+	if !live {
+		return
+	}
 	if err == nil {
 		s.obs.Produced(o.msg.Topic, time.Since(o.pd.start))
 	}
-	s.taken.Add(-1)
 	o.pd.complete(err)
 }
 
-// abortErr is the error records fail with once shutdown gave up on them;
-// nil while the sender runs.
-func (s *batchSender) abortErr() error {
-	if e := s.aborted.Load(); e != nil {
-		return *e
-	}
-	return nil
+// idle reports whether every record taken has completed.
+func (s *batchSender) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live) == 0
 }
 
-// producerID returns the current idempotent identity, asking the brokers
-// for one when there is none (or the one of generation bad was refused).
-func (s *batchSender) producerID(bad int) (producerID, error) {
-	s.pidMu.Lock()
-	defer s.pidMu.Unlock()
-	if s.pid.gen != 0 && s.pid.gen != bad {
-		return s.pid, nil
+// failLive fails, with err, every record taken and not completed.
+func (s *batchSender) failLive(err error) {
+	s.mu.Lock()
+	left := s.live
+	s.live = map[*outgoing]struct{}{}
+	s.mu.Unlock()
+	for o := range left {
+		o.pd.complete(err)
 	}
-	resp, err := s.client.InitProducerID()
-	if err == nil && resp.Err != sarama.ErrNoError {
-		err = resp.Err
+}
+
+// producerID returns the identity new batches are numbered under, or
+// false while there is none: it is then looked up off the loop (or after
+// the back-off of a failed lookup), and the answer wakes the loop.
+func (s *batchSender) producerID(now time.Time) (producerID, bool) {
+	if s.pid.gen != 0 && !s.pidStale {
+		return s.pid, true
 	}
-	if err != nil {
-		return producerID{}, fmt.Errorf("kafka: get an idempotent producer id: %w", err)
+	switch {
+	case s.pidLookup:
+	case now.Before(s.pidAt):
+		s.later(s.pidAt)
+	default:
+		s.pidLookup = true
+		go func() {
+			r := &pidResult{}
+			resp, err := s.client.InitProducerID()
+			if err == nil && resp.Err != sarama.ErrNoError {
+				err = resp.Err
+			}
+			if err != nil {
+				r.err = fmt.Errorf("kafka: get an idempotent producer id: %w", err)
+			} else {
+				r.id, r.epoch = resp.ProducerID, resp.ProducerEpoch
+			}
+			select {
+			case s.pids <- r:
+			case <-s.done:
+			}
+		}()
 	}
-	s.pid = producerID{id: resp.ProducerID, epoch: resp.ProducerEpoch, gen: s.pid.gen + 1}
-	return s.pid, nil
+	return producerID{}, false
+}
+
+// gotPID takes a producer id lookup's answer: the new identity, or a
+// back-off before the next lookup.
+func (s *batchSender) gotPID(r *pidResult, now time.Time) {
+	s.pidLookup = false
+	if r.err != nil {
+		s.pidFails++
+		s.pidAt = now.Add(retryBackoff(s.pidFails))
+		if s.pidLog.due() {
+			s.log.Warn("kafka: the brokers gave no idempotent producer id; asking again, the records wait in order",
+				zap.Int("failed_lookups", s.pidFails), zap.Error(r.err))
+		}
+		return
+	}
+	s.pid = producerID{id: r.id, epoch: r.epoch, gen: s.pid.gen + 1}
+	s.pidStale, s.pidFails = false, 0
 }
 
 // noteRetry logs, at most every sampledLogEvery, that batches are being
@@ -243,38 +314,46 @@ func (s *batchSender) noteRetry(topic string, partition int32, err error) {
 		zap.Int64("batches_retried_total", n), zap.Error(err))
 }
 
+// shutdown lets the records taken complete until ctx ends; then it fails
+// the ones left itself, at once: the loop may be in a call to a broker
+// that does not answer. It returns within abortGrace of that: a loop (or
+// a connection, whose Close waits for the answers to the requests on it)
+// that has not ended by then ends in the background.
 func (s *batchSender) shutdown(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var err error
 wait:
-	for s.taken.Load() > 0 {
+	for !s.idle() {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
 			abort := fmt.Errorf("kafka producer shut down before the record was stored: %w", ErrClosed)
-			s.aborted.Store(&abort)
+			s.aborted.Store(true)
+			s.failLive(abort)
 			err = fmt.Errorf("kafka: records still in flight at the shutdown deadline were failed: %w", ctx.Err())
 			break wait
 		}
 	}
 	close(s.quit)
-	<-s.done
-	if err == nil {
-		return s.client.Close()
-	}
-	// A request the brokers never answer keeps sarama's connection (and
-	// its Close) waiting: its records have failed already, and the
-	// connections close in the background.
+	// Closing the client also cuts short a call the loop or a lookup is in.
 	closed := make(chan error, 1)
 	go func() { closed <- s.client.Close() }()
+	grace := time.NewTimer(abortGrace)
+	defer grace.Stop()
+	select {
+	case <-s.done:
+	case <-grace.C:
+		s.log.Warn("kafka: the batch sender's loop is still in a call after shutdown; its records have failed, it ends when the call returns")
+		return err
+	}
 	select {
 	case cerr := <-closed:
-		err = errors.Join(err, cerr)
-	case <-time.After(abortGrace):
-		s.log.Warn("kafka: a broker connection is still closing after the shutdown deadline")
+		return errors.Join(err, cerr)
+	case <-grace.C:
+		s.log.Warn("kafka: a broker connection is still closing after shutdown")
+		return err
 	}
-	return err
 }
 
 // partLine is one partition's records: the batch in flight (or waiting to
@@ -291,7 +370,14 @@ type partLine struct {
 	pidGen   int   // the producer id seq counts under
 	batchSeq int32 // batch's first sequence number; -1: not numbered yet
 	batchPID producerID
-	maxBatch int // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
+	maxBatch int       // bytes, once the broker refused a batch as too large; 0: kafka.max_message_bytes
+	growAt   time.Time // maxBatch doubles again, at a batch stored, no sooner
+	// suspects: how many records at the head of the line came back from a
+	// batch refused for a record in it (refusedRecord); they travel in
+	// batches of at most split records, halved at each such refusal, until
+	// the record refused is alone.
+	suspects int
+	split    int
 	// uncertain: an attempt of the batch ended without a definite answer
 	// (a lost connection, a retriable error), so the broker may have
 	// stored it. Its sequence numbers are then never given to another
@@ -328,11 +414,10 @@ func (s *batchSender) run() {
 		now := time.Now()
 		s.next = time.Time{}
 		s.place(now)
-		if s.abortErr() != nil {
-			// Shutdown gave up: every record fails now, the ones in
+		if s.aborted.Load() {
+			// Shutdown gave up and failed every record, the ones in
 			// requests without an answer too (none was acknowledged to
 			// anybody; a late answer goes nowhere).
-			s.failAll()
 			return
 		}
 		s.sendReady(now)
@@ -347,14 +432,14 @@ func (s *batchSender) run() {
 			lr.pl.lookup, lr.pl.leader, lr.pl.leaderErr = false, lr.leader, lr.err
 		case cr := <-s.counts:
 			s.counted(cr, time.Now())
+		case r := <-s.pids:
+			s.gotPID(r, time.Now())
 		case <-s.timer.C:
 		case <-s.quit:
 			// shutdown closes quit once every record taken has completed
 			// (nothing is left here, no request is in flight: a request
-			// holds records) or after it gave up (failAll above).
-			if s.abortErr() == nil {
-				return
-			}
+			// holds records) or after it failed the ones left.
+			return
 		}
 	}
 }
@@ -540,21 +625,24 @@ func (s *batchSender) sendReady(now time.Time) {
 		if s.busy[leader.ID()] {
 			continue // its records keep gathering; the answer wakes the loop
 		}
+		var pid producerID
+		if s.idempotent && pl.batchSeq < 0 {
+			var ok bool
+			if pid, ok = s.producerID(now); !ok {
+				continue // its records keep gathering; the lookup's answer wakes the loop
+			}
+		}
 		if len(pl.batch) == 0 {
 			pl.fill(s.maxBytes)
+		}
+		if s.idempotent && pl.batchSeq < 0 {
+			pl.number(pid)
 		}
 		s.ready[leader] = append(s.ready[leader], pl)
 	}
 	for b, pls := range s.ready {
 		delete(s.ready, b)
-		req, err := s.request(pls)
-		if err != nil {
-			for _, pl := range pls {
-				s.failed(pl, err, now)
-				s.later(pl.retryAt)
-			}
-			continue
-		}
+		req := s.request(pls)
 		for _, pl := range pls {
 			pl.sent = true
 		}
@@ -591,7 +679,7 @@ func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, bool, error) {
 		go func() {
 			b, err := s.client.Leader(pl.topic, pl.id)
 			if err != nil {
-				b, err = nil, classify(pl.topic, fmt.Errorf("partition %d: leader: %w", pl.id, err), s.topics.confirmAbsent)
+				b, err = nil, classify(pl.topic, s.lacksPartition(pl.topicPartition, fmt.Errorf("partition %d: leader: %w", pl.id, err)), s.topics.confirmAbsent)
 			}
 			select {
 			case s.leaders <- &leaderResult{pl: pl, leader: b, err: err}:
@@ -602,6 +690,24 @@ func (s *batchSender) leaderOf(pl *partLine) (*sarama.Broker, bool, error) {
 	return nil, false, nil
 }
 
+// lacksPartition returns err, tp's failed leader lookup, or, when
+// the topic's metadata (which the lookup has just refreshed) has fewer
+// partitions, sarama.ErrInvalidPartition: a partition fixed by a rule
+// that Produce could not check (no metadata then) or checked on stale
+// metadata (the topic re-created with fewer partitions) fails for good;
+// the brokers' UNKNOWN_TOPIC_OR_PARTITION for it, the topic existing,
+// would be retried for as long as the process runs.
+func (s *batchSender) lacksPartition(tp topicPartition, err error) error {
+	if !errors.Is(err, sarama.ErrUnknownTopicOrPartition) {
+		return err
+	}
+	ps, perr := s.client.Partitions(tp.topic)
+	if perr != nil || len(ps) == 0 || tp.id < int32(len(ps)) {
+		return err
+	}
+	return fmt.Errorf("partition %d does not exist; the topic has %d: %w", tp.id, len(ps), sarama.ErrInvalidPartition)
+}
+
 // fill makes the records waiting the partition's next batch, up to
 // maxBytes.
 func (pl *partLine) fill(maxBytes int) {
@@ -610,6 +716,9 @@ func (pl *partLine) fill(maxBytes int) {
 	}
 	n, size := 0, 0
 	for _, o := range pl.waiting {
+		if pl.suspects > 0 && n == pl.split {
+			break
+		}
 		sz := o.size
 		if n > 0 && size+sz > maxBytes-batchOverhead {
 			break
@@ -646,6 +755,41 @@ func (pl *partLine) rollBack() {
 	pl.uncertain = false
 }
 
+// refusedRecord reports a refusal of a batch for a record in it:
+// INVALID_RECORD (a compacted topic and no key, say; permanent) or
+// CORRUPT_MESSAGE (retriable, section 7 of docs/reliability.md). The
+// broker stored none of the batch.
+func refusedRecord(err error) bool {
+	return errors.Is(err, sarama.ErrInvalidRecord) || errors.Is(err, sarama.ErrInvalidMessage)
+}
+
+// batchRegrow is how often a partition's batch limit, halved after the
+// broker refused a batch as too large, may double again: the topic's
+// max.message.bytes may have been raised since; if not, a batch is
+// refused and halved again, at most once in this time.
+const batchRegrow = time.Second
+
+// grow doubles the batch limit set at a refusal as too large, back to
+// maxBytes, when the batch stored was held to it (more than half its
+// size: smaller ones say nothing about the topic's limit), at most once
+// every batchRegrow.
+func (pl *partLine) grow(now time.Time, maxBytes int) {
+	if pl.maxBatch == 0 || now.Before(pl.growAt) {
+		return
+	}
+	size := 0
+	for _, o := range pl.batch {
+		size += o.size
+	}
+	if size <= pl.maxBatch/2 {
+		return
+	}
+	if pl.maxBatch *= 2; pl.maxBatch >= maxBytes {
+		pl.maxBatch = 0
+	}
+	pl.growAt = now.Add(batchRegrow)
+}
+
 // tooLarge reports a refusal of a batch for its size.
 func tooLarge(err error) bool {
 	return errors.Is(err, sarama.ErrMessageSizeTooLarge) || errors.Is(err, sarama.ErrMessageSetSizeTooLarge)
@@ -654,10 +798,19 @@ func tooLarge(err error) bool {
 // batchOverhead is a record batch's header (61 bytes) with room to spare.
 const batchOverhead = 128
 
-// request builds the ProduceRequest of partitions pls. A batch keeps the
-// producer id and sequence numbers it was first sent with, so that the
-// broker stores a batch sent again once.
-func (s *batchSender) request(pls []*partLine) (*sarama.ProduceRequest, error) {
+// number gives the batch its sequence numbers under pid. A batch keeps
+// them, and its producer id, while it is sent again, so that the broker
+// stores it once.
+func (pl *partLine) number(pid producerID) {
+	if pl.pidGen != pid.gen {
+		pl.seq, pl.pidGen = 0, pid.gen
+	}
+	pl.batchSeq, pl.batchPID = pl.seq, pid
+	pl.seq = nextSequence(pl.seq, len(pl.batch))
+}
+
+// request builds the ProduceRequest of partitions pls.
+func (s *batchSender) request(pls []*partLine) *sarama.ProduceRequest {
 	req := &sarama.ProduceRequest{
 		RequiredAcks: s.acks,
 		Timeout:      int32(s.timeout / time.Millisecond),
@@ -676,17 +829,6 @@ func (s *batchSender) request(pls []*partLine) (*sarama.ProduceRequest, error) {
 			Records:          make([]*sarama.Record, len(pl.batch)),
 		}
 		if s.idempotent {
-			if pl.batchSeq < 0 {
-				pid, err := s.producerID(0)
-				if err != nil {
-					return nil, err
-				}
-				if pl.pidGen != pid.gen {
-					pl.seq, pl.pidGen = 0, pid.gen
-				}
-				pl.batchSeq, pl.batchPID = pl.seq, pid
-				pl.seq = nextSequence(pl.seq, len(pl.batch))
-			}
 			rb.ProducerID, rb.ProducerEpoch, rb.FirstSequence = pl.batchPID.id, pl.batchPID.epoch, pl.batchSeq
 		}
 		maxTS := rb.FirstTimestamp
@@ -707,7 +849,7 @@ func (s *batchSender) request(pls []*partLine) (*sarama.ProduceRequest, error) {
 		rb.MaxTimestamp = maxTS
 		req.AddBatch(pl.topic, pl.id, rb)
 	}
-	return req, nil
+	return req
 }
 
 // nextSequence is the sequence number after n records from seq: Kafka's
@@ -736,10 +878,11 @@ func (s *batchSender) handle(r *produceResult) {
 	for i, pl := range r.parts {
 		pl.sent = false
 		if r.errs[i] == nil {
+			pl.grow(now, s.maxBytes)
 			s.finish(pl, nil)
 			continue
 		}
-		if !isPermanent(r.errs[i]) {
+		if !isPermanent(r.errs[i]) && !refusedRecord(r.errs[i]) {
 			pl.uncertain = true
 		}
 		s.failed(pl, r.errs[i], now)
@@ -766,6 +909,8 @@ func (s *batchSender) partitionErr(pl *partLine, resp *sarama.ProduceResponse, e
 // finish completes the partition's batch with err (nil: Kafka has it) and
 // empties it for the next.
 func (s *batchSender) finish(pl *partLine, err error) {
+	pl.suspects = max(pl.suspects-len(pl.batch), 0)
+	pl.split = pl.suspects // the rest of the records refused together
 	for i, o := range pl.batch {
 		s.complete(o, err)
 		pl.batch[i] = nil
@@ -776,13 +921,13 @@ func (s *batchSender) finish(pl *partLine, err error) {
 // failed takes err, as classify returned it, for the partition's batch: a
 // permanent error fails its records (the next batch reuses their sequence
 // numbers: the broker did not take them); a retriable one sends the batch
-// again after a back-off, or, once shutdown gave up, fails it.
+// again after a back-off.
 func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 	if len(pl.batch) == 0 {
 		return
 	}
-	abort := s.abortErr()
-	if abort == nil && len(pl.batch) > 1 && tooLarge(err) {
+	switch {
+	case len(pl.batch) > 1 && tooLarge(err):
 		// The topic takes smaller batches than kafka.max_message_bytes
 		// (its max.message.bytes): the records go back, in order, and
 		// travel in batches of half the size, down to one record, which
@@ -791,25 +936,31 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 		for _, o := range pl.batch {
 			size += o.size
 		}
-		pl.maxBatch = max(size/2, 1)
+		pl.maxBatch, pl.growAt = max(size/2, 1), now.Add(batchRegrow)
+		pl.unfill()
+		return
+	case len(pl.batch) > 1 && refusedRecord(err):
+		// The broker takes a batch whole or not at all: the records go
+		// back, in order, and travel in halves, down to the record refused,
+		// which alone meets the error; the others are stored.
+		pl.suspects, pl.split = max(pl.suspects, len(pl.batch)), len(pl.batch)/2
 		pl.unfill()
 		return
 	}
-	if isPermanent(err) || abort != nil {
-		if abort != nil && !isPermanent(err) {
-			err = abort
-		}
+	if isPermanent(err) {
 		pl.rollBack()
 		s.finish(pl, err)
 		return
 	}
 	var kerr sarama.KError
 	if errors.As(err, &kerr) && (kerr == sarama.ErrOutOfOrderSequenceNumber || kerr == sarama.ErrUnknownProducerID || kerr == sarama.ErrInvalidProducerEpoch) {
-		// The brokers lost this producer's state: a new producer id, and
-		// the batch is numbered afresh under it.
-		if _, perr := s.producerID(pl.batchPID.gen); perr == nil {
-			pl.batchSeq = -1
+		// The brokers lost this producer's state: a new producer id (once
+		// for the batches the old one numbered), and the batch is numbered
+		// afresh under it.
+		if pl.batchPID.gen == s.pid.gen {
+			s.pidStale = true
 		}
+		pl.batchSeq = -1
 	}
 	pl.leader = nil // looked up again
 	pl.retries++
@@ -835,26 +986,4 @@ func (s *batchSender) refreshMetadata() {
 		defer s.refresh.Store(false)
 		_ = s.client.RefreshMetadata()
 	}()
-}
-
-// failAll fails, with the abort error, every record the sender holds.
-func (s *batchSender) failAll() {
-	err := s.abortErr()
-	s.mu.Lock()
-	q := s.queue
-	s.queue = nil
-	s.mu.Unlock()
-	for _, h := range s.held {
-		q = append(h.recs, q...)
-	}
-	clear(s.held)
-	for _, o := range q {
-		s.complete(o, err)
-	}
-	for _, pl := range s.parts {
-		for _, o := range append(pl.batch, pl.waiting...) {
-			s.complete(o, err)
-		}
-		pl.batch, pl.waiting, pl.bytes = nil, nil, 0
-	}
 }

@@ -236,32 +236,42 @@ func TestBatchSenderDeletedTopicFailsItsRecords(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer shutdownSoon(p)
-			res := make(chan error, 1)
-			if err := p.Produce(context.Background(), &router.Record{Topic: gone, Key: []byte("D1"), Partition: partition, Value: []byte("2")},
-				func(err error) { res <- err }); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case err := <-res:
-				var re *RecordError
-				if !errors.As(err, &re) || re.Reason != router.ReasonUnknownTopic {
-					t.Fatalf("record of the deleted topic: %v; want a RecordError %s", err, router.ReasonUnknownTopic)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("a record of the deleted topic did not complete within 5s")
-			}
+			failsWithin5s(t, p, &router.Record{Topic: gone, Key: []byte("D1"), Partition: partition, Value: []byte("2")},
+				router.ReasonUnknownTopic, "a record of the deleted topic")
 		})
+	}
+}
+
+// failsWithin5s produces rec, what the messages call it, and wants it to
+// fail with a RecordError of reason within 5s.
+func failsWithin5s(t *testing.T, p *Producer, rec *router.Record, reason, what string) {
+	t.Helper()
+	res := make(chan error, 1)
+	if err := p.Produce(context.Background(), rec, func(err error) { res <- err }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-res:
+		var re *RecordError
+		if !errors.As(err, &re) || re.Reason != reason {
+			t.Fatalf("%s: %v; want a RecordError %s", what, err, reason)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s did not complete within 5s", what)
 	}
 }
 
 // lossyProxy forwards Kafka connections to a broker and, for the produce
 // requests cut picks, lets the broker handle the request but drops its
-// answer and the connection: a lost answer to a stored batch.
+// answer and the connection: a lost answer to a stored batch. While mute
+// is set it drops every answer and keeps the connections: a broker that
+// takes requests and never answers.
 type lossyProxy struct {
 	ln    net.Listener
 	to    string
 	cut   func() bool
 	drops atomic.Int64
+	mute  atomic.Bool
 }
 
 // startLossyCluster starts an embedded cluster with topic reached only
@@ -322,6 +332,9 @@ func (p *lossyProxy) conn(c net.Conn) {
 			if dropping.Load() {
 				p.drops.Add(1)
 				return
+			}
+			if p.mute.Load() {
+				continue
 			}
 			if _, err := c.Write(frame); err != nil {
 				return
@@ -538,5 +551,39 @@ func TestBatchSenderKeepsSequencesOfABatchThatMayBeStored(t *testing.T) {
 	got := readPartition(t, px.ln.Addr().String(), topic, 0)
 	if !containsValue(got, "3") {
 		t.Fatalf("record 3 was reported stored; the partition holds %q", got)
+	}
+}
+
+// TestBatchSenderFailsRecordsOfAPartitionTheTopicLacks: a record for a
+// fixed partition the topic does not have, which Produce let through on
+// its own metadata (stale here: the topic was deleted and created again
+// with fewer partitions), fails with invalid_partition once the sender's
+// metadata shows the count; before, the brokers'
+// UNKNOWN_TOPIC_OR_PARTITION for it (the topic exists) was retried for as
+// long as the process ran.
+func TestBatchSenderFailsRecordsOfAPartitionTheTopicLacks(t *testing.T) {
+	const topic = "message-log"
+	p, _ := startProducerOf(t, ProducerFleetgate, 4, topic)
+	if err := produceSync(t, p, &router.Record{Topic: topic, Partition: 3, Value: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	adm, err := sarama.NewClusterAdminFromClient(p.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.DeleteTopic(topic); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if ps, err := p.Client().Partitions(topic); err != nil || len(ps) != 4 {
+		t.Fatalf("the producer's metadata has %d partitions (%v); the test needs the 4 from before", len(ps), err)
+	}
+	defer shutdownSoon(p)
+	failsWithin5s(t, p, &router.Record{Topic: topic, Partition: 3, Value: []byte("2")},
+		router.ReasonInvalidPartition, "a record for partition 3 of a topic of 1")
+	if err := produceSync(t, p, &router.Record{Topic: topic, Partition: 0, Value: []byte("3")}); err != nil {
+		t.Fatalf("record for partition 0 after it: %v", err)
 	}
 }
