@@ -38,6 +38,9 @@ func (r *Refusal) Error() string {
 
 // Refused returns the *Refusal in a done callback's err, if there is one.
 func Refused(err error) (*Refusal, bool) {
+	if err == nil {
+		return nil, false // the common case, without the allocation errors.As's target makes
+	}
 	var r *Refusal
 	ok := errors.As(err, &r)
 	return r, ok

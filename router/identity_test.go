@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -240,4 +241,19 @@ func deviceFieldValues(b []byte) []string {
 		}
 	}
 	return out
+}
+
+// TestRefusedOfNilAllocatesNothing: a transport asks Refused of every
+// message's outcome, stored ones (nil) included.
+func TestRefusedOfNilAllocatesNothing(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok := Refused(nil); ok {
+			t.Fatal("nil is not a refusal")
+		}
+	}); n != 0 {
+		t.Errorf("Refused(nil) allocates %.0f times", n)
+	}
+	if r, ok := Refused(fmt.Errorf("wrapped: %w", &Refusal{Reason: ReasonIdentityMismatch})); !ok || r.Reason != ReasonIdentityMismatch {
+		t.Errorf("Refused of a wrapped refusal = %v, %v", r, ok)
+	}
 }
