@@ -10,6 +10,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"go.uber.org/zap"
+
+	"github.com/fleetgate/fleetgate/router"
 )
 
 // batchSender is fleetgate's own produce path (kafka.producer: fleetgate),
@@ -763,6 +765,12 @@ func refusedRecord(err error) bool {
 	return errors.Is(err, sarama.ErrInvalidRecord) || errors.Is(err, sarama.ErrInvalidMessage)
 }
 
+// corruptAttempts is how many times in a row a batch of one record may be
+// refused as corrupt (CORRUPT_MESSAGE, retriable: a CRC mismatch is damage
+// in transit) before the record fails with invalid_record: with the retry
+// back-off, about 6 s of refusals.
+const corruptAttempts = 10
+
 // batchRegrow is how often a partition's batch limit, halved after the
 // broker refused a batch as too large, may double again: the topic's
 // max.message.bytes may have been raised since; if not, a batch is
@@ -946,6 +954,13 @@ func (s *batchSender) failed(pl *partLine, err error, now time.Time) {
 		pl.suspects, pl.split = max(pl.suspects, len(pl.batch)), len(pl.batch)/2
 		pl.unfill()
 		return
+	}
+	if len(pl.batch) == 1 && errors.Is(err, sarama.ErrInvalidMessage) && pl.retries+1 >= corruptAttempts {
+		// One record, refused as corrupt attempt after attempt for seconds:
+		// not damage in transit, which a resend cures, but the record
+		// itself. It goes to the error action rather than hold every later
+		// record of its partition, other devices' too, for ever.
+		err = &RecordError{Topic: pl.topic, Reason: router.ReasonInvalidRecord, Err: err}
 	}
 	if isPermanent(err) {
 		pl.rollBack()
