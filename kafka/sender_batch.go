@@ -220,20 +220,26 @@ func (s *batchSender) send(_ context.Context, o *outgoing) error {
 	return nil
 }
 
-// complete reports o's result, unless o has completed already (shutdown
-// failed it).
-func (s *batchSender) complete(o *outgoing, err error) {
+// complete reports err as the result of each of recs that has not
+// completed already (shutdown failed it), taking them out of live under one
+// lock. It reorders recs, which the caller empties after.
+func (s *batchSender) complete(recs []*outgoing, err error) {
+	n := 0
 	s.mu.Lock()
-	_, live := s.live[o]
-	delete(s.live, o)
+	for _, o := range recs {
+		if _, live := s.live[o]; live {
+			delete(s.live, o)
+			recs[n] = o
+			n++
+		}
+	}
 	s.mu.Unlock()
-	if !live {
-		return
+	for _, o := range recs[:n] {
+		if err == nil {
+			s.obs.Produced(o.msg.Topic, time.Since(o.pd.start))
+		}
+		o.pd.complete(err)
 	}
-	if err == nil {
-		s.obs.Produced(o.msg.Topic, time.Since(o.pd.start))
-	}
-	o.pd.complete(err)
 }
 
 // idle reports whether every record taken has completed.
@@ -527,9 +533,7 @@ func (s *batchSender) counted(cr *countResult, now time.Time) {
 	h.lookup = false
 	if isPermanent(cr.err) {
 		delete(s.held, cr.topic)
-		for _, o := range h.recs {
-			s.complete(o, cr.err)
-		}
+		s.complete(h.recs, cr.err)
 		return
 	}
 	if cr.err != nil {
@@ -919,10 +923,8 @@ func (s *batchSender) partitionErr(pl *partLine, resp *sarama.ProduceResponse, e
 func (s *batchSender) finish(pl *partLine, err error) {
 	pl.suspects = max(pl.suspects-len(pl.batch), 0)
 	pl.split = pl.suspects // the rest of the records refused together
-	for i, o := range pl.batch {
-		s.complete(o, err)
-		pl.batch[i] = nil
-	}
+	s.complete(pl.batch, err)
+	clear(pl.batch)
 	pl.batch, pl.retries, pl.batchSeq, pl.uncertain = pl.batch[:0], 0, -1, false
 }
 

@@ -171,10 +171,7 @@ func slowestRecord(t *testing.T, p *Producer, topic string, partition int32) tim
 func TestBatchSenderTopicWithoutPartitionsDoesNotStallOthers(t *testing.T) {
 	const topic, fresh = "message-log", "message-new"
 	p, emb := startProducerOf(t, ProducerFleetgate, 1, topic)
-	adm, err := sarama.NewClusterAdminFromClient(p.Client())
-	if err != nil {
-		t.Fatal(err)
-	}
+	adm := testAdmin(t, p)
 	if err := adm.CreateTopic(fresh, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false); err != nil {
 		t.Fatal(err)
 	}
@@ -223,10 +220,7 @@ func TestBatchSenderDeletedTopicFailsItsRecords(t *testing.T) {
 			if err := produceSync(t, p, &router.Record{Topic: gone, Key: []byte("D1"), Partition: partition, Value: []byte("1")}); err != nil {
 				t.Fatal(err)
 			}
-			adm, err := sarama.NewClusterAdminFromClient(p.Client())
-			if err != nil {
-				t.Fatal(err)
-			}
+			adm := testAdmin(t, p)
 			if err := adm.DeleteTopic(gone); err != nil {
 				t.Fatal(err)
 			}
@@ -567,10 +561,7 @@ func TestBatchSenderFailsRecordsOfAPartitionTheTopicLacks(t *testing.T) {
 	if err := produceSync(t, p, &router.Record{Topic: topic, Partition: 3, Value: []byte("1")}); err != nil {
 		t.Fatal(err)
 	}
-	adm, err := sarama.NewClusterAdminFromClient(p.Client())
-	if err != nil {
-		t.Fatal(err)
-	}
+	adm := testAdmin(t, p)
 	if err := adm.DeleteTopic(topic); err != nil {
 		t.Fatal(err)
 	}
@@ -586,4 +577,14 @@ func TestBatchSenderFailsRecordsOfAPartitionTheTopicLacks(t *testing.T) {
 	if err := produceSync(t, p, &router.Record{Topic: topic, Partition: 0, Value: []byte("3")}); err != nil {
 		t.Fatalf("record for partition 0 after it: %v", err)
 	}
+}
+
+// testAdmin is an admin client over p's connections to the brokers.
+func testAdmin(t *testing.T, p *Producer) sarama.ClusterAdmin {
+	t.Helper()
+	adm, err := sarama.NewClusterAdminFromClient(p.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return adm
 }
