@@ -258,6 +258,9 @@ type Summary struct {
 	// the whole run, connecting included: a benchmark sets it beside the
 	// broker's, as the two share the machine.
 	CPUS float64 `json:"cpu_s"`
+	// GCCycles is how many collections the load tool ran while the clock
+	// ran (--gc-headroom-mib), or -1 when it ran Go's default collector.
+	GCCycles int64 `json:"gc_cycles"`
 }
 
 // summarize turns the counters into a summary. elapsed is the time from the
@@ -286,8 +289,12 @@ func (s *sourceStats) summarize(elapsed time.Duration) *SourceSummary {
 
 // writeText prints the summary for people.
 func (sum *Summary) writeText(w io.Writer) {
-	fmt.Fprintf(w, "fleetsim run %s: %.1f s (clock start to last ack), %d records acked, %.0f records/s, load tool CPU %.1f s\n",
-		sum.Run, sum.ElapsedS, sum.Records, sum.RecordsPerS, sum.CPUS)
+	gc := "Go's default collector"
+	if sum.GCCycles >= 0 {
+		gc = fmt.Sprintf("%d collections while the clock ran", sum.GCCycles)
+	}
+	fmt.Fprintf(w, "fleetsim run %s: %.1f s (clock start to last ack), %d records acked, %.0f records/s, load tool CPU %.1f s, %s\n",
+		sum.Run, sum.ElapsedS, sum.Records, sum.RecordsPerS, sum.CPUS, gc)
 	for _, src := range []struct {
 		name string
 		s    *SourceSummary
