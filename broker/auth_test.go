@@ -18,14 +18,13 @@ import (
 
 // connectOpts is one CONNECT of a test.
 type connectOpts struct {
-	version        byte // default 4
-	clientID       string
-	user, pass     string
-	noClean        bool
-	willTopic      string
-	dial           func() (net.Conn, error) // default plain TCP to addr
-	expectAccepted bool
-	authMethod     string // MQTT 5 authentication method property
+	version    byte // default 4
+	clientID   string
+	user, pass string
+	noClean    bool
+	willTopic  string
+	dial       func() (net.Conn, error) // default plain TCP to addr
+	authMethod string                   // MQTT 5 authentication method property
 }
 
 // connectRaw sends CONNECT and returns the client and the CONNACK's reason
