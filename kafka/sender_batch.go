@@ -75,14 +75,18 @@ type batchSender struct {
 	pidLog     sampledLog
 
 	// The loop's own.
-	results  chan *produceResult
-	leaders  chan *leaderResult
-	counts   chan *countResult
-	pids     chan *pidResult
-	timer    *time.Timer // fires at next
-	next     time.Time   // the earliest linger or back-off deadline of this round
-	parts    map[topicPartition]*partLine
-	parters  map[string]sarama.Partitioner
+	results chan *produceResult
+	leaders chan *leaderResult
+	counts  chan *countResult
+	pids    chan *pidResult
+	timer   *time.Timer // fires at next
+	next    time.Time   // the earliest linger or back-off deadline of this round
+	parts   map[topicPartition]*partLine
+	parters map[string]*topicParts // topics whose partition count is known
+	// countsAt is when the loop next re-reads the known topics' partition
+	// counts from the client's metadata, off the loop (recount).
+	countsAt time.Time
+	counting bool                  // a recount is running
 	held     map[string]*heldTopic // records of topics whose partitions are not known yet
 	busy     map[int32]bool        // brokers with a request in flight, by id
 	ready    map[*sarama.Broker][]*partLine
@@ -112,11 +116,27 @@ type heldTopic struct {
 	lookup bool // its partitions are being looked up off the loop
 }
 
-// countResult is a partition lookup's answer for a held topic.
+// topicParts is what the loop knows of a topic's partitions: it places
+// keyed records by this count, not by asking the client for every record
+// (the client asks the brokers, with retries, when its metadata lacks the
+// topic, which must not hold up the loop).
+type topicParts struct {
+	parter sarama.Partitioner
+	n      int32
+}
+
+// countResult is a partition lookup's answer for a held topic (topic),
+// or a recount of the known topics (all).
 type countResult struct {
 	topic string
+	n     int32
 	err   error
+	all   map[string]int32
 }
+
+// recountEvery is how often the loop takes the known topics' partition
+// counts from the client's metadata again (partitions added to a topic).
+const recountEvery = 5 * time.Second
 
 // producerID is the idempotent producer's identity from InitProducerID;
 // gen counts the identities this sender has had (0: none yet).
@@ -180,7 +200,7 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		pids:       make(chan *pidResult),
 		timer:      time.NewTimer(time.Hour),
 		parts:      map[topicPartition]*partLine{},
-		parters:    map[string]sarama.Partitioner{},
+		parters:    map[string]*topicParts{},
 		held:       map[string]*heldTopic{},
 		busy:       map[int32]bool{},
 		ready:      map[*sarama.Broker][]*partLine{},
@@ -409,7 +429,7 @@ type leaderResult struct {
 
 // produceResult is a request's answer for the partitions it carried.
 type produceResult struct {
-	broker *sarama.Broker
+	broker *sarama.Broker // nil: the late verdicts of an earlier result's partitions
 	parts  []*partLine
 	err    error   // the request's
 	errs   []error // each partition's, as classify returned it; nil: stored
@@ -483,6 +503,9 @@ func (s *batchSender) place(now time.Time) {
 	q := s.queue
 	s.queue = s.spare[:0]
 	s.mu.Unlock()
+	if len(q) > 0 {
+		s.recount(now)
+	}
 	for _, o := range q {
 		if h := s.held[o.msg.Topic]; h != nil {
 			h.recs = append(h.recs, o)
@@ -512,12 +535,42 @@ func (s *batchSender) hold(topic string, h *heldTopic, now time.Time) {
 	}
 	h.lookup = true
 	go func() {
-		_, err := s.client.Partitions(topic)
-		if err != nil {
+		ps, err := s.client.Partitions(topic)
+		switch {
+		case err != nil:
 			err = classify(topic, fmt.Errorf("partitions: %w", err), s.topics.confirmAbsent)
+		case len(ps) == 0:
+			err = fmt.Errorf("kafka topic %q: no partitions known yet", topic)
 		}
 		select {
-		case s.counts <- &countResult{topic: topic, err: err}:
+		case s.counts <- &countResult{topic: topic, n: int32(len(ps)), err: err}:
+		case <-s.done:
+		}
+	}()
+}
+
+// recount takes the known topics' partition counts from the client's
+// metadata again, off the loop, at most every recountEvery: a topic that
+// got more partitions spreads its keys over them, as with a client that
+// asks for every record.
+func (s *batchSender) recount(now time.Time) {
+	if s.counting || len(s.parters) == 0 || now.Before(s.countsAt) {
+		return
+	}
+	s.counting, s.countsAt = true, now.Add(recountEvery)
+	topics := make([]string, 0, len(s.parters))
+	for t := range s.parters {
+		topics = append(topics, t)
+	}
+	go func() {
+		all := make(map[string]int32, len(topics))
+		for _, t := range topics {
+			if ps, err := s.client.Partitions(t); err == nil && len(ps) > 0 {
+				all[t] = int32(len(ps))
+			}
+		}
+		select {
+		case s.counts <- &countResult{all: all}:
 		case <-s.done:
 		}
 	}()
@@ -526,6 +579,15 @@ func (s *batchSender) hold(topic string, h *heldTopic, now time.Time) {
 // counted takes a held topic's partition lookup's answer: its records are
 // placed now, or after a back-off, or fail (the topic does not exist).
 func (s *batchSender) counted(cr *countResult, now time.Time) {
+	if cr.all != nil {
+		s.counting = false
+		for t, n := range cr.all {
+			if tp := s.parters[t]; tp != nil {
+				tp.n = n
+			}
+		}
+		return
+	}
 	h := s.held[cr.topic]
 	if h == nil {
 		return
@@ -541,8 +603,10 @@ func (s *batchSender) counted(cr *countResult, now time.Time) {
 		h.at = now.Add(resendBackoff)
 		return
 	}
-	if s.parters[cr.topic] == nil {
-		s.parters[cr.topic] = s.newPart(cr.topic)
+	if tp := s.parters[cr.topic]; tp != nil {
+		tp.n = cr.n
+	} else {
+		s.parters[cr.topic] = &topicParts{parter: s.newPart(cr.topic), n: cr.n}
 	}
 	h.at = time.Time{}
 }
@@ -577,15 +641,8 @@ func (s *batchSender) partitionOf(o *outgoing) (int32, error) {
 	if o.pd.partition >= 0 {
 		return o.pd.partition, nil
 	}
-	topic := o.msg.Topic
-	ps, err := s.client.Partitions(topic)
-	if err != nil {
-		return 0, fmt.Errorf("kafka topic %q: partitions: %w", topic, err)
-	}
-	if len(ps) == 0 {
-		return 0, fmt.Errorf("kafka topic %q: no partitions known yet", topic)
-	}
-	return s.parters[topic].Partition(&o.msg, int32(len(ps)))
+	tp := s.parters[o.msg.Topic]
+	return tp.parter.Partition(&o.msg, tp.n)
 }
 
 // later makes the loop wake at at, unless it wakes sooner.
@@ -656,16 +713,28 @@ func (s *batchSender) sendReady(now time.Time) {
 		s.inflight++
 		go func() {
 			resp, err := b.Produce(req)
-			// Classified here: UNKNOWN_TOPIC_OR_PARTITION makes classify ask
-			// every broker, which must not hold up the loop.
+			// Classified here, off the loop. UNKNOWN_TOPIC_OR_PARTITION
+			// makes classify ask the brokers whether the topic is gone, and
+			// ask again a moment later (TopicCache): the answer goes to the
+			// loop first, with those partitions' verdicts to follow, so that
+			// the broker takes the other partitions' next batches meanwhile.
 			r := &produceResult{broker: b, parts: pls, err: err, errs: make([]error, len(pls))}
+			var late produceResult
 			for i, pl := range pls {
-				r.errs[i] = s.partitionErr(pl, resp, err)
+				if perr := brokerErr(pl, resp, err); errors.Is(perr, sarama.ErrUnknownTopicOrPartition) {
+					r.errs[i] = errVerdictPending
+					late.parts, late.errs = append(late.parts, pl), append(late.errs, perr)
+				} else if perr != nil {
+					r.errs[i] = classify(pl.topic, perr, s.topics.confirmAbsent)
+				}
 			}
-			select {
-			case s.results <- r:
-			case <-s.done:
+			if !s.deliver(r) || len(late.parts) == 0 {
+				return
 			}
+			for i, pl := range late.parts {
+				late.errs[i] = classify(pl.topic, late.errs[i], s.topics.confirmAbsent)
+			}
+			s.deliver(&late)
 		}()
 	}
 }
@@ -873,9 +942,15 @@ func nextSequence(seq int32, n int) int32 {
 // handle takes a request's answer: batches stored complete, batches that
 // failed for good fail their records, the others are sent again.
 func (s *batchSender) handle(r *produceResult) {
+	now := time.Now()
+	if r.broker == nil {
+		for i, pl := range r.parts {
+			s.settle(pl, r.errs[i], now)
+		}
+		return
+	}
 	s.inflight--
 	delete(s.busy, r.broker.ID())
-	now := time.Now()
 	if r.err != nil {
 		// The connection failed: close it (which waits for the other
 		// requests on it to end, so not here); the next request to this
@@ -888,22 +963,45 @@ func (s *batchSender) handle(r *produceResult) {
 		}
 	}
 	for i, pl := range r.parts {
-		pl.sent = false
-		if r.errs[i] == nil {
-			pl.grow(now, s.maxBytes)
-			s.finish(pl, nil)
-			continue
+		if r.errs[i] != errVerdictPending { // else it stays sent until its verdict
+			s.settle(pl, r.errs[i], now)
 		}
-		if !isPermanent(r.errs[i]) && !refusedRecord(r.errs[i]) {
-			pl.uncertain = true
-		}
-		s.failed(pl, r.errs[i], now)
 	}
 }
 
-// partitionErr is the result for partition pl of a request that got resp
-// and err, as classify returns it; nil: stored.
-func (s *batchSender) partitionErr(pl *partLine, resp *sarama.ProduceResponse, err error) error {
+// settle takes partition pl's result of the request its batch was in: err
+// as classify returned it, nil when Kafka stored the batch.
+func (s *batchSender) settle(pl *partLine, err error, now time.Time) {
+	pl.sent = false
+	if err == nil {
+		pl.grow(now, s.maxBytes)
+		s.finish(pl, nil)
+		return
+	}
+	if !isPermanent(err) && !refusedRecord(err) {
+		pl.uncertain = true
+	}
+	s.failed(pl, err, now)
+}
+
+// deliver hands a request's result to the loop; false once the loop has
+// ended.
+func (s *batchSender) deliver(r *produceResult) bool {
+	select {
+	case s.results <- r:
+		return true
+	case <-s.done:
+		return false
+	}
+}
+
+// errVerdictPending marks a partition of a request's result whose error is
+// still being classified: its verdict follows in a result of its own.
+var errVerdictPending = errors.New("the partition's result is still being classified")
+
+// brokerErr is the error for partition pl of a request that got resp and
+// err, as the broker (or the connection) gave it; nil: stored.
+func brokerErr(pl *partLine, resp *sarama.ProduceResponse, err error) error {
 	if err == nil && resp != nil {
 		switch b := resp.GetBlock(pl.topic, pl.id); {
 		case b == nil:
@@ -912,10 +1010,7 @@ func (s *batchSender) partitionErr(pl *partLine, resp *sarama.ProduceResponse, e
 			err = b.Err
 		}
 	}
-	if err == nil {
-		return nil
-	}
-	return classify(pl.topic, err, s.topics.confirmAbsent)
+	return err
 }
 
 // finish completes the partition's batch with err (nil: Kafka has it) and

@@ -236,6 +236,83 @@ func TestBatchSenderDeletedTopicFailsItsRecords(t *testing.T) {
 	}
 }
 
+// TestBatchSenderDeletedTopicDoesNotStallOthers: a keyed record of a
+// topic the sender knew but whose metadata has since gone (deleted, and a
+// refresh learnt it) must not hold the loop while sarama asks the brokers
+// about it again, with retries: the records of other topics behind it are
+// stored as fast as before.
+func TestBatchSenderDeletedTopicDoesNotStallOthers(t *testing.T) {
+	const topic, gone = "message-log", "message-old"
+	p, _ := startProducerWith(t, 1, func(c *Config) { c.Producer = ProducerFleetgate }, topic, gone)
+	if err := produceSync(t, p, &router.Record{Topic: gone, Key: []byte("D1"), Partition: -1, Value: []byte("1")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := testAdmin(t, p).DeleteTopic(gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.out.(*batchSender).client.RefreshMetadata(); err != nil {
+		t.Fatal(err)
+	}
+	defer shutdownSoon(p)
+	res := make(chan error, 1)
+	if err := p.Produce(context.Background(), &router.Record{Topic: gone, Key: []byte("D1"), Partition: -1, Value: []byte("2")},
+		func(err error) { res <- err }); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := produceSync(t, p, &router.Record{Topic: topic, Key: []byte("D2"), Partition: -1, Value: []byte("after")}); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > 300*time.Millisecond {
+		t.Fatalf("a record of %s took %v behind one of the deleted %s; want under 300ms", topic, took, gone)
+	}
+	select {
+	case <-res:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the deleted topic's record did not complete within 5s")
+	}
+}
+
+// TestBatchSenderSpreadsKeysOverPartitionsAdded: the loop places keyed
+// records by the partition count it looked up, not by asking for every
+// record; partitions added to the topic are used once the client's
+// metadata has them, within recountEvery.
+func TestBatchSenderSpreadsKeysOverPartitionsAdded(t *testing.T) {
+	const topic = "message-log"
+	p, _ := startProducerOf(t, ProducerFleetgate, 1, topic)
+	defer shutdownSoon(p)
+	for i := range 3 { // the loop has looked the count up, and recounted
+		if err := produceSync(t, p, &router.Record{Topic: topic, Key: []byte("D0"), Partition: -1, Value: []byte(strconv.Itoa(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testAdmin(t, p).CreatePartitions(topic, 4, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	client := p.out.(*batchSender).client
+	if err := client.RefreshMetadata(topic); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(recountEvery + 5*time.Second)
+	for i := 1; ; i++ {
+		if err := produceSync(t, p, &router.Record{Topic: topic, Key: []byte("D" + strconv.Itoa(i)), Partition: -1, Value: []byte("x")}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := client.GetOffset(topic, 3, sarama.OffsetNewest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			t.Logf("partition 3 got its first record after %d records", i)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record on partition 3 of 4 after %d keyed records; want the added partitions used within %v", i, recountEvery)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // failsWithin5s produces rec, what the messages call it, and wants it to
 // fail with a RecordError of reason within 5s.
 func failsWithin5s(t *testing.T, p *Producer, rec *router.Record, reason, what string) {
