@@ -82,6 +82,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad partitioner", "", map[string]string{"FLEETGATE_KAFKA_PARTITIONER": "crc"}, "kafka.partitioner"},
 		{"negative linger", "", map[string]string{"FLEETGATE_KAFKA_LINGER": "-1ms"}, "kafka.linger"},
 		{"tiny batch", "", map[string]string{"FLEETGATE_KAFKA_BATCH_BYTES": "10"}, "kafka.batch_bytes"},
+		{"embedded retention below a record", "", map[string]string{"FLEETGATE_KAFKA_EMBEDDED_RETENTION_BYTES": "0"}, "kafka.embedded_retention_bytes: 0 is less than kafka.max_message_bytes"},
 		{"tiny pending writes", "", map[string]string{"FLEETGATE_MQTT_MAX_PENDING_WRITES": "1"}, "mqtt.max_pending_writes"},
 		{"no listener", "", map[string]string{"FLEETGATE_MQTT_LISTEN": ""}, "mqtt: no listener"},
 		{"missing file", "testdata/nope.yaml", nil, "nope.yaml"},
@@ -92,6 +93,32 @@ func TestErrorsNameTheKey(t *testing.T) {
 			_, err := Load(c.path, envOf(c.env))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestEmbeddedRetentionBytes: -1 keeps everything, the key is checked only
+// while the embedded broker is used, and the default is 8 MiB.
+func TestEmbeddedRetentionBytes(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want int64
+	}{
+		{"default", nil, 8 << 20},
+		{"keep everything", map[string]string{"FLEETGATE_KAFKA_EMBEDDED_RETENTION_BYTES": "-1"}, -1},
+		{"set", map[string]string{"FLEETGATE_KAFKA_EMBEDDED_RETENTION_BYTES": "33554432"}, 32 << 20},
+		{"ignored with brokers", map[string]string{"FLEETGATE_KAFKA_BROKERS": "b1:9092", "FLEETGATE_KAFKA_EMBEDDED_RETENTION_BYTES": "0"}, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := Load("", envOf(c.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Kafka.EmbeddedRetentionBytes; got != c.want {
+				t.Errorf("kafka.embedded_retention_bytes = %d, want %d", got, c.want)
 			}
 		})
 	}

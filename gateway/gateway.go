@@ -82,9 +82,10 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 
 	if kcfg.Embedded() {
 		g.embedded, err = kafka.StartEmbedded(kafka.EmbeddedConfig{
-			Listen:     kcfg.EmbeddedListen,
-			Topics:     append(slices.Clone(topics), g.embeddedLookupTopics()...),
-			Partitions: kcfg.Topics.Partitions,
+			Listen:         kcfg.EmbeddedListen,
+			Topics:         append(slices.Clone(topics), g.embeddedLookupTopics()...),
+			Partitions:     kcfg.Topics.Partitions,
+			RetentionBytes: kcfg.EmbeddedRetentionBytes,
 		}, g.log)
 		if err != nil {
 			return fmt.Errorf("kafka.embedded_listen: %w", err)

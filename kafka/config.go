@@ -18,6 +18,16 @@ type Config struct {
 	// EmbeddedListen is where the embedded development broker listens.
 	// Default "127.0.0.1:9092".
 	EmbeddedListen string `mapstructure:"embedded_listen"`
+	// EmbeddedRetentionBytes is how many bytes of records the embedded
+	// development broker keeps per partition, like Kafka's
+	// retention.bytes: beyond it the oldest are dropped, within a second,
+	// so a consumer that falls further behind loses records. -1 keeps
+	// every record (memory then grows with everything produced, until
+	// exit). At least kafka.max_message_bytes. The development default's
+	// 6 topics x 6 partitions keep at most 288 MiB in all (a load on one
+	// topic 48 MiB), plus the broker's overhead (docs/operations.md).
+	// Default 8388608 (8 MiB).
+	EmbeddedRetentionBytes int64 `mapstructure:"embedded_retention_bytes"`
 	// Version is the Kafka protocol version to speak (at least 2.1 against
 	// Kafka 4.x). Default "3.9.0".
 	Version string `mapstructure:"version"`
@@ -136,20 +146,21 @@ var defaultTopics = []string{"message-log", "message-boot", "message-gps", "mess
 // DefaultConfig returns the defaults of SPEC section 5.
 func DefaultConfig() Config {
 	return Config{
-		EmbeddedListen:  "127.0.0.1:9092",
-		Version:         "3.9.0",
-		ClientID:        "fleetgate",
-		RequiredAcks:    "all",
-		Idempotent:      true,
-		Producer:        ProducerFleetgate,
-		Compression:     "lz4",
-		Partitioner:     "murmur2",
-		Linger:          time.Millisecond,
-		BatchBytes:      512 * 1024,
-		DeliveryTimeout: 30 * time.Second,
-		MaxMessageBytes: 1000000,
-		RetryBudget:     5 * time.Minute,
-		ReadinessWindow: 10 * time.Second,
+		EmbeddedListen:         "127.0.0.1:9092",
+		EmbeddedRetentionBytes: DefaultEmbeddedRetentionBytes,
+		Version:                "3.9.0",
+		ClientID:               "fleetgate",
+		RequiredAcks:           "all",
+		Idempotent:             true,
+		Producer:               ProducerFleetgate,
+		Compression:            "lz4",
+		Partitioner:            "murmur2",
+		Linger:                 time.Millisecond,
+		BatchBytes:             512 * 1024,
+		DeliveryTimeout:        30 * time.Second,
+		MaxMessageBytes:        1000000,
+		RetryBudget:            5 * time.Minute,
+		ReadinessWindow:        10 * time.Second,
 		Topics: TopicsConfig{
 			Partitions:        6,
 			ReplicationFactor: 1,
@@ -174,6 +185,10 @@ func (c Config) Validate() error {
 	}
 	if c.Embedded() && !strings.Contains(c.EmbeddedListen, ":") {
 		bad("kafka.embedded_listen: %q is not host:port", c.EmbeddedListen)
+	}
+	if c.Embedded() && c.EmbeddedRetentionBytes != -1 && c.EmbeddedRetentionBytes < int64(c.MaxMessageBytes) {
+		bad("kafka.embedded_retention_bytes: %d is less than kafka.max_message_bytes (%d), so a partition could not keep its largest record; give at least %d, or -1 to keep every record",
+			c.EmbeddedRetentionBytes, c.MaxMessageBytes, c.MaxMessageBytes)
 	}
 	if _, err := sarama.ParseKafkaVersion(c.Version); err != nil {
 		bad("kafka.version: %q is not a Kafka version like 3.9.0", c.Version)

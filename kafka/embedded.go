@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
@@ -22,10 +24,53 @@ type EmbeddedConfig struct {
 	Topics []string
 	// Partitions is the partition count of every topic; at least 1.
 	Partitions int32
+	// RetentionBytes is how many bytes of record batches the broker keeps
+	// per partition, like Kafka's retention.bytes: beyond it the oldest
+	// batches are dropped (the log start offset moves up), and a consumer
+	// that falls further behind than that loses records. 0 means
+	// DefaultEmbeddedRetentionBytes; negative keeps every record for as
+	// long as the broker runs. While it is positive, a topic created with
+	// its own retention.bytes keeps that instead.
+	RetentionBytes int64
 }
 
 // defaultEmbeddedListen is kafka.embedded_listen's default.
 const defaultEmbeddedListen = "127.0.0.1:9092"
+
+// DefaultEmbeddedRetentionBytes is kafka.embedded_retention_bytes' default,
+// 8 MiB per partition.
+const DefaultEmbeddedRetentionBytes = 8 << 20
+
+const (
+	// embeddedRetentionEvery is how often the embedded broker drops what
+	// is beyond RetentionBytes. kfake would do it itself only every
+	// log.cleaner.backoff.ms (1 h) and only while some topic has a
+	// retention config of its own, which seeded topics do not. What is
+	// produced between two passes is held too, so the period is short.
+	embeddedRetentionEvery = time.Second
+	// embeddedSegmentsPerRetention: kfake stores a partition in segments
+	// (byte slices in its in-memory file system; it keeps no other copy
+	// of a batch) and frees a segment only once every batch in it is
+	// below the log start offset, so a partition holds up to
+	// RetentionBytes plus about two segments (the oldest, part dropped,
+	// and the active one with its slice's spare capacity). Eight segments
+	// to the bound keep that near a quarter of it. With kfake's default
+	// 100 MiB segments the log start offset moves but no memory comes
+	// back: TestEmbeddedRetention's heap then grows by 62 MiB for 32 MiB
+	// produced (its in-memory files double their slices as they grow).
+	//
+	// One more cost is kfake's: a segment that a consumer read after it
+	// was sealed keeps a read handle, and trimming closes that handle
+	// (a no-op in memory) but leaves it in the unused front of kfake's
+	// segment slice, so the segment's bytes stay reachable until that
+	// slice is reallocated. Measured with a consumer reading 100 records
+	// behind the producer (1 MiB bound, 3.5 MiB/s into one partition,
+	// 64 MiB in all): the heap in use stayed 7-11 MiB above its start
+	// instead of growing with what was produced (docs/operations.md).
+	embeddedSegmentsPerRetention = 8
+	// embeddedMaxSegmentBytes is kfake's default segment size, 100 MiB.
+	embeddedMaxSegmentBytes = 100 << 20
+)
 
 // Embedded is an in-memory, single-node, Kafka-protocol broker (franz-go's
 // kfake) for development and demos: any Kafka client (the gateway's own
@@ -38,12 +83,17 @@ type Embedded struct {
 	addr      string
 	log       *zap.Logger
 	closeOnce sync.Once
+	// stop ends the retention loop; done is closed when it has returned.
+	// Both are nil when every record is kept.
+	stop, done chan struct{}
 }
 
 // StartEmbedded starts the embedded development broker on cfg.Listen with
 // cfg.Topics created, and logs a warning that it is for development only.
 // Topics other clients create through the Kafka protocol are accepted too;
-// producing to an unknown topic does not create it. Close stops it.
+// producing to an unknown topic does not create it. Each partition keeps
+// about cfg.RetentionBytes, the oldest batches dropped first, checked every
+// second. Close stops it.
 func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	if cfg.Partitions < 1 {
 		return nil, fmt.Errorf("embedded kafka broker: partitions must be at least 1, got %d", cfg.Partitions)
@@ -89,6 +139,13 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 	// kfake's default partition count for topics created by clients that
 	// ask for the broker default.
 	opts = append(opts, kfake.DefaultNumPartitions(int(cfg.Partitions)))
+	retention := cfg.RetentionBytes
+	if retention == 0 {
+		retention = DefaultEmbeddedRetentionBytes
+	}
+	if retention > 0 {
+		opts = append(opts, kfake.BrokerConfigs(retentionConfigs(retention)))
+	}
 	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		// kfake closes the listeners it received when it fails; closing
@@ -97,11 +154,46 @@ func StartEmbedded(cfg EmbeddedConfig, log *zap.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded kafka broker: %w", err)
 	}
 	e := &Embedded{cluster: cluster, addr: adv.String(), log: log}
+	if retention > 0 {
+		e.stop, e.done = make(chan struct{}), make(chan struct{})
+		go e.applyRetention(embeddedRetentionEvery)
+	}
 	log.Warn("embedded Kafka broker started: in-memory development broker, all data is lost at exit, not for production; set kafka.brokers to use a real cluster",
 		zap.String("addr", e.addr),
 		zap.Strings("topics", cfg.Topics),
-		zap.Int32("partitions", cfg.Partitions))
+		zap.Int32("partitions", cfg.Partitions),
+		zap.Int64("retention_bytes_per_partition", retention))
 	return e, nil
+}
+
+// retentionConfigs are the broker configs that bound each partition to
+// retention bytes. Only size bounds it: with retention.ms (7 days by
+// default) the pass would also drop any record whose timestamp, which a
+// producer may set, is older than that.
+func retentionConfigs(retention int64) map[string]string {
+	segment := min(max(retention/embeddedSegmentsPerRetention, 1), embeddedMaxSegmentBytes)
+	return map[string]string{
+		"log.retention.bytes": strconv.FormatInt(retention, 10),
+		"log.retention.ms":    "-1",
+		"log.segment.bytes":   strconv.FormatInt(segment, 10),
+	}
+}
+
+// applyRetention drops, every period until Close, each partition's oldest
+// batches beyond its retention bytes. Dropped segments are deleted from
+// kfake's in-memory file system, which frees their bytes at the next GC.
+func (e *Embedded) applyRetention(period time.Duration) {
+	defer close(e.done)
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			e.cluster.ApplyRetention()
+		}
+	}
 }
 
 // Addr returns the host:port clients connect to; it is the bound address,
@@ -116,6 +208,12 @@ func (e *Embedded) Cluster() *kfake.Cluster { return e.cluster }
 // once.
 func (e *Embedded) Close() {
 	e.closeOnce.Do(func() {
+		// ApplyRetention waits for the cluster's loop: stop calling it
+		// before the cluster stops.
+		if e.stop != nil {
+			close(e.stop)
+			<-e.done
+		}
 		e.cluster.Close()
 		e.log.Info("embedded Kafka broker stopped", zap.String("addr", e.addr))
 	})

@@ -3,17 +3,23 @@ package kafka
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/fleetgate/fleetgate/test/kfaketest"
 )
 
 // startEmbedded starts an embedded broker on a free port for the test.
@@ -302,4 +308,188 @@ func TestEmbeddedCloseTwice(t *testing.T) {
 		t.Fatalf("listen on %s after Close: %v", addr, err)
 	}
 	_ = ln.Close()
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// startRetaining starts an embedded broker with one partition of topic
+// bounded to retention bytes, a client and a sync producer, all closed at
+// the test's end. Its logs are dropped: the heap is measured.
+func startRetaining(t *testing.T, topic string, retention int64) (*Embedded, sarama.Client, sarama.SyncProducer) {
+	t.Helper()
+	e, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", Topics: []string{topic}, Partitions: 1, RetentionBytes: retention}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	client := newTestClient(t, e, sarama.V3_9_0_0)
+	prod, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = prod.Close() })
+	return e, client, prod
+}
+
+// TestEmbeddedRetention produces 32 times the retention bound into one
+// partition: the oldest records go (the log start offset moves up, and a
+// consumer asking for them is told they are out of range), the newest stay
+// readable, and the heap in use after a collection comes back to about the
+// bound instead of growing with what was produced.
+func TestEmbeddedRetention(t *testing.T) {
+	const (
+		topic      = "message-gps"
+		bound      = 1 << 20
+		valueBytes = 8 << 10
+		n          = 32 * bound / valueBytes
+		perSend    = 64
+		// slack covers kfake's segments beyond the bound (the oldest,
+		// part dropped, and the active one with spare capacity: an
+		// eighth of the bound each), what arrives between two retention
+		// passes, and the clients' buffers. No consumer reads sealed
+		// segments here, which would keep more (embeddedSegmentsPerRetention).
+		// Without retention the heap grows by 32 MiB.
+		slack = 3 * bound
+	)
+	_, client, prod := startRetaining(t, topic, bound)
+
+	// Random values: lz4 cannot shrink them, so the broker stores about
+	// valueBytes a record.
+	rnd := rand.NewChaCha8([32]byte{1})
+	value := func(i int) []byte {
+		v := make([]byte, valueBytes)
+		_, _ = rnd.Read(v)
+		copy(v, fmt.Sprintf("%08d", i))
+		return v
+	}
+	send := func(from, to int) {
+		t.Helper()
+		var msgs []*sarama.ProducerMessage
+		for i := from; i < to; i++ {
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Partition: 0, Value: sarama.ByteEncoder(value(i))})
+		}
+		if err := prod.SendMessages(msgs); err != nil {
+			t.Fatalf("produce records %d..%d: %v", from, to-1, err)
+		}
+	}
+	send(0, perSend) // the connection and the producer's buffers exist before the baseline
+	base := liveHeap()
+	for i := perSend; i < n; i += perSend {
+		send(i, min(i+perSend, n))
+	}
+
+	// The retention loop runs every second; wait for a pass after the
+	// last record.
+	var grown int64
+	deadline := time.Now().Add(4 * embeddedRetentionEvery)
+	for {
+		grown = int64(liveHeap()) - int64(base)
+		if grown < bound+slack || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("produced %d MiB; heap in use after GC %.1f MiB before, grew by %.1f MiB (bound %d MiB per partition)", n*valueBytes>>20, float64(base)/(1<<20), float64(grown)/(1<<20), bound>>20)
+	if grown >= bound+slack {
+		t.Errorf("heap in use grew by %d bytes after producing %d, want under %d: the broker keeps records beyond its bound", grown, n*valueBytes, bound+slack)
+	}
+
+	oldest, err := client.GetOffset(topic, 0, sarama.OffsetOldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := newest - oldest
+	t.Logf("log start offset %d, end %d: %d records (%d KiB) kept", oldest, newest, kept, kept*valueBytes>>10)
+	if newest != n {
+		t.Fatalf("end offset %d, want %d", newest, n)
+	}
+	// About the bound is kept: not everything, not nothing.
+	if kept*valueBytes > bound+perSend*valueBytes || kept*valueBytes < bound/2 {
+		t.Errorf("%d records of %d bytes kept, want about %d bytes", kept, valueBytes, bound)
+	}
+
+	cons, err := sarama.NewConsumerFromClient(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cons.Close() }()
+	if pc, err := cons.ConsumePartition(topic, 0, 0); !errors.Is(err, sarama.ErrOffsetOutOfRange) {
+		if err == nil {
+			_ = pc.Close()
+		}
+		t.Errorf("consume from offset 0 after retention: err = %v, want %v", err, sarama.ErrOffsetOutOfRange)
+	}
+	const last = 5
+	pc, err := cons.ConsumePartition(topic, 0, n-last)
+	if err != nil {
+		t.Fatalf("consume the newest records: %v", err)
+	}
+	defer func() { _ = pc.Close() }()
+	for i := n - last; i < n; i++ {
+		select {
+		case m := <-pc.Messages():
+			if want := fmt.Sprintf("%08d", i); m.Offset != int64(i) || string(m.Value[:8]) != want {
+				t.Fatalf("read offset %d value %q, want offset %d value %s", m.Offset, m.Value[:8], i, want)
+			}
+		case err := <-pc.Errors():
+			t.Fatalf("consume: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("record %d not read in 10s", i)
+		}
+	}
+}
+
+// TestEmbeddedRetentionOff: a negative RetentionBytes keeps every record,
+// more than the default bound, even through a retention pass.
+func TestEmbeddedRetentionOff(t *testing.T) {
+	const topic = "t"
+	e, client, prod := startRetaining(t, topic, -1)
+	// Random, so that lz4 cannot shrink it below the default bound.
+	v := make([]byte, 64<<10)
+	_, _ = rand.NewChaCha8([32]byte{2}).Read(v)
+	for range DefaultEmbeddedRetentionBytes/len(v) + 16 {
+		if _, _, err := prod.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.ByteEncoder(v)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.Cluster().ApplyRetention()
+	if oldest, err := client.GetOffset(topic, 0, sarama.OffsetOldest); err != nil || oldest != 0 {
+		t.Errorf("log start offset %d (err %v), want 0: records were dropped", oldest, err)
+	}
+}
+
+// TestEmbeddedRetentionConfig: the broker describes the bound it keeps to,
+// the 8 MiB default when none is given, and none when every record is kept.
+func TestEmbeddedRetentionConfig(t *testing.T) {
+	cases := []struct {
+		name      string
+		retention int64
+		want      string
+	}{
+		{"default", 0, "8388608"},
+		{"set", 2 << 20, "2097152"},
+		{"keep everything", -1, "-1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, err := StartEmbedded(EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 1, RetentionBytes: c.retention}, zaptest.NewLogger(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(e.Close)
+			if got := kfaketest.BrokerConfig(t, e.Addr(), "log.retention.bytes"); got != c.want {
+				t.Errorf("log.retention.bytes = %q, want %q", got, c.want)
+			}
+		})
+	}
 }

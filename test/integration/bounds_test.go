@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/fleetgate/fleetgate/config"
+	"github.com/fleetgate/fleetgate/test/kfaketest"
 )
 
 // mosquitto runs a mosquitto client tool with args and returns its output.
@@ -81,5 +82,14 @@ func TestOperatorSessionAndRetainedBounded(t *testing.T) {
 	want := []string{`alerts/D1 {"n":10}`, "alerts/big " + strings.Repeat("x", 2000), "alerts/small ok"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("the returning session got:\n%s\nwant its 3 newest messages:\n%s", out, strings.Join(want, "\n"))
+	}
+}
+
+// TestEmbeddedKafkaRetentionKey: kafka.embedded_retention_bytes reaches the
+// embedded Kafka broker (kafka/ tests what the broker does with it).
+func TestEmbeddedKafkaRetentionKey(t *testing.T) {
+	g := startGateway(t, func(c *config.Config) { c.Kafka.EmbeddedRetentionBytes = 3 << 20 })
+	if got := kfaketest.BrokerConfig(t, g.Embedded().Addr(), "log.retention.bytes"); got != "3145728" {
+		t.Errorf("embedded broker's log.retention.bytes = %q, want 3145728 (kafka.embedded_retention_bytes)", got)
 	}
 }
