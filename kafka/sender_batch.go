@@ -552,7 +552,8 @@ func (s *batchSender) hold(topic string, h *heldTopic, now time.Time) {
 // recount takes the known topics' partition counts from the client's
 // metadata again, off the loop, at most every recountEvery: a topic that
 // got more partitions spreads its keys over them, as with a client that
-// asks for every record.
+// asks for every record, and one the metadata no longer has is forgotten
+// (and not asked about again every time).
 func (s *batchSender) recount(now time.Time) {
 	if s.counting || len(s.parters) == 0 || now.Before(s.countsAt) {
 		return
@@ -565,9 +566,11 @@ func (s *batchSender) recount(now time.Time) {
 	go func() {
 		all := make(map[string]int32, len(topics))
 		for _, t := range topics {
-			if ps, err := s.client.Partitions(t); err == nil && len(ps) > 0 {
-				all[t] = int32(len(ps))
+			ps, err := s.client.Partitions(t)
+			if err != nil {
+				ps = nil
 			}
+			all[t] = int32(len(ps))
 		}
 		select {
 		case s.counts <- &countResult{all: all}:
@@ -582,7 +585,13 @@ func (s *batchSender) counted(cr *countResult, now time.Time) {
 	if cr.all != nil {
 		s.counting = false
 		for t, n := range cr.all {
-			if tp := s.parters[t]; tp != nil {
+			switch tp := s.parters[t]; {
+			case tp == nil:
+			case n == 0:
+				// Gone from the metadata (deleted?): its next records are
+				// held and looked up again, which fails them if it is.
+				delete(s.parters, t)
+			default:
 				tp.n = n
 			}
 		}
