@@ -78,11 +78,14 @@ type batchSender struct {
 	results chan *produceResult
 	leaders chan *leaderResult
 	counts  chan *countResult
-	pids    chan *pidResult
-	timer   *time.Timer // fires at next
-	next    time.Time   // the earliest linger or back-off deadline of this round
-	parts   map[topicPartition]*partLine
-	parters map[string]*topicParts // topics whose partition count is known
+	// recounts carries the known topics' partition counts (0: the
+	// metadata lacks the topic), re-read off the loop (recount).
+	recounts chan map[string]int32
+	pids     chan *pidResult
+	timer    *time.Timer // fires at next
+	next     time.Time   // the earliest linger or back-off deadline of this round
+	parts    map[topicPartition]*partLine
+	parters  map[string]*topicParts // topics whose partition count is known
 	// countsAt is when the loop next re-reads the known topics' partition
 	// counts from the client's metadata, off the loop (recount).
 	countsAt time.Time
@@ -90,7 +93,6 @@ type batchSender struct {
 	held     map[string]*heldTopic // records of topics whose partitions are not known yet
 	busy     map[int32]bool        // brokers with a request in flight, by id
 	ready    map[*sarama.Broker][]*partLine
-	inflight int         // requests in flight
 	refresh  atomic.Bool // a metadata refresh is running
 	// The idempotent identity new batches are numbered under, looked up
 	// on a goroutine (sarama's InitProducerID waits for the brokers, a
@@ -125,13 +127,11 @@ type topicParts struct {
 	n      int32
 }
 
-// countResult is a partition lookup's answer for a held topic (topic),
-// or a recount of the known topics (all).
+// countResult is a partition lookup's answer for a held topic.
 type countResult struct {
 	topic string
 	n     int32
 	err   error
-	all   map[string]int32
 }
 
 // recountEvery is how often the loop takes the known topics' partition
@@ -197,6 +197,7 @@ func newBatchSender(cfg Config, sc *sarama.Config, p *Producer) (*batchSender, e
 		results:    make(chan *produceResult),
 		leaders:    make(chan *leaderResult),
 		counts:     make(chan *countResult),
+		recounts:   make(chan map[string]int32),
 		pids:       make(chan *pidResult),
 		timer:      time.NewTimer(time.Hour),
 		parts:      map[topicPartition]*partLine{},
@@ -460,6 +461,8 @@ func (s *batchSender) run() {
 			lr.pl.lookup, lr.pl.leader, lr.pl.leaderErr = false, lr.leader, lr.err
 		case cr := <-s.counts:
 			s.counted(cr, time.Now())
+		case all := <-s.recounts:
+			s.recounted(all)
 		case r := <-s.pids:
 			s.gotPID(r, time.Now())
 		case <-s.timer.C:
@@ -573,30 +576,31 @@ func (s *batchSender) recount(now time.Time) {
 			all[t] = int32(len(ps))
 		}
 		select {
-		case s.counts <- &countResult{all: all}:
+		case s.recounts <- all:
 		case <-s.done:
 		}
 	}()
 }
 
+// recounted takes a recount's answer: the known topics' partition counts.
+func (s *batchSender) recounted(all map[string]int32) {
+	s.counting = false
+	for t, n := range all {
+		switch tp := s.parters[t]; {
+		case tp == nil:
+		case n == 0:
+			// Gone from the metadata (deleted?): its next records are
+			// held and looked up again, which fails them if it is.
+			delete(s.parters, t)
+		default:
+			tp.n = n
+		}
+	}
+}
+
 // counted takes a held topic's partition lookup's answer: its records are
 // placed now, or after a back-off, or fail (the topic does not exist).
 func (s *batchSender) counted(cr *countResult, now time.Time) {
-	if cr.all != nil {
-		s.counting = false
-		for t, n := range cr.all {
-			switch tp := s.parters[t]; {
-			case tp == nil:
-			case n == 0:
-				// Gone from the metadata (deleted?): its next records are
-				// held and looked up again, which fails them if it is.
-				delete(s.parters, t)
-			default:
-				tp.n = n
-			}
-		}
-		return
-	}
 	h := s.held[cr.topic]
 	if h == nil {
 		return
@@ -719,7 +723,6 @@ func (s *batchSender) sendReady(now time.Time) {
 			pl.sent = true
 		}
 		s.busy[b.ID()] = true
-		s.inflight++
 		go func() {
 			resp, err := b.Produce(req)
 			// Classified here, off the loop. UNKNOWN_TOPIC_OR_PARTITION
@@ -958,7 +961,6 @@ func (s *batchSender) handle(r *produceResult) {
 		}
 		return
 	}
-	s.inflight--
 	delete(s.busy, r.broker.ID())
 	if r.err != nil {
 		// The connection failed: close it (which waits for the other
