@@ -53,11 +53,11 @@ type runConfig struct {
 	connectTimeout  time.Duration
 	publishTimeout  time.Duration
 
-	ackedPath  string
-	progress   time.Duration
-	jsonOut    bool
-	cpuProfile string
-	gcHeadroom int64 // bytes; 0: Go's default collector
+	ackedPath     string
+	progress      time.Duration
+	jsonOut       bool
+	cpuProfile    string
+	gcHeadroomMiB int64 // 0: Go's default collector
 }
 
 const runUsage = `Usage: fleetsim run [flags]
@@ -136,7 +136,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runConfig, error) {
 	fs.StringVar(&c.ackedPath, "acked", "", "write what was acknowledged to this `file` (JSON lines, for fleetsim verify)")
 	fs.DurationVar(&c.progress, "progress", 5*time.Second, "progress line interval on stderr (0: none)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the summary as one JSON object")
-	fs.Int64Var(&c.gcHeadroom, "gc-headroom-mib", 1024, "while the clock runs, fleetsim's own garbage collector waits until the process has grown by this many MiB, so that its pauses do not count as broker latency (0: Go's default collector, or GOGC)")
+	fs.Int64Var(&c.gcHeadroomMiB, "gc-headroom-mib", 1024, "while the clock runs, fleetsim's own garbage collector waits until the process has grown by this many MiB, so that its pauses do not count as broker latency (0: Go's default collector, or GOGC)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of fleetsim itself to `file` (is the load tool the bottleneck?)")
 
 	if err := fs.Parse(args); err != nil {
@@ -189,10 +189,9 @@ func (c *runConfig) validate() error {
 	if c.duration == 0 && c.messages == 0 && c.hold == 0 {
 		bad("give --duration or --messages")
 	}
-	if c.gcHeadroom < 0 {
+	if c.gcHeadroomMiB < 0 {
 		bad("--gc-headroom-mib must not be negative")
 	}
-	c.gcHeadroom <<= 20
 	if c.hold < 0 {
 		bad("--hold must not be negative")
 	}
@@ -304,8 +303,8 @@ func simulate(ctx, hardStop context.Context, cfg *runConfig, logw io.Writer) (*S
 	}
 
 	var gc *gcHold
-	if cfg.gcHeadroom > 0 {
-		gc = &gcHold{headroom: cfg.gcHeadroom}
+	if cfg.gcHeadroomMiB > 0 {
+		gc = &gcHold{headroom: cfg.gcHeadroomMiB << 20}
 		gc.start()
 		defer gc.stop() // on every return; the count is taken below
 	}
