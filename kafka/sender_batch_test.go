@@ -665,3 +665,32 @@ func testAdmin(t *testing.T, p *Producer) sarama.ClusterAdmin {
 	}
 	return adm
 }
+
+// TestBatchSenderRecountForgetsAGoneTopic: a recount that finds a topic
+// gone from the metadata (no partitions) forgets its count, so its next
+// records are held and looked up again (which fails them if it was
+// deleted) instead of being placed by a stale count, and the recount does
+// not ask about it again; a topic still there takes its new count.
+func TestBatchSenderRecountForgetsAGoneTopic(t *testing.T) {
+	s := &batchSender{counting: true, parters: map[string]*topicParts{
+		"message-gone": {n: 6},
+		"message-kept": {n: 6},
+	}}
+	s.recounted(map[string]int32{"message-gone": 0, "message-kept": 8, "message-new": 3})
+	if s.counting {
+		t.Error("still counting after the recount's answer")
+	}
+	if tp := s.parters["message-gone"]; tp != nil {
+		t.Fatalf("the gone topic is still placed by a count of %d; want it forgotten", tp.n)
+	}
+	if tp := s.parters["message-kept"]; tp == nil || tp.n != 8 {
+		t.Errorf("the kept topic's count is %+v; want 8", tp)
+	}
+	if tp := s.parters["message-new"]; tp != nil {
+		t.Error("a topic the loop did not know was added by the recount; only a lookup adds one")
+	}
+	o := &outgoing{msg: sarama.ProducerMessage{Topic: "message-gone"}, pd: pending{partition: -1}}
+	if s.placeOne(o) {
+		t.Error("a record of the forgotten topic was placed; want it held for a lookup")
+	}
+}
