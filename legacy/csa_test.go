@@ -164,7 +164,7 @@ func TestDecodeCSALogErrors(t *testing.T) {
 		{"repeated tid", "tid=A&tid=B&dt=20261122115306&fuel=1", "tid", "repeated"},
 		{"key without value", head + "ign", "ign", "has no value"},
 		{"missing tid", "dt=20261122115306&fuel=1", "tid", "missing"},
-		{"empty tid", "tid=&dt=20261122115306&fuel=1", "tid", "must not be empty"},
+		{"empty tid", "tid=&dt=20261122115306&fuel=1", "tid", "is empty"},
 		{"tid with control character", "tid=A%00B&dt=20261122115306&fuel=1", "tid", "control character"},
 		{"tid not UTF-8", "tid=A%FF&dt=20261122115306&fuel=1", "tid", "UTF-8"},
 		{"missing dt", "tid=T&fuel=1", "dt", "missing"},
@@ -244,7 +244,7 @@ func TestDecodeCSABootErrors(t *testing.T) {
 		{"missing rsn", "tid=T&dt=20261122115306&fw=f", "rsn", "missing"},
 		{"non-numeric rsn", "tid=T&dt=20261122115306&rsn=watchdog&fw=f", "rsn", "must be an integer"},
 		{"missing fw", "tid=T&dt=20261122115306&rsn=2", "fw", "missing"},
-		{"empty fw", "tid=T&dt=20261122115306&rsn=2&fw=", "fw", "must not be empty"},
+		{"empty fw", "tid=T&dt=20261122115306&rsn=2&fw=", "fw", "is empty"},
 		{"log key on boot", "tid=T&dt=20261122115306&rsn=2&fw=f&lat=1", "lat", "unknown key"},
 		{"repeated rsn", "tid=T&dt=20261122115306&rsn=2&rsn=3&fw=f", "rsn", "repeated"},
 	}

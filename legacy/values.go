@@ -3,30 +3,16 @@ package legacy
 import (
 	"bytes"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/fleetgate/fleetgate/ident"
 )
 
-// maxTextLen bounds device numbers, kinds, firmware versions and reasons.
-const maxTextLen = 128
-
-// checkText validates an identifier-like string: device number, kind,
-// firmware, reason. It becomes a Kafka key, an MQTT client id or a topic
-// part downstream, so it must be non-empty, short, printable and trimmed.
+// checkText validates an identifier-like string (device number, kind,
+// firmware, reason) by the rule of package ident, which the router's
+// identity check applies to device ids too.
 func checkText(field, s string) error {
-	switch {
-	case s == "":
-		return fieldErr(field, "must not be empty")
-	case len(s) > maxTextLen:
-		return fieldErr(field, "longer than "+strconv.Itoa(maxTextLen)+" bytes")
-	case !utf8.ValidString(s):
-		return fieldErr(field, "not valid UTF-8")
-	case s[0] == ' ' || s[len(s)-1] == ' ':
-		return fieldErr(field, "has leading or trailing spaces")
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return fieldErr(field, "contains a control character")
-		}
+	if problem := ident.Problem(s, ident.MaxLen); problem != "" {
+		return fieldErr(field, problem)
 	}
 	return nil
 }

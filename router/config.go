@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+
+	"github.com/fleetgate/fleetgate/ident"
 )
 
 // Config is the router: section of the configuration: the engine's checks
@@ -39,7 +41,7 @@ type IdentityConfig struct {
 // DefaultConfig returns the defaults above.
 func DefaultConfig() Config {
 	return Config{
-		Identity:           IdentityConfig{Field: "device_no", MaxLength: 128},
+		Identity:           IdentityConfig{Field: "device_no", MaxLength: ident.MaxLen},
 		MaxForeachElements: 10000,
 	}
 }

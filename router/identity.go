@@ -6,11 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"strconv"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
+	"github.com/fleetgate/fleetgate/ident"
 	"github.com/fleetgate/fleetgate/router/iotsql"
 )
 
@@ -138,24 +137,12 @@ func sender(msg *Message) string {
 	return msg.ClientID
 }
 
-// invalid says what is wrong with a device id, "" when nothing: the rules
-// of the legacy decoders (1 to max_length bytes of UTF-8, no control
-// characters, no leading or trailing space), then router.identity.pattern.
+// invalid says what is wrong with a device id, "" when nothing: the rule
+// of package ident (which the legacy decoders apply too) with
+// router.identity.max_length, then router.identity.pattern.
 func (id *identity) invalid(s []byte) string {
-	switch {
-	case len(s) == 0:
-		return "is empty"
-	case len(s) > id.maxLen:
-		return "is longer than " + strconv.Itoa(id.maxLen) + " bytes"
-	case !utf8.Valid(s):
-		return "is not valid UTF-8"
-	case s[0] == ' ' || s[len(s)-1] == ' ':
-		return "has leading or trailing spaces"
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] == 0x7f {
-			return "contains a control character"
-		}
+	if problem := ident.Problem(s, id.maxLen); problem != "" {
+		return problem
 	}
 	if id.pattern != nil && !id.pattern.Match(s) {
 		return "does not match router.identity.pattern"
