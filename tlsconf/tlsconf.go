@@ -1,8 +1,9 @@
 // Package tlsconf builds the server TLS configurations of fleetgate's
 // listeners (MQTT over TLS, MQTT over secure WebSocket, the legacy HTTPS
 // endpoint): TLS 1.2 or later with AEAD cipher suites only, and a
-// certificate, key and optional client CA that are read again when their
-// files change, so a certificate rotation needs no restart.
+// certificate, key, optional client CA and optional revocation lists that
+// are read again when their files change, so a certificate rotation or a
+// revocation needs no restart.
 //
 // The files are checked at most once per CheckInterval, during a TLS
 // handshake (os.Stat follows symbolic links, so a Kubernetes Secret's
@@ -33,6 +34,12 @@ type Files struct {
 	CertFile     string
 	KeyFile      string
 	ClientCAFile string
+	// CRLFile, when set, holds certificate revocation lists of the client
+	// CAs (PEM "X509 CRL" blocks, or one DER CRL): a client certificate
+	// one lists is refused in the handshake (ErrRevoked). It needs
+	// ClientCAFile, is reloaded with the other files, and each CRL must be
+	// signed by a CA of ClientCAFile.
+	CRLFile string
 	// Key is the configuration key prefix that names these files in
 	// errors and logs, e.g. "mqtt.tls".
 	Key string
@@ -91,6 +98,9 @@ func New(f Files, log *zap.Logger) (*Reloader, error) {
 	}
 	if f.CertFile == "" || f.KeyFile == "" {
 		return nil, fmt.Errorf("%s.cert_file and %s.key_file are both required", f.Key, f.Key)
+	}
+	if f.CRLFile != "" && f.ClientCAFile == "" {
+		return nil, fmt.Errorf("%s.crl_file is set without %s.client_ca_file: revocation lists apply to client certificates; set both, or neither", f.Key, f.Key)
 	}
 	r := &Reloader{files: f, log: log, now: time.Now}
 	sig, err := r.stat()
@@ -177,6 +187,7 @@ func (r *Reloader) stat() (string, error) {
 	var b strings.Builder
 	for _, f := range []struct{ key, name string }{
 		{"cert_file", r.files.CertFile}, {"key_file", r.files.KeyFile}, {"client_ca_file", r.files.ClientCAFile},
+		{"crl_file", r.files.CRLFile},
 	} {
 		if f.name == "" {
 			continue
@@ -210,6 +221,21 @@ func (r *Reloader) load() (*tls.Config, string, error) {
 		}
 		c.ClientCAs = pool
 		c.ClientAuth = tls.RequireAndVerifyClientCert
+		if r.files.CRLFile != "" {
+			cas, err := parseCerts(pem)
+			if err != nil {
+				return nil, "", fmt.Errorf("%s.client_ca_file: %w", key, err)
+			}
+			rv, stale, err := loadCRLs(r.files.CRLFile, cas, r.now())
+			if err != nil {
+				return nil, "", fmt.Errorf("%s.crl_file: %w", key, err)
+			}
+			for _, s := range stale {
+				r.log.Warn("tls: a revocation list is past its next update; it still applies, publish a fresh one",
+					zap.String("key", key+".crl_file"), zap.String("crl", s))
+			}
+			c.VerifyConnection = rv.verify
+		}
 	}
 	return c, Fingerprint(cert.Certificate[0]), nil
 }

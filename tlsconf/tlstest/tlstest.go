@@ -39,7 +39,7 @@ func NewCA(t testing.TB, dir, cn string) *CA {
 		SerialNumber: serial(t), Subject: pkix.Name{CommonName: cn},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -105,6 +105,41 @@ func (ca *CA) leaf(t testing.TB, dir, cn string, usage x509.ExtKeyUsage) *Leaf {
 	WriteFile(t, l.CertFile, l.CertPEM)
 	WriteFile(t, l.KeyFile, l.KeyPEM)
 	return l
+}
+
+// CRL writes to file, as PEM, a revocation list signed by ca that lists
+// the certificates of revoked, valid for nextUpdate from now (negative: a
+// stale list).
+func (ca *CA) CRL(t testing.TB, file string, nextUpdate time.Duration, revoked ...*Leaf) {
+	t.Helper()
+	tmpl := &x509.RevocationList{Number: serial(t), ThisUpdate: time.Now().Add(-2 * time.Hour), NextUpdate: time.Now().Add(nextUpdate)}
+	for _, l := range revoked {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: l.Cert.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	WriteFile(t, file, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}))
+}
+
+// Revocation is a CA with a server certificate and two client certificates
+// (STS-00000001, STS-00000002), and a CRL file that revokes the first.
+type Revocation struct {
+	CA                   *CA
+	Server, Stolen, Kept *Leaf
+	CRLFile              string
+}
+
+// NewRevocation makes a Revocation in dir.
+func NewRevocation(t testing.TB, dir string) *Revocation {
+	t.Helper()
+	ca := NewCA(t, dir, "fleet")
+	r := &Revocation{CA: ca, Server: ca.Server(t, dir, "server"), Stolen: ca.Client(t, dir, "STS-00000001"),
+		Kept: ca.Client(t, dir, "STS-00000002"), CRLFile: filepath.Join(dir, "crl.pem")}
+	ca.CRL(t, r.CRLFile, time.Hour, r.Stolen)
+	return r
 }
 
 // InstallAs writes l's certificate and key over certFile and keyFile, each
