@@ -17,7 +17,7 @@ type LimitObserver interface {
 	// was dropped, for reason (the Reason* constants of bounds.go).
 	BrokerDropped(reason string)
 	// ConnectionRefused: a connection was closed before CONNECT, for
-	// reason (RefusalReasons: connect_timeout, tls_handshake, ws_origin,
+	// reason (RefusalReasons: connect_timeout, tls_handshake, certificate_revoked, ws_origin,
 	// ws_upgrade).
 	ConnectionRefused(reason string)
 }

@@ -102,6 +102,13 @@ type TLSConfig struct {
 	// mutual TLS (clients without a valid certificate are refused during
 	// the handshake).
 	ClientCAFile string `mapstructure:"client_ca_file"`
+	// CRLFile holds the revocation lists of the client CAs (PEM "X509 CRL"
+	// blocks as `openssl ca -gencrl` writes them, or one DER CRL): a device
+	// certificate one lists is refused in the handshake
+	// (certificate_revoked). Needs client_ca_file; each list must be
+	// signed by one of its CAs; reloaded on change. A list past its next
+	// update still applies and is warned about. Default "": none.
+	CRLFile string `mapstructure:"crl_file"`
 }
 
 // AuthConfig is mqtt.auth.

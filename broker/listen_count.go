@@ -11,6 +11,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/fleetgate/fleetgate/tlsconf"
 )
 
 // Reasons given to LimitObserver.ConnectionRefused.
@@ -21,6 +23,9 @@ const (
 	// reasonTLSHandshake: the TLS handshake failed (no or an untrusted
 	// client certificate, no common protocol version or cipher suite).
 	reasonTLSHandshake = "tls_handshake"
+	// reasonCertRevoked: the client certificate is listed by a revocation
+	// list of mqtt.tls.crl_file.
+	reasonCertRevoked = "certificate_revoked"
 	// reasonWSOrigin: a WebSocket upgrade from an Origin not in
 	// mqtt.ws_allowed_origins.
 	reasonWSOrigin = "ws_origin"
@@ -30,7 +35,7 @@ const (
 )
 
 // RefusalReasons lists every reason given to LimitObserver.ConnectionRefused.
-var RefusalReasons = []string{reasonConnectTimeout, reasonTLSHandshake, reasonWSOrigin, reasonWSUpgrade}
+var RefusalReasons = []string{reasonConnectTimeout, reasonTLSHandshake, reasonCertRevoked, reasonWSOrigin, reasonWSUpgrade}
 
 // countedListener counts the connections of a mochi listener that ended
 // before CONNECT for a reason worth counting. A connection closed by its
@@ -87,6 +92,9 @@ func preConnectReason(c net.Conn, err error) string {
 	if tc, ok := c.(*tls.Conn); ok && !tc.ConnectionState().HandshakeComplete {
 		if isTimeout(err) {
 			return reasonConnectTimeout
+		}
+		if errors.Is(err, tlsconf.ErrRevoked) {
+			return reasonCertRevoked
 		}
 		if isEOF(err) {
 			return ""

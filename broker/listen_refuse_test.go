@@ -1,12 +1,16 @@
 package broker
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
@@ -136,5 +140,52 @@ func TestRefusalsBeforeConnectAreLogged(t *testing.T) {
 
 	for reason, want := range map[string]int{reasonConnectTimeout: 2, reasonTLSHandshake: 2, reasonWSOrigin: 1, reasonWSUpgrade: 2} {
 		waitCount(t, reason+" refusals", func() int { return obs.refusedConns(reason) }, want)
+	}
+}
+
+// TestRevokedCertificateRefused: with mqtt.tls.crl_file, a device whose
+// certificate the CA's list revokes is refused in the TLS handshake on the
+// TLS and the secure WebSocket listener, counted and logged as
+// certificate_revoked with its remote address; a device of the same CA
+// whose certificate is not listed connects.
+func TestRevokedCertificateRefused(t *testing.T) {
+	pki := tlstest.NewRevocation(t, t.TempDir())
+	ca, stolen, kept := pki.CA, pki.Stolen, pki.Kept
+	obs := newLimitObserver()
+	b, logs := startBrokerLogged(t, func(c *Config) {
+		c.TLSListen = "127.0.0.1:0"
+		c.WSSListen = "127.0.0.1:0"
+		c.TLS = TLSConfig{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: ca.File, CRLFile: pki.CRLFile}
+	}, WithObserver(obs))
+	dial := func(listener string, leaf *tlstest.Leaf) *tls.Conn {
+		t.Helper()
+		c, err := tls.Dial("tcp", b.Addr(listener), &tls.Config{RootCAs: ca.Pool, ServerName: "localhost", Certificates: []tls.Certificate{leaf.TLS}})
+		if err != nil {
+			t.Fatalf("handshake on %s: %v", listener, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for _, l := range []string{"tls", "wss"} {
+		c := dial(l, stolen)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+			t.Fatalf("%s: a revoked certificate's connection was not ended by the server: %v", l, err)
+		}
+		waitRefusalLogged(t, logs, reasonCertRevoked, c.LocalAddr().String())
+	}
+	waitCount(t, "certificate_revoked refusals", func() int { return obs.refusedConns(reasonCertRevoked) }, 2)
+
+	conn := dial("tls", kept)
+	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn), version: 4}
+	c.write(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "STS-00000002", Keepalive: 30, Clean: true},
+	})
+	if ack := c.read(3 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK of a certificate not revoked: type %d code %#x", ack.FixedHeader.Type, ack.ReasonCode)
+	}
+	if n := obs.refusedConns(reasonTLSHandshake); n != 0 {
+		t.Errorf("%d tls_handshake refusals; want the revoked ones counted as certificate_revoked only", n)
 	}
 }

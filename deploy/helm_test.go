@@ -179,6 +179,7 @@ type chartCase struct {
 	replicas                     int
 	env                          map[string]string // plain env the pod must have
 	anonymous                    *bool             // mqtt.auth.allow_anonymous the pod loads
+	crl                          string            // the base name of mqtt.tls.crl_file the pod loads ("": none)
 	nodePorts                    map[string]int
 	resources                    map[string]any // container resources, exactly
 	podSecurity                  map[string]any // pod securityContext keys that must hold
@@ -217,7 +218,7 @@ func TestHelmTemplate(t *testing.T) {
 				"/etc/fleetgate/secrets/mqtt-policy":       "fleetgate-mqtt-policy",
 				"/etc/fleetgate/secrets/telematics-tokens": "fleetgate-telematics-tokens",
 			},
-			grace: 75, prom: true, envSecret: "fleetgate-msk-scram", replicas: 4, anonymous: ptr(false),
+			grace: 75, prom: true, envSecret: "fleetgate-msk-scram", replicas: 4, anonymous: ptr(false), crl: "ca.crl",
 			promLabels: map[string]any{"release": "kube-prometheus-stack"}, rules: []string{"device-reports", "speeding"}},
 		{name: "values not in the chart's files", args: []string{"-f", "testdata/helm-other-values.yaml"},
 			release: "fleet-ingestion-gateway-europe-west-production-b1", namespace: "telematics-prod",
@@ -471,6 +472,9 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 	if tc.anonymous != nil && cfg.MQTT.Auth.AllowAnonymous != *tc.anonymous {
 		t.Errorf("mqtt.auth.allow_anonymous %v, want %v (users file %q)", cfg.MQTT.Auth.AllowAnonymous, *tc.anonymous, cfg.MQTT.Auth.UsersFile)
 	}
+	if got := filepath.Base(cfg.MQTT.TLS.CRLFile); cfg.MQTT.TLS.CRLFile == "" && tc.crl != "" || cfg.MQTT.TLS.CRLFile != "" && got != tc.crl {
+		t.Errorf("mqtt.tls.crl_file %q, want one named %q", cfg.MQTT.TLS.CRLFile, tc.crl)
+	}
 	if tc.rules != nil {
 		var names []string
 		for _, rl := range cfg.Rules {
@@ -500,7 +504,7 @@ func checkRelease(t *testing.T, tc chartCase, r release) {
 		t.Errorf("rules_file %q", cfg.RulesFile)
 	}
 	used := map[string]bool{} // secret mounts the config names a file in
-	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.Auth.UsersFile, cfg.MQTT.ACLFile,
+	for _, f := range []string{cfg.MQTT.TLS.CertFile, cfg.MQTT.TLS.KeyFile, cfg.MQTT.TLS.ClientCAFile, cfg.MQTT.TLS.CRLFile, cfg.MQTT.Auth.UsersFile, cfg.MQTT.ACLFile,
 		cfg.Telematics.TLS.CertFile, cfg.Telematics.TLS.KeyFile, cfg.Telematics.Auth.TokensFile, cfg.Kafka.TLS.CAFile} {
 		// loadRendered moved the pod's secrets directory under the test's.
 		if i := strings.Index(f, "/secrets/"); i >= 0 {

@@ -20,7 +20,7 @@ func newBoundsMetrics(reg *prometheus.Registry) boundsMetrics {
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "mqtt_connections_refused_total",
-			Help: "MQTT connections closed before CONNECT, by reason: connect_timeout (no CONNECT within mqtt.connect_timeout, TLS handshake and WebSocket upgrade included), tls_handshake (failed TLS handshake), ws_origin (WebSocket upgrade from an Origin not in mqtt.ws_allowed_origins), ws_upgrade (a request on a WebSocket listener that is not a valid upgrade).",
+			Help: "MQTT connections closed before CONNECT, by reason: connect_timeout (no CONNECT within mqtt.connect_timeout, TLS handshake and WebSocket upgrade included), tls_handshake (failed TLS handshake), certificate_revoked (a client certificate listed by mqtt.tls.crl_file), ws_origin (WebSocket upgrade from an Origin not in mqtt.ws_allowed_origins), ws_upgrade (a request on a WebSocket listener that is not a valid upgrade).",
 		}, []string{"reason"}),
 	}
 	reg.MustRegister(b.dropped, b.refused)

@@ -14,6 +14,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/fleetgate/fleetgate/broker"
 	"github.com/fleetgate/fleetgate/config"
 	"github.com/fleetgate/fleetgate/router"
 )
@@ -234,17 +235,32 @@ func TestUsersFileReloads(t *testing.T) {
 
 // pkiCommands returns the shell commands docs/security.md gives for making
 // the CA, the gateway's certificate and a device certificate.
-func pkiCommands(t *testing.T) string {
+func pkiCommands(t *testing.T) string { return docCommands(t, "pki") }
+
+// docCommands returns the ```sh block of docs/security.md between
+// <!-- begin NAME commands --> and <!-- end NAME commands -->.
+func docCommands(t *testing.T, name string) string {
 	t.Helper()
 	doc, err := os.ReadFile("../../docs/security.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile("(?s)<!-- begin pki commands -->\\s*```sh\\n(.*?)```\\s*<!-- end pki commands -->").FindSubmatch(doc)
+	m := regexp.MustCompile("(?s)<!-- begin " + name + " commands -->\\s*```sh\\n(.*?)```\\s*<!-- end " + name + " commands -->").FindSubmatch(doc)
 	if m == nil {
-		t.Fatal("docs/security.md: no ```sh block between <!-- begin pki commands --> and <!-- end pki commands -->")
+		t.Fatalf("docs/security.md: no ```sh block between <!-- begin %s commands --> and <!-- end %s commands -->", name, name)
 	}
 	return string(m[1])
+}
+
+// runDocCommands runs script with bash in dir, with env added.
+func runDocCommands(t *testing.T, dir, script string, env ...string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-euc", script)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the commands of docs/security.md failed (%v): %v\n%s", env, err, out)
+	}
 }
 
 // TestDocsOpensslPKI runs the exact openssl commands of docs/security.md,
@@ -257,12 +273,7 @@ func TestDocsOpensslPKI(t *testing.T) {
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Fatal("openssl is needed (Debian package openssl)")
 	}
-	cmd := exec.Command("bash", "-euc", script)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GATEWAY_HOST=localhost", "DEVICE=STS-00000123")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("the commands of docs/security.md failed: %v\n%s", err, out)
-	}
+	runDocCommands(t, dir, script, "GATEWAY_HOST=localhost", "DEVICE=STS-00000123")
 	users := filepath.Join(dir, "users")
 	if out, code := tool(t, dir, "htpasswd", "-cbB", users, "STS-00000999", "pw-999"); code != 0 {
 		t.Fatal(out)
@@ -295,6 +306,68 @@ func TestDocsOpensslPKI(t *testing.T) {
 		"-i", "STS-00000999", "-u", "STS-00000999", "-P", "pw-999", "-t", "report", "-m", "{}")
 	if code == 0 {
 		t.Errorf("TLS without a client certificate accepted: %s", out)
+	}
+}
+
+// TestDocsOpensslRevocation runs the revocation commands of docs/security.md
+// against the CA of its PKI commands while the gateway serves mutual TLS
+// with mqtt.tls.crl_file: a device whose certificate is revoked is refused
+// by mosquitto_pub's next connection (the list is read again, no restart)
+// and counted as certificate_revoked; another device's certificate of the
+// same CA keeps working.
+func TestDocsOpensslRevocation(t *testing.T) {
+	dir := t.TempDir()
+	pki, revoke := pkiCommands(t), docCommands(t, "revoke")
+	for _, dev := range []string{"STS-00000123", "STS-00000124", "STS-00000999"} {
+		runDocCommands(t, dir, pki, "GATEWAY_HOST=localhost", "DEVICE="+dev)
+		if dev == "STS-00000123" {
+			pki = pki[strings.Index(pki, "# 3."):] // one CA, one server certificate
+		}
+	}
+	runDocCommands(t, dir, revoke, "DEVICE=STS-00000999") // a list to start with
+	g := startGateway(t, func(c *config.Config) {
+		c.MQTT.TLSListen = "127.0.0.1:0"
+		c.MQTT.TLS = broker.TLSConfig{CertFile: filepath.Join(dir, "server.pem"), KeyFile: filepath.Join(dir, "server.key"),
+			ClientCAFile: filepath.Join(dir, "ca.pem"), CRLFile: filepath.Join(dir, "crl.pem")}
+		c.Admin.Listen = "127.0.0.1:0"
+		c.MQTT.Auth.AllowAnonymous, c.MQTT.Auth.EnforceDeviceIdentity = false, true
+		c.MQTT.Auth.Backoff.Keys = nil
+	})
+	pub := func(dev string) (string, int) {
+		return tool(t, dir, "mosquitto_pub", "-h", "localhost", "-p", port(g.MQTTTLSAddr()), "--cafile", "ca.pem",
+			"--cert", dev+".pem", "--key", dev+".key", "-i", dev, "-t", "report", "-q", "1",
+			"-m", string(report("log", dev, 1)))
+	}
+	if out, code := pub("STS-00000999"); code == 0 {
+		t.Fatalf("the certificate revoked at start was accepted: %s", out)
+	}
+	if out, code := pub("STS-00000123"); code != 0 {
+		t.Fatalf("mosquitto_pub with a certificate not revoked: exit %d: %s", code, out)
+	}
+	runDocCommands(t, dir, revoke, "DEVICE=STS-00000123")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, code := pub("STS-00000123")
+		if code != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("STS-00000123 still connects 10 s after its certificate was revoked: %s", out)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if out, code := pub("STS-00000124"); code != 0 {
+		t.Fatalf("a certificate not revoked was refused after the list changed: exit %d: %s", code, out)
+	}
+	if m, _ := scrape(t, g); m[`fleetgate_mqtt_connections_refused_total{reason="certificate_revoked"}`] < 2 {
+		n := m[`fleetgate_mqtt_connections_refused_total{reason="certificate_revoked"}`]
+		t.Errorf("certificate_revoked refusals counted: %v; want at least 2", n)
+	}
+	recs := consume(t, g.KafkaBrokers(), "message-log", 2)
+	for _, r := range recs {
+		if r.Key == "STS-00000999" {
+			t.Errorf("a record of the revoked device reached Kafka: %+v", r)
+		}
 	}
 }
 

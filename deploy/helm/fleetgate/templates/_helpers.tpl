@@ -59,6 +59,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.tls.mqtt.secretName }}
 {{- $tls := dict "cert_file" (printf "%s/mqtt-tls/tls.crt" $s) "key_file" (printf "%s/mqtt-tls/tls.key" $s) }}
 {{- with $.Values.tls.mqtt.clientCAKey }}{{ $_ := set $tls "client_ca_file" (printf "%s/mqtt-tls/%s" $s .) }}{{ end }}
+{{- with $.Values.tls.mqtt.crlKey }}{{ $_ := set $tls "crl_file" (printf "%s/mqtt-tls/%s" $s .) }}{{ end }}
 {{- $_ := set $owned.mqtt "tls_listen" ":8883" }}
 {{- $_ := set $owned.mqtt "tls" $tls }}
 {{- end }}
