@@ -114,3 +114,25 @@ func TestCRLFileChecks(t *testing.T) {
 		t.Errorf("certificate revoked by a stale CRL: %v; want ErrRevoked", err)
 	}
 }
+
+// TestRevokedIntermediateCARefused: a certificate issued by an intermediate
+// CA that the root's list revokes is refused, though the certificate itself
+// is not listed; one of another intermediate is accepted.
+func TestRevokedIntermediateCARefused(t *testing.T) {
+	dir := t.TempDir()
+	root := tlstest.NewCA(t, dir, "fleet root")
+	bad, good := root.Intermediate(t, dir, "plant A"), root.Intermediate(t, dir, "plant B")
+	server := root.Server(t, dir, "server")
+	crl := filepath.Join(dir, "crl.pem")
+	root.CRL(t, crl, time.Hour, &tlstest.Leaf{Cert: bad.Cert})
+	r, err := tlsconf.New(tlsconf.Files{CertFile: server.CertFile, KeyFile: server.KeyFile, ClientCAFile: root.File, CRLFile: crl, Key: "mqtt.tls"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handshake(t, r.ServerConfig(), root, bad.Client(t, dir, "STS-00000003")); !errors.Is(err, tlsconf.ErrRevoked) {
+		t.Errorf("certificate of a revoked intermediate CA: %v; want ErrRevoked", err)
+	}
+	if err := handshake(t, r.ServerConfig(), root, good.Client(t, dir, "STS-00000004")); err != nil {
+		t.Errorf("certificate of an intermediate CA not revoked: %v", err)
+	}
+}

@@ -29,10 +29,24 @@ type CA struct {
 	// File is the CA certificate's PEM file.
 	File string
 	Pool *x509.CertPool
+
+	parent *CA // of an intermediate CA
 }
 
 // NewCA makes a CA named cn and writes its certificate to dir.
 func NewCA(t testing.TB, dir, cn string) *CA {
+	t.Helper()
+	return newCA(t, dir, cn, nil)
+}
+
+// Intermediate makes a CA named cn that ca signed. The client certificates
+// it makes carry it in their chain (Leaf.TLS), as a device sends it.
+func (ca *CA) Intermediate(t testing.TB, dir, cn string) *CA {
+	t.Helper()
+	return newCA(t, dir, cn, ca)
+}
+
+func newCA(t testing.TB, dir, cn string, parent *CA) *CA {
 	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
@@ -41,7 +55,11 @@ func NewCA(t testing.TB, dir, cn string) *CA {
 		IsCA: true, BasicConstraintsValid: true,
 		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	issuer, signer := tmpl, key
+	if parent != nil {
+		issuer, signer = parent.Cert, parent.Key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, issuer, &key.PublicKey, signer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +67,7 @@ func NewCA(t testing.TB, dir, cn string) *CA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := &CA{Cert: cert, Key: key, File: filepath.Join(dir, cn+"-ca.pem"), Pool: x509.NewCertPool()}
+	ca := &CA{Cert: cert, Key: key, File: filepath.Join(dir, cn+"-ca.pem"), Pool: x509.NewCertPool(), parent: parent}
 	ca.Pool.AddCert(cert)
 	WriteFile(t, ca.File, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	return ca
@@ -101,6 +119,9 @@ func (ca *CA) leaf(t testing.TB, dir, cn string, usage x509.ExtKeyUsage) *Leaf {
 	l.Cert, _ = x509.ParseCertificate(der)
 	if l.TLS, err = tls.X509KeyPair(l.CertPEM, l.KeyPEM); err != nil {
 		t.Fatal(err)
+	}
+	for p := ca; p.parent != nil; p = p.parent {
+		l.TLS.Certificate = append(l.TLS.Certificate, p.Cert.Raw)
 	}
 	WriteFile(t, l.CertFile, l.CertPEM)
 	WriteFile(t, l.KeyFile, l.KeyPEM)
