@@ -116,6 +116,9 @@ const (
 	// got a new password (stage session); refuseWillWithdrawn takes back
 	// a will the reloaded policy denies.
 	refuseRevoked = "credential_revoked"
+	// refuseCertRevoked ends a connection (and its session) whose client
+	// certificate a changed mqtt.tls.crl_file revokes (stage session).
+	refuseCertRevoked = "certificate_revoked"
 	// refuseInvalidTopic counts a PUBLISH topic with a wildcard (mochi
 	// closes the connection) or an invalid SUBSCRIBE filter (mochi refuses
 	// it), which mochi decides before any hook.
@@ -143,7 +146,7 @@ func Refusals() []Refusal {
 		rs = append(rs, Refusal{stagePublish, r}, Refusal{stageSubscribe, r})
 	}
 	return append(rs, Refusal{stageSubscribe, refuseSubscriptionLimit},
-		Refusal{stageSession, refuseRevoked}, Refusal{stageSession, refuseWillWithdrawn})
+		Refusal{stageSession, refuseRevoked}, Refusal{stageSession, refuseCertRevoked}, Refusal{stageSession, refuseWillWithdrawn})
 }
 
 // OnPacketRead implements mqtt.Hook. It refuses a PUBLISH to $SYS (see

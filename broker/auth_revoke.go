@@ -1,30 +1,57 @@
 package broker
 
 import (
+	"crypto/tls"
 	"sync/atomic"
+	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.uber.org/zap"
 
 	"github.com/fleetgate/fleetgate/policy"
+	"github.com/fleetgate/fleetgate/tlsconf"
 )
 
 // revoke ends the connections and sessions authenticated by a users-file
-// line that the reload from old to users removed or changed: the identity
-// is forgotten (so deliveries to an offline session are denied from now
-// on), a live connection is closed and the session emptied. Each is
-// counted and logged.
+// line that the reload from old to users removed or changed.
 func (h *authHook) revoke(old, users *userTable, server *mqtt.Server) {
+	h.end(server, refuseRevoked, func(id *identity) (bool, []zap.Field) {
+		return id.username != "" && !users.unchanged(old, id.username), nil
+	})
+}
+
+// revokeCertificates ends the connections and sessions whose verified
+// client certificate (or a CA between it and the client CA) revoked says
+// is revoked: the revocation lists changed.
+func (h *authHook) revokeCertificates(revoked func(tls.ConnectionState) error, server *mqtt.Server) {
+	h.end(server, refuseCertRevoked, func(id *identity) (bool, []zap.Field) {
+		tc, ok := id.cl.Net.Conn.(*tls.Conn)
+		if !ok {
+			return false, nil
+		}
+		if err := revoked(tc.ConnectionState()); err != nil {
+			return true, []zap.Field{zap.Error(err)}
+		}
+		return false, nil
+	})
+}
+
+// end ends the connections and sessions whose identity ended says so: the
+// identity is forgotten (so deliveries to an offline session are denied
+// from now on), a live connection is closed and the session emptied. Each
+// is counted and logged under reason, with the fields ended gives.
+func (h *authHook) end(server *mqtt.Server, reason string, ended func(*identity) (bool, []zap.Field)) {
 	h.idents.Range(func(k, v any) bool {
 		id := v.(*identity)
-		if id.username == "" || users.unchanged(old, id.username) {
+		yes, fields := ended(id)
+		if !yes {
 			return true
 		}
 		if !h.idents.CompareAndDelete(k, v) {
 			return true // replaced meanwhile by a newer authentication
 		}
-		h.refused(id.cl, stageSession, refuseRevoked, id.username, id.principal, "")
+		h.refused(id.cl, stageSession, reason, id.username, id.principal, "", fields...)
 		if !id.cl.Closed() {
 			_ = server.DisconnectClient(id.cl, packets.ErrNotAuthorized)
 		}
@@ -35,6 +62,28 @@ func (h *authHook) revoke(old, users *userTable, server *mqtt.Server) {
 		id.cl.ClearInflights()
 		return true
 	})
+}
+
+// watchRevocations checks mqtt.tls's files every tlsconf.CheckInterval
+// until Shutdown and, each time the revocation lists in force changed,
+// ends the connections and sessions of the certificates they revoke: a
+// handshake checks a new connection, this the ones already open.
+func (b *Broker) watchRevocations(r *tlsconf.Reloader) {
+	tick := time.NewTicker(tlsconf.CheckInterval)
+	defer tick.Stop()
+	seen := r.Reloads()
+	for {
+		select {
+		case <-b.stopped:
+			return
+		case <-tick.C:
+		}
+		r.Check()
+		if n := r.Reloads(); n != seen {
+			seen = n
+			b.auth.revokeCertificates(r.Revoked, b.server)
+		}
+	}
 }
 
 // withdrawWills takes back the wills of connected clients that the policy

@@ -41,6 +41,7 @@ type Broker struct {
 	mu       sync.Mutex
 	addrs    map[string]string // listener id -> bound address
 	shutdown sync.Once
+	stopped  chan struct{} // closed by Shutdown
 }
 
 // New builds a broker feeding pipeline. cfg must be valid.
@@ -66,7 +67,7 @@ func New(cfg Config, pipeline Pipeline, log *zap.Logger, opts ...Option) (*Broke
 	mopts := cfg.ServerOptions()
 	mopts.Capabilities, mopts.Logger = caps, mlog
 	server := mqtt.New(mopts)
-	b := &Broker{cfg: cfg, server: server, fanout: newFanOut(server, log), log: log, addrs: map[string]string{}}
+	b := &Broker{cfg: cfg, server: server, fanout: newFanOut(server, log), log: log, addrs: map[string]string{}, stopped: make(chan struct{})}
 	b.auth = newAuthHook(cfg, users, pol, polFrom, op.obs, log)
 	if err := server.AddHook(b.auth, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: add auth hook: %w", err)
@@ -103,9 +104,13 @@ func (b *Broker) Start() error {
 	}
 	var tlsCfg *tls.Config
 	if b.cfg.TLSListen != "" || b.cfg.WSSListen != "" {
-		var err error
-		if tlsCfg, err = serverTLS(b.cfg.TLS, b.log); err != nil {
+		cfg, r, err := serverTLS(b.cfg.TLS, b.log)
+		if err != nil {
 			return err
+		}
+		tlsCfg = cfg
+		if b.cfg.TLS.CRLFile != "" {
+			go b.watchRevocations(r)
 		}
 	}
 	if b.cfg.Listen != "" {
@@ -162,6 +167,7 @@ func (b *Broker) Connections() int64 { return b.server.Info.ClientsConnected }
 func (b *Broker) Shutdown(ctx context.Context) error {
 	var err error
 	b.shutdown.Do(func() {
+		close(b.stopped)
 		// Listeners first, with a no-op closer: their clients stay connected
 		// while in-flight messages finish.
 		for _, id := range []string{"tcp", "tls", "ws", "wss"} {

@@ -106,8 +106,10 @@ type TLSConfig struct {
 	// blocks as `openssl ca -gencrl` writes them, or one DER CRL): a device
 	// certificate one lists is refused in the handshake
 	// (certificate_revoked). Needs client_ca_file; each list must be
-	// signed by one of its CAs; reloaded on change. A list past its next
-	// update still applies and is warned about. Default "": none.
+	// signed by one of its CAs. Checked for changes every second: a new
+	// list also ends the open connections of the certificates it revokes.
+	// A list past its next update still applies and is warned about.
+	// Default "": none.
 	CRLFile string `mapstructure:"crl_file"`
 }
 

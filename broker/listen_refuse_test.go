@@ -151,6 +151,7 @@ func TestRefusalsBeforeConnectAreLogged(t *testing.T) {
 func TestRevokedCertificateRefused(t *testing.T) {
 	pki := tlstest.NewRevocation(t, t.TempDir())
 	ca, stolen, kept := pki.CA, pki.Stolen, pki.Kept
+	other := ca.Client(t, t.TempDir(), "STS-00000003")
 	obs := newLimitObserver()
 	b, logs := startBrokerLogged(t, func(c *Config) {
 		c.TLSListen = "127.0.0.1:0"
@@ -176,16 +177,42 @@ func TestRevokedCertificateRefused(t *testing.T) {
 	}
 	waitCount(t, "certificate_revoked refusals", func() int { return obs.refusedConns(reasonCertRevoked) }, 2)
 
-	conn := dial("tls", kept)
-	c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn), version: 4}
-	c.write(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
-		Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: "STS-00000002", Keepalive: 30, Clean: true},
-	})
-	if ack := c.read(3 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
-		t.Fatalf("CONNACK of a certificate not revoked: type %d code %#x", ack.FixedHeader.Type, ack.ReasonCode)
+	connect := func(leaf *tlstest.Leaf, id string) *tls.Conn {
+		t.Helper()
+		conn := dial("tls", leaf)
+		c := &rawClient{t: t, conn: conn, r: bufio.NewReader(conn), version: 4}
+		c.write(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: 4,
+			Connect: packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: id, Keepalive: 30, Clean: true},
+		})
+		if ack := c.read(3 * time.Second); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+			t.Fatalf("CONNACK of %s, whose certificate is not revoked: type %d code %#x", id, ack.FixedHeader.Type, ack.ReasonCode)
+		}
+		return conn
 	}
+	conn := connect(kept, "STS-00000002")
 	if n := obs.refusedConns(reasonTLSHandshake); n != 0 {
 		t.Errorf("%d tls_handshake refusals; want the revoked ones counted as certificate_revoked only", n)
+	}
+
+	// Revoked while connected: the list changes, the connection ends
+	// within a second or two, without a handshake; another stays.
+	otherConn := connect(other, "STS-00000003")
+	ca.CRL(t, pki.CRLFile, time.Hour, stolen, kept)
+	if !closedWithin(conn, 5*time.Second) {
+		t.Fatal("the connection of a certificate revoked while it was open is still open 5 s after the list changed")
+	}
+	if e := logs.FilterMessage("mqtt refused").FilterField(zap.String("reason", refuseCertRevoked)).All(); len(e) != 1 ||
+		e[0].ContextMap()["client_id"] != "STS-00000002" || e[0].ContextMap()["principal"] != "STS-00000002" || e[0].ContextMap()["remote"] != conn.LocalAddr().String() {
+		t.Errorf("certificate_revoked log lines of the session: %v; want one naming client id, principal and remote address", e)
+	}
+	if n := obs.accessCount(stageSession + "/" + refuseCertRevoked); n != 1 {
+		t.Errorf("%d session/certificate_revoked refusals; want 1", n)
+	}
+	if closedWithin(otherConn, 1500*time.Millisecond) {
+		t.Error("the connection of a certificate not revoked was closed too")
+	}
+	if u := obs.unlisted(); len(u) > 0 {
+		t.Errorf("refusals not in Refusals(): %v", u)
 	}
 }

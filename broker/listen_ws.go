@@ -366,11 +366,12 @@ func (b *Broker) startWebSocket(add func(key, id string, l listeners.Listener) e
 }
 
 // serverTLS returns the configuration of the TLS and secure WebSocket
-// listeners: mqtt.tls's files, reloaded when they change (tlsconf).
-func serverTLS(c TLSConfig, log *zap.Logger) (*tls.Config, error) {
+// listeners: mqtt.tls's files, reloaded when they change (tlsconf), and
+// their reloader.
+func serverTLS(c TLSConfig, log *zap.Logger) (*tls.Config, *tlsconf.Reloader, error) {
 	r, err := tlsconf.New(tlsconf.Files{CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCAFile: c.ClientCAFile, CRLFile: c.CRLFile, Key: "mqtt.tls"}, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return r.ServerConfig(), nil
+	return r.ServerConfig(), r, nil
 }

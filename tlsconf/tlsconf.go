@@ -86,6 +86,7 @@ type Reloader struct {
 	checked   time.Time // last time the files were stat'ed
 	signature string    // stat of the files last loaded or tried
 	current   *tls.Config
+	revoked   revocations // of current; nil without crl_file
 	leafSum   string
 	reloads   int
 }
@@ -107,11 +108,11 @@ func New(f Files, log *zap.Logger) (*Reloader, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, sum, err := r.load()
+	cfg, rv, sum, err := r.load()
 	if err != nil {
 		return nil, err
 	}
-	r.signature, r.current, r.leafSum, r.checked = sig, cfg, sum, r.now()
+	r.signature, r.current, r.revoked, r.leafSum, r.checked = sig, cfg, rv, sum, r.now()
 	return r, nil
 }
 
@@ -147,14 +148,41 @@ func (r *Reloader) Reloads() int {
 	return r.reloads
 }
 
+// Check reads the files again when CheckInterval has passed and they
+// changed, as a handshake does; a caller that acts on a change (Revoked)
+// calls it on a timer, so that a change is seen without a handshake, and
+// compares Reloads before and after.
+func (r *Reloader) Check() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refresh()
+}
+
+// Revoked says whether a revocation list in force revokes a certificate of
+// an established connection's verified chains (an error wrapping
+// ErrRevoked), or nil. Without crl_file it is always nil.
+func (r *Reloader) Revoked(cs tls.ConnectionState) error {
+	r.mu.Lock()
+	rv := r.revoked
+	r.mu.Unlock()
+	return rv.verify(cs)
+}
+
 // config returns the current configuration, first reloading the files when
 // CheckInterval has passed and they changed.
 func (r *Reloader) config() *tls.Config {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.refresh()
+	return r.current
+}
+
+// refresh reloads the files when CheckInterval has passed and they
+// changed. Under r.mu.
+func (r *Reloader) refresh() {
 	now := r.now()
 	if now.Sub(r.checked) < CheckInterval {
-		return r.current
+		return
 	}
 	r.checked = now
 	sig, err := r.stat()
@@ -163,21 +191,20 @@ func (r *Reloader) config() *tls.Config {
 			r.signature = sig
 			r.log.Error("tls files unreadable; keeping the last good certificate", zap.String("key", r.files.Key), zap.Error(err))
 		}
-		return r.current
+		return
 	}
 	if sig == r.signature {
-		return r.current
+		return
 	}
 	r.signature = sig // tried once per change, good or bad
-	cfg, sum, err := r.load()
+	cfg, rv, sum, err := r.load()
 	if err != nil {
 		r.log.Error("tls files changed but do not load; keeping the last good certificate", zap.String("key", r.files.Key), zap.Error(err))
-		return r.current
+		return
 	}
-	r.current, r.leafSum = cfg, sum
+	r.current, r.revoked, r.leafSum = cfg, rv, sum
 	r.reloads++
 	r.log.Info("tls certificate reloaded", zap.String("key", r.files.Key), zap.String("cert_sha256", sum))
-	return r.current
 }
 
 // stat returns a signature of the files' sizes and modification times
@@ -201,43 +228,45 @@ func (r *Reloader) stat() (string, error) {
 	return b.String(), nil
 }
 
-// load reads the files into a per-handshake configuration.
-func (r *Reloader) load() (*tls.Config, string, error) {
+// load reads the files into a per-handshake configuration and the
+// revocation lists it checks.
+func (r *Reloader) load() (*tls.Config, revocations, string, error) {
 	key := r.files.Key
 	cert, err := tls.LoadX509KeyPair(r.files.CertFile, r.files.KeyFile)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s.cert_file %s / %s.key_file %s: %w", key, r.files.CertFile, key, r.files.KeyFile, err)
+		return nil, nil, "", fmt.Errorf("%s.cert_file %s / %s.key_file %s: %w", key, r.files.CertFile, key, r.files.KeyFile, err)
 	}
 	c := Base()
 	c.Certificates = []tls.Certificate{cert}
 	if r.files.ClientCAFile != "" {
 		pem, err := os.ReadFile(r.files.ClientCAFile)
 		if err != nil {
-			return nil, "", fmt.Errorf("%s.client_ca_file: %w", key, err)
+			return nil, nil, "", fmt.Errorf("%s.client_ca_file: %w", key, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, "", fmt.Errorf("%s.client_ca_file: %s holds no PEM certificate", key, r.files.ClientCAFile)
+			return nil, nil, "", fmt.Errorf("%s.client_ca_file: %s holds no PEM certificate", key, r.files.ClientCAFile)
 		}
 		c.ClientCAs = pool
 		c.ClientAuth = tls.RequireAndVerifyClientCert
 		if r.files.CRLFile != "" {
 			cas, err := parseCerts(pem)
 			if err != nil {
-				return nil, "", fmt.Errorf("%s.client_ca_file: %w", key, err)
+				return nil, nil, "", fmt.Errorf("%s.client_ca_file: %w", key, err)
 			}
 			rv, stale, err := loadCRLs(r.files.CRLFile, cas, r.now())
 			if err != nil {
-				return nil, "", fmt.Errorf("%s.crl_file: %w", key, err)
+				return nil, nil, "", fmt.Errorf("%s.crl_file: %w", key, err)
 			}
 			for _, s := range stale {
 				r.log.Warn("tls: a revocation list is past its next update; it still applies, publish a fresh one",
 					zap.String("key", key+".crl_file"), zap.String("crl", s))
 			}
 			c.VerifyConnection = rv.verify
+			return c, rv, Fingerprint(cert.Certificate[0]), nil
 		}
 	}
-	return c, Fingerprint(cert.Certificate[0]), nil
+	return c, nil, Fingerprint(cert.Certificate[0]), nil
 }
 
 // Fingerprint returns the SHA-256 fingerprint of a DER certificate as
