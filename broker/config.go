@@ -198,6 +198,9 @@ func (c Config) Validate() error {
 	if c.TLSListen != "" && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
 		bad("mqtt.tls_listen needs mqtt.tls.cert_file and mqtt.tls.key_file")
 	}
+	if c.TLS.CRLFile != "" && c.TLS.ClientCAFile == "" {
+		bad("mqtt.tls.crl_file is set without mqtt.tls.client_ca_file: revocation lists apply to client certificates; set both, or neither")
+	}
 	if !c.Auth.AllowAnonymous && c.Auth.UsersFile == "" && c.TLS.ClientCAFile == "" {
 		bad("mqtt.auth.allow_anonymous is false but neither mqtt.auth.users_file nor mqtt.tls.client_ca_file says who may connect")
 	}

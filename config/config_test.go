@@ -85,6 +85,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"embedded retention below a record", "", map[string]string{"FLEETGATE_KAFKA_EMBEDDED_RETENTION_BYTES": "0"}, "kafka.embedded_retention_bytes: 0 is less than kafka.max_message_bytes"},
 		{"tiny pending writes", "", map[string]string{"FLEETGATE_MQTT_MAX_PENDING_WRITES": "1"}, "mqtt.max_pending_writes"},
 		{"no listener", "", map[string]string{"FLEETGATE_MQTT_LISTEN": ""}, "mqtt: no listener"},
+		{"revocation lists without a client CA", "", map[string]string{"FLEETGATE_MQTT_TLS_CRL_FILE": "crl.pem"}, "mqtt.tls.crl_file is set without mqtt.tls.client_ca_file"},
 		{"missing file", "testdata/nope.yaml", nil, "nope.yaml"},
 		{"unresolved secret", "", map[string]string{"FLEETGATE_KAFKA_SASL_MECHANISM": "PLAIN", "FLEETGATE_KAFKA_SASL_USERNAME": "u", "FLEETGATE_KAFKA_SASL_PASSWORD": "${X}"}, "kafka.sasl.password"},
 	}
