@@ -22,11 +22,20 @@ type revocations map[string]map[string]bool
 // loadCRLs reads the PEM ("X509 CRL" blocks) or DER CRLs of name. Each must
 // be signed by one of cas. A CRL past its next update still applies (its
 // serials stay revoked): stale says which, to be logged.
-func loadCRLs(name string, cas []*x509.Certificate, now time.Time) (rv revocations, stale []string, err error) {
+func loadCRLs(name string, cas []*x509.Certificate, now time.Time) (revocations, []string, error) {
 	data, err := os.ReadFile(name)
 	if err != nil {
 		return nil, nil, err
 	}
+	rv, stale, err := parseCRLs(data, cas, now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return rv, stale, nil
+}
+
+// parseCRLs is loadCRLs of the file's contents.
+func parseCRLs(data []byte, cas []*x509.Certificate, now time.Time) (rv revocations, stale []string, err error) {
 	var ders [][]byte
 	for rest := data; ; {
 		var b *pem.Block
@@ -44,10 +53,10 @@ func loadCRLs(name string, cas []*x509.Certificate, now time.Time) (rv revocatio
 	for i, der := range ders {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s holds no CRL in PEM (X509 CRL) or DER form (CRL %d: %w)", name, i+1, err)
+			return nil, nil, fmt.Errorf("holds no CRL in PEM (X509 CRL) or DER form (CRL %d: %w)", i+1, err)
 		}
 		if err := checkIssuer(crl, cas); err != nil {
-			return nil, nil, fmt.Errorf("%s: CRL %d: %w", name, i+1, err)
+			return nil, nil, fmt.Errorf("CRL %d: %w", i+1, err)
 		}
 		if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
 			stale = append(stale, fmt.Sprintf("CRL %d of %q: next update was %s", i+1, crl.Issuer, crl.NextUpdate.UTC().Format(time.RFC3339)))
