@@ -105,21 +105,21 @@ func (rv revocations) verify(cs tls.ConnectionState) error {
 	return nil
 }
 
-// parseCerts returns the certificates of PEM data.
-func parseCerts(data []byte) ([]*x509.Certificate, error) {
+// parseCerts returns the certificates of PEM data, skipping the blocks
+// that are none, as x509.CertPool.AppendCertsFromPEM does: the client CA
+// pool and the CAs that revocation lists are checked against are the same.
+func parseCerts(data []byte) []*x509.Certificate {
 	var certs []*x509.Certificate
 	for rest := data; ; {
 		var b *pem.Block
 		if b, rest = pem.Decode(rest); b == nil {
-			return certs, nil
+			return certs
 		}
-		if b.Type != "CERTIFICATE" {
+		if b.Type != "CERTIFICATE" || len(b.Headers) != 0 {
 			continue
 		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
+		if c, err := x509.ParseCertificate(b.Bytes); err == nil {
+			certs = append(certs, c)
 		}
-		certs = append(certs, c)
 	}
 }

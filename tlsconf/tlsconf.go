@@ -238,35 +238,34 @@ func (r *Reloader) load() (*tls.Config, revocations, string, error) {
 	}
 	c := Base()
 	c.Certificates = []tls.Certificate{cert}
+	var cas []*x509.Certificate
 	if r.files.ClientCAFile != "" {
 		pem, err := os.ReadFile(r.files.ClientCAFile)
 		if err != nil {
 			return nil, nil, "", fmt.Errorf("%s.client_ca_file: %w", key, err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
+		if cas = parseCerts(pem); len(cas) == 0 {
 			return nil, nil, "", fmt.Errorf("%s.client_ca_file: %s holds no PEM certificate", key, r.files.ClientCAFile)
 		}
-		c.ClientCAs = pool
-		c.ClientAuth = tls.RequireAndVerifyClientCert
-		if r.files.CRLFile != "" {
-			cas, err := parseCerts(pem)
-			if err != nil {
-				return nil, nil, "", fmt.Errorf("%s.client_ca_file: %w", key, err)
-			}
-			rv, stale, err := loadCRLs(r.files.CRLFile, cas, r.now())
-			if err != nil {
-				return nil, nil, "", fmt.Errorf("%s.crl_file: %w", key, err)
-			}
-			for _, s := range stale {
-				r.log.Warn("tls: a revocation list is past its next update; it still applies, publish a fresh one",
-					zap.String("key", key+".crl_file"), zap.String("crl", s))
-			}
-			c.VerifyConnection = rv.verify
-			return c, rv, Fingerprint(cert.Certificate[0]), nil
+		pool := x509.NewCertPool()
+		for _, ca := range cas {
+			pool.AddCert(ca)
 		}
+		c.ClientCAs, c.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
-	return c, nil, Fingerprint(cert.Certificate[0]), nil
+	var rv revocations
+	if r.files.CRLFile != "" { // New made sure ClientCAFile is set
+		var stale []string
+		if rv, stale, err = loadCRLs(r.files.CRLFile, cas, r.now()); err != nil {
+			return nil, nil, "", fmt.Errorf("%s.crl_file: %w", key, err)
+		}
+		for _, s := range stale {
+			r.log.Warn("tls: a revocation list is past its next update; it still applies, publish a fresh one",
+				zap.String("key", key+".crl_file"), zap.String("crl", s))
+		}
+		c.VerifyConnection = rv.verify
+	}
+	return c, rv, Fingerprint(cert.Certificate[0]), nil
 }
 
 // Fingerprint returns the SHA-256 fingerprint of a DER certificate as
