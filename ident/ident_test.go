@@ -3,6 +3,7 @@ package ident
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestProblem(t *testing.T) {
@@ -35,8 +36,18 @@ func TestProblem(t *testing.T) {
 func FuzzProblem(f *testing.F) {
 	f.Add("ABC-1")
 	f.Add(" x\x00")
+	f.Add("a\xffb")
+	f.Add("a\x01b")
 	f.Fuzz(func(t *testing.T, s string) {
-		if p := Problem(s, MaxLen); p == "" && (s == "" || len(s) > MaxLen || strings.ContainsAny(s, "\x00\n\r\t\x7f") || strings.TrimSpace(s) != s && (s[0] == ' ' || s[len(s)-1] == ' ')) {
+		p := Problem(s, MaxLen)
+		if pb := Problem([]byte(s), MaxLen); pb != p {
+			t.Fatalf("Problem(%q) = %q but %q for its bytes", s, p, pb)
+		}
+		if p != "" {
+			return
+		}
+		switch {
+		case s == "", len(s) > MaxLen, !utf8.ValidString(s), s[0] == ' ', s[len(s)-1] == ' ', strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }):
 			t.Fatalf("Problem(%q) accepted it", s)
 		}
 	})

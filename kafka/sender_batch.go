@@ -569,10 +569,7 @@ func (s *batchSender) recount(now time.Time) {
 	go func() {
 		all := make(map[string]int32, len(topics))
 		for _, t := range topics {
-			ps, err := s.client.Partitions(t)
-			if err != nil {
-				ps = nil
-			}
+			ps, _ := s.client.Partitions(t) // nil on an error: counted as gone
 			all[t] = int32(len(ps))
 		}
 		select {
@@ -589,8 +586,9 @@ func (s *batchSender) recounted(all map[string]int32) {
 		switch tp := s.parters[t]; {
 		case tp == nil:
 		case n == 0:
-			// Gone from the metadata (deleted?): its next records are
-			// held and looked up again, which fails them if it is.
+			// Gone from the metadata (deleted?), or the lookup failed:
+			// its next records are held and looked up again, which
+			// fails them if it was deleted and retries them otherwise.
 			delete(s.parters, t)
 		default:
 			tp.n = n
