@@ -2,6 +2,7 @@ package broker
 
 import (
 	"crypto/tls"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -23,11 +24,13 @@ func (h *authHook) revoke(old, users *userTable, server *mqtt.Server) {
 
 // revokeCertificates ends the connections and sessions whose verified
 // client certificate (or a CA between it and the client CA) revoked says
-// is revoked: the revocation lists changed.
+// is revoked: the revocation lists changed. Both TLS listeners count: the
+// TLS one and secure WebSocket, whose handshake checked the certificate
+// as well.
 func (h *authHook) revokeCertificates(revoked func(tls.ConnectionState) error, server *mqtt.Server) {
 	h.end(server, refuseCertRevoked, func(id *identity) (bool, []zap.Field) {
-		tc, ok := id.cl.Net.Conn.(*tls.Conn)
-		if !ok {
+		tc := tlsConn(id.cl.Net.Conn)
+		if tc == nil {
 			return false, nil
 		}
 		if err := revoked(tc.ConnectionState()); err != nil {
@@ -35,6 +38,16 @@ func (h *authHook) revokeCertificates(revoked func(tls.ConnectionState) error, s
 		}
 		return false, nil
 	})
+}
+
+// tlsConn returns the TLS connection c runs over (the TLS listener's
+// connection itself, or the one under a secure WebSocket stream), or nil.
+func tlsConn(c net.Conn) *tls.Conn {
+	if ws, ok := c.(*wsStream); ok {
+		c = ws.Conn
+	}
+	tc, _ := c.(*tls.Conn)
+	return tc
 }
 
 // end ends the connections and sessions whose identity ended says so: the

@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/fleetgate/fleetgate/router"
+	"github.com/fleetgate/fleetgate/tlsconf"
 )
 
 // Pipeline is what the broker needs from the rule engine (router.Engine).
@@ -103,15 +104,13 @@ func (b *Broker) Start() error {
 		return nil
 	}
 	var tlsCfg *tls.Config
+	var reloader *tlsconf.Reloader
 	if b.cfg.TLSListen != "" || b.cfg.WSSListen != "" {
 		cfg, r, err := serverTLS(b.cfg.TLS, b.log)
 		if err != nil {
 			return err
 		}
-		tlsCfg = cfg
-		if b.cfg.TLS.CRLFile != "" {
-			go b.watchRevocations(r)
-		}
+		tlsCfg, reloader = cfg, r
 	}
 	if b.cfg.Listen != "" {
 		ln, err := listenTCP(b.cfg.Listen, b.cfg.ConnectTimeout, nil)
@@ -141,6 +140,10 @@ func (b *Broker) Start() error {
 	}
 	b.hook.wg.Add(1)
 	go b.hook.sweepResends()
+	// Only once serving: a Start that failed leaves nothing running.
+	if b.cfg.TLS.CRLFile != "" && reloader != nil {
+		go b.watchRevocations(reloader)
+	}
 	return nil
 }
 

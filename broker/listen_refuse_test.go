@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"go.uber.org/zap"
@@ -195,24 +197,66 @@ func TestRevokedCertificateRefused(t *testing.T) {
 		t.Errorf("%d tls_handshake refusals; want the revoked ones counted as certificate_revoked only", n)
 	}
 
-	// Revoked while connected: the list changes, the connection ends
+	// The same certificate over secure WebSocket, where it is checked at
+	// the handshake but names no principal.
+	wsd := &websocket.Dialer{Subprotocols: []string{"mqtt"}, TLSClientConfig: &tls.Config{RootCAs: ca.Pool, ServerName: "localhost", Certificates: []tls.Certificate{kept.TLS}}}
+	wss := dialWS(t, "wss://"+b.Addr("wss")+"/mqtt", wsd, nil)
+	if ack := wss.connect("WSS-KEPT", 30); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK over wss, certificate not revoked: type %d code %#x", ack.FixedHeader.Type, ack.ReasonCode)
+	}
+
+	// Revoked while connected: the list changes, the connections end
 	// within a second or two, without a handshake; another stays.
 	otherConn := connect(other, "STS-00000003")
 	ca.CRL(t, pki.CRLFile, time.Hour, stolen, kept)
 	if !closedWithin(conn, 5*time.Second) {
 		t.Fatal("the connection of a certificate revoked while it was open is still open 5 s after the list changed")
 	}
-	if e := logs.FilterMessage("mqtt refused").FilterField(zap.String("reason", refuseCertRevoked)).All(); len(e) != 1 ||
-		e[0].ContextMap()["client_id"] != "STS-00000002" || e[0].ContextMap()["principal"] != "STS-00000002" || e[0].ContextMap()["remote"] != conn.LocalAddr().String() {
-		t.Errorf("certificate_revoked log lines of the session: %v; want one naming client id, principal and remote address", e)
+	if !closedWithin(wss.conn, 5*time.Second) {
+		t.Fatal("over secure WebSocket, the connection of a certificate revoked while it was open is still open 5 s after the list changed")
 	}
-	if n := obs.accessCount(stageSession + "/" + refuseCertRevoked); n != 1 {
-		t.Errorf("%d session/certificate_revoked refusals; want 1", n)
+	byID := map[any]map[string]any{}
+	for _, e := range logs.FilterMessage("mqtt refused").FilterField(zap.String("reason", refuseCertRevoked)).All() {
+		byID[e.ContextMap()["client_id"]] = e.ContextMap()
+	}
+	if e := byID["STS-00000002"]; len(byID) != 2 || e["principal"] != "STS-00000002" || e["remote"] != conn.LocalAddr().String() || byID["WSS-KEPT"] == nil {
+		t.Errorf("certificate_revoked log lines of the sessions: %v; want one for each, naming client id, principal and remote address", byID)
+	}
+	if n := obs.accessCount(stageSession + "/" + refuseCertRevoked); n != 2 {
+		t.Errorf("%d session/certificate_revoked refusals; want 2", n)
 	}
 	if closedWithin(otherConn, 1500*time.Millisecond) {
 		t.Error("the connection of a certificate not revoked was closed too")
 	}
 	if u := obs.unlisted(); len(u) > 0 {
 		t.Errorf("refusals not in Refusals(): %v", u)
+	}
+}
+
+// TestFailedStartLeavesNoRevocationWatcher: a Start that fails (here its
+// TLS address is taken) starts no revocation-list watcher that would run
+// until a Shutdown nobody calls.
+func TestFailedStartLeavesNoRevocationWatcher(t *testing.T) {
+	pki := tlstest.NewRevocation(t, t.TempDir())
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := DefaultConfig()
+	cfg.Listen = ""
+	cfg.TLSListen = taken.Addr().String()
+	cfg.TLS = TLSConfig{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: pki.CA.File, CRLFile: pki.CRLFile}
+	b, err := New(cfg, newFakePipeline(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err == nil || !strings.Contains(err.Error(), "mqtt.tls_listen") {
+		t.Fatalf("Start on a taken address: %v; want an mqtt.tls_listen error", err)
+	}
+	time.Sleep(50 * time.Millisecond) // a goroutine started is running by now
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "watchRevocations") {
+		t.Fatal("a failed Start left the revocation watcher running")
 	}
 }
