@@ -131,6 +131,51 @@ func TestClientsGetByListener(t *testing.T) {
 	require.Equal(t, "tcp1", clients[0].Net.Listener)
 }
 
+// TestClientsGetByListenerWhileDeleting: GetByListener takes the read lock
+// once. It took it twice (through Len), so a Delete waiting between the two
+// blocked the second for ever, and the Delete behind it: Server.Close
+// (closeListenerClients) hung while clients were disconnecting.
+func TestClientsGetByListenerWhileDeleting(t *testing.T) {
+	cl := NewClients()
+	for i := 0; i < 8; i++ {
+		cl.Add(&Client{ID: "t" + string(rune('0'+i)), State: ClientState{open: context.Background()}, Net: ClientConnection{Listener: "tcp1"}})
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cl.Delete("x")
+			cl.Add(&Client{ID: "x", State: ClientState{open: context.Background()}, Net: ClientConnection{Listener: "tcp1"}})
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = cl.GetByListener("tcp1")
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	for i := 0; i < 2; i++ {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("GetByListener and Delete deadlocked")
+		}
+	}
+}
+
 func TestNewClient(t *testing.T) {
 	cl, _, _ := newTestClient()
 

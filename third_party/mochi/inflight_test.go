@@ -7,6 +7,7 @@ package mqtt
 import (
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
@@ -170,6 +171,48 @@ func TestSendQuota(t *testing.T) {
 	i.DecreaseSendQuota()
 	require.Equal(t, int32(1), atomic.LoadInt32(&i.maximumSendQuota))
 	require.Equal(t, int32(0), atomic.LoadInt32(&i.sendQuota))
+}
+
+// TestNextImmediateWhileSetting: NextImmediate takes the read lock once.
+// It took it twice (itself, then GetAll), so a Set or Delete waiting
+// between the two blocked the second for ever, and every use of the
+// client's inflight store behind it.
+func TestNextImmediateWhileSetting(t *testing.T) {
+	i := NewInflights()
+	stop := make(chan struct{})
+	done := make(chan struct{}, 2)
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for n := uint16(1); ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			i.Set(packets.Packet{PacketID: n, Expiry: -1})
+			i.Delete(n)
+		}
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, _ = i.NextImmediate()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	for n := 0; n < 2; n++ {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("NextImmediate and Set deadlocked")
+		}
+	}
 }
 
 func TestNextImmediate(t *testing.T) {
