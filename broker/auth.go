@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"crypto/x509"
 	"strings"
 	"sync"
@@ -87,9 +86,11 @@ func (h *authHook) ID() string { return "fleetgate-auth" }
 
 // Provides implements mqtt.Hook.
 func (h *authHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnDisconnect, mqtt.OnClientExpired,
-	}, []byte{b})
+	switch b {
+	case mqtt.OnPacketRead, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnDisconnect, mqtt.OnClientExpired:
+		return true
+	}
+	return false
 }
 
 // Stages of Observer.AccessRefused.
@@ -344,23 +345,25 @@ func (h *authHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 // (PUBREC) so that it does not re-send the message forever, and keeps its
 // connection; QoS 0 is dropped. The answer goes out in PUBLISH order
 // (MQTT-4.6.0-2), after the acks of the connection's earlier messages
-// still on their way to Kafka. Every refusal is counted and logged.
-func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) bool {
+// still on their way to Kafka. Every refusal is counted and logged. An
+// allowed one comes with cl's authenticated principal ("" when anonymous),
+// from the same identity lookup as the decision.
+func (h *authHook) allowPublish(cl *mqtt.Client, pk packets.Packet) (principal string, ok bool) {
 	if cl.Net.Inline {
-		return true
+		return "", true
 	}
 	d, id, current := h.decide(cl, policy.Publish, pk.TopicName)
 	if !current {
 		// A newer connection of this client id has authenticated and mochi
 		// is closing this one: leave the message unanswered, so that the
 		// terminal re-sends it on its current connection.
-		return false
+		return "", false
 	}
 	if d.Allow {
-		return true
+		return id.principal, true
 	}
 	h.refusePublish(cl, pk, id, d)
-	return false
+	return "", false
 }
 
 // sysPublishRule is the rule named when a PUBLISH to $SYS is refused.

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -65,11 +64,13 @@ func (h *boundsHook) ID() string { return "fleetgate-bounds" }
 
 // Provides implements mqtt.Hook.
 func (h *boundsHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnConnect, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnWill, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
+	switch b {
+	case mqtt.OnConnect, mqtt.OnPacketRead, mqtt.OnPublish, mqtt.OnWill, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnQosDropped, mqtt.OnPublishDropped,
-		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired,
-	}, []byte{b})
+		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnClientExpired:
+		return true
+	}
+	return false
 }
 
 // OnConnect implements mqtt.Hook: a keep-alive of 0 (none) or above

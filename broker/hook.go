@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,9 +58,11 @@ func (h *ingestHook) ID() string { return "fleetgate-ingest" }
 
 // Provides implements mqtt.Hook.
 func (h *ingestHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPublish,
-	}, []byte{b})
+	switch b {
+	case mqtt.OnSessionEstablished, mqtt.OnDisconnect, mqtt.OnPublish:
+		return true
+	}
+	return false
 }
 
 // OnSessionEstablished implements mqtt.Hook: it creates the connection's
@@ -95,14 +96,15 @@ func (h *ingestHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 	if cl.Net.Inline {
 		return pk, nil // our own republish and fan-out
 	}
-	if !h.b.auth.allowPublish(cl, pk) {
+	principal, ok := h.b.auth.allowPublish(cl, pk)
+	if !ok {
 		return pk, packets.ErrRejectPacket // denied by the policy and answered (auth.go)
 	}
 	msg := &router.Message{
 		Source:    "mqtt",
 		Topic:     pk.TopicName,
 		ClientID:  cl.ID,
-		Principal: h.b.auth.principal(cl),
+		Principal: principal,
 		Payload:   pk.Payload,
 		Received:  time.Now(),
 		SourceIP:  router.RemoteIP(cl.Net.Remote),

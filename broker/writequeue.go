@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,10 +68,11 @@ func (h *writeQueueHook) ID() string { return "fleetgate-write-queue" }
 
 // Provides implements mqtt.Hook.
 func (h *writeQueueHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{
-		mqtt.OnPublish, mqtt.OnPublished, mqtt.OnPacketEncode, mqtt.OnPublishDropped,
-		mqtt.OnDisconnect,
-	}, []byte{b})
+	switch b {
+	case mqtt.OnPublish, mqtt.OnPublished, mqtt.OnPacketEncode, mqtt.OnPublishDropped, mqtt.OnDisconnect:
+		return true
+	}
+	return false
 }
 
 // queuedBytes is what a message waiting for a writer is counted as: its
