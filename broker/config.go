@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/fleetgate/fleetgate/tlsconf"
 )
 
 // Config is the mqtt: section of the configuration.
@@ -113,6 +115,11 @@ type TLSConfig struct {
 	CRLFile string `mapstructure:"crl_file"`
 }
 
+// files is c as tlsconf loads it, its errors naming mqtt.tls.
+func (c TLSConfig) files() tlsconf.Files {
+	return tlsconf.Files{CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCAFile: c.ClientCAFile, CRLFile: c.CRLFile, Key: "mqtt.tls"}
+}
+
 // AuthConfig is mqtt.auth.
 type AuthConfig struct {
 	// AllowAnonymous lets any client connect. With false, users_file or
@@ -198,8 +205,8 @@ func (c Config) Validate() error {
 	if c.TLSListen != "" && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
 		bad("mqtt.tls_listen needs mqtt.tls.cert_file and mqtt.tls.key_file")
 	}
-	if c.TLS.CRLFile != "" && c.TLS.ClientCAFile == "" {
-		bad("mqtt.tls.crl_file is set without mqtt.tls.client_ca_file: revocation lists apply to client certificates; set both, or neither")
+	if err := c.TLS.files().CheckCRL(); err != nil {
+		errs = append(errs, err)
 	}
 	if !c.Auth.AllowAnonymous && c.Auth.UsersFile == "" && c.TLS.ClientCAFile == "" {
 		bad("mqtt.auth.allow_anonymous is false but neither mqtt.auth.users_file nor mqtt.tls.client_ca_file says who may connect")

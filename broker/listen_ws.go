@@ -369,7 +369,7 @@ func (b *Broker) startWebSocket(add func(key, id string, l listeners.Listener) e
 // listeners: mqtt.tls's files, reloaded when they change (tlsconf), and
 // their reloader.
 func serverTLS(c TLSConfig, log *zap.Logger) (*tls.Config, *tlsconf.Reloader, error) {
-	r, err := tlsconf.New(tlsconf.Files{CertFile: c.CertFile, KeyFile: c.KeyFile, ClientCAFile: c.ClientCAFile, CRLFile: c.CRLFile, Key: "mqtt.tls"}, log)
+	r, err := tlsconf.New(c.files(), log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -91,6 +91,16 @@ type Reloader struct {
 	reloads   int
 }
 
+// CheckCRL reports a crl_file without a client_ca_file, naming the keys:
+// the lists apply to client certificates only. New checks it; a
+// configuration's validation can ask before anything is loaded.
+func (f Files) CheckCRL() error {
+	if f.CRLFile != "" && f.ClientCAFile == "" {
+		return fmt.Errorf("%s.crl_file is set without %s.client_ca_file: revocation lists apply to client certificates; set both, or neither", f.Key, f.Key)
+	}
+	return nil
+}
+
 // New loads f (an error names f.Key and the file at fault) and returns a
 // reloader serving it. log may be nil.
 func New(f Files, log *zap.Logger) (*Reloader, error) {
@@ -100,8 +110,8 @@ func New(f Files, log *zap.Logger) (*Reloader, error) {
 	if f.CertFile == "" || f.KeyFile == "" {
 		return nil, fmt.Errorf("%s.cert_file and %s.key_file are both required", f.Key, f.Key)
 	}
-	if f.CRLFile != "" && f.ClientCAFile == "" {
-		return nil, fmt.Errorf("%s.crl_file is set without %s.client_ca_file: revocation lists apply to client certificates; set both, or neither", f.Key, f.Key)
+	if err := f.CheckCRL(); err != nil {
+		return nil, err
 	}
 	r := &Reloader{files: f, log: log, now: time.Now}
 	sig, err := r.stat()
