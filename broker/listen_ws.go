@@ -56,6 +56,13 @@ type wsListener struct {
 // headers); a browser's is under 2 KiB.
 const maxUpgradeBytes = 16 << 10
 
+// wsReadBuffer is the buffered reader of a WebSocket connection: the
+// upgrade request is read through it (a longer header line takes more than
+// one read) and, after the upgrade, every frame, for the connection's
+// life. A device's message fits in one read of it; an idle connection
+// holds it. gorilla's default is 4 KiB.
+const wsReadBuffer = 1 << 10
+
 // listenWS binds addr for a WebSocket listener with id "ws" or "wss".
 // origins, when not empty, lists the Origin header values accepted (see
 // Config.WSAllowedOrigins). onRefused is told why an upgrade was refused.
@@ -72,6 +79,9 @@ func listenWS(id, addr string, timeout time.Duration, tc *tls.Config, origins []
 	l.upgrader = websocket.Upgrader{
 		Subprotocols: []string{"mqtt"},
 		CheckOrigin:  l.checkOrigin,
+		// A write takes a buffer from the pool and gives it back once the
+		// frame is written: an idle connection holds none (4 KiB each).
+		WriteBufferPool: &sync.Pool{},
 		// The writer keeps the status; serveConn answers without net/http.
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, _ error) { w.WriteHeader(status) },
 	}
@@ -211,7 +221,7 @@ func (l *wsListener) upgrade(raw net.Conn) *websocket.Conn {
 		conn = tc
 	}
 	limit := &upgradeLimit{r: conn, n: maxUpgradeBytes}
-	br := bufio.NewReaderSize(limit, 4096)
+	br := bufio.NewReaderSize(limit, wsReadBuffer)
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		switch {

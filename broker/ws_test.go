@@ -2,8 +2,10 @@ package broker
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -102,5 +104,33 @@ func TestWebSocketBusyPortFailsTheStart(t *testing.T) {
 	err = b.Start()
 	if err == nil || !strings.Contains(err.Error(), "mqtt.ws_listen") {
 		t.Fatalf("Start on a busy WebSocket port: %v; want an error naming mqtt.ws_listen", err)
+	}
+}
+
+// TestWebSocketSmallReadBufferTakesLongLinesAndLargeMessages: the 1 KiB
+// read buffer (wsReadBuffer) reads an upgrade request with a header line
+// several times its size, and messages of any size, split over frames and
+// reads, whole and in order.
+func TestWebSocketSmallReadBufferTakesLongLinesAndLargeMessages(t *testing.T) {
+	p := newFakePipeline()
+	b := startBroker(t, p, func(c *Config) { c.WSListen = "127.0.0.1:0" })
+	header := http.Header{"Cookie": {"session=" + strings.Repeat("c", 6*wsReadBuffer)}}
+	c := dialWS(t, "ws://"+b.Addr("ws")+"/mqtt", &websocket.Dialer{Subprotocols: []string{"mqtt"}, HandshakeTimeout: 5 * time.Second}, header)
+	if ack := c.connect("WSBIG", 30); ack.FixedHeader.Type != packets.Connack || ack.ReasonCode != 0 {
+		t.Fatalf("CONNACK after a %d-byte header line: type %d code %#x", len(header["Cookie"][0]), ack.FixedHeader.Type, ack.ReasonCode)
+	}
+	sizes := []int{10, wsReadBuffer - 20, wsReadBuffer + 1, 20 * wsReadBuffer, 300}
+	for i, n := range sizes {
+		payload := []byte(`{"pad":"` + strings.Repeat(string(rune('a'+i)), n) + `"}`)
+		c.publish(uint16(i+1), 1, "report", payload)
+		p.waitFor(t, i+1)
+		p.mu.Lock()
+		got := p.got[i].Payload
+		p.mu.Unlock()
+		if !bytes.Equal(got, payload) {
+			t.Fatalf("message %d of %d bytes arrived as %d bytes", i+1, len(payload), len(got))
+		}
+		p.complete(i, nil)
+		expectAck(t, c, uint16(i+1))
 	}
 }
