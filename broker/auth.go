@@ -413,15 +413,6 @@ func (h *authHook) decideFor(id *identity, clientID string, a policy.Action, top
 	return p.Decide(policy.Request{Principal: id.principal, ClientID: clientID, Username: id.username, CertCN: id.certCN, Action: a, Topic: topic})
 }
 
-// principal returns cl's authenticated identity ("" when anonymous): the
-// ingest hook's router.Message.Principal.
-func (h *authHook) principal(cl *mqtt.Client) string {
-	if v, ok := h.idents.Load(cl.ID); ok && v.(*identity).cl == cl {
-		return v.(*identity).principal
-	}
-	return ""
-}
-
 // OnDisconnect implements mqtt.Hook: a session that ends with its
 // connection forgets its identity; a persistent one keeps it, for
 // deliveries to it while it is offline.

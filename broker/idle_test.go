@@ -132,8 +132,9 @@ func dialRawWS(t *testing.T, c net.Conn) net.Conn {
 	t.Helper()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	defer c.SetDeadline(time.Time{})
-	fmt.Fprintf(c, "GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n")
+	if _, err := io.WriteString(c, wsUpgradeHead+"\r\n"); err != nil {
+		t.Fatalf("WebSocket upgrade: %v", err)
+	}
 	var head []byte
 	b := make([]byte, 1)
 	for !strings.HasSuffix(string(head), "\r\n\r\n") {

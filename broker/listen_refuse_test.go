@@ -243,15 +243,11 @@ func TestFailedStartLeavesNoRevocationWatcher(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer taken.Close()
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.TLSListen = taken.Addr().String()
-	cfg.TLS = TLSConfig{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: pki.CA.File, CRLFile: pki.CRLFile}
-	b, err := New(cfg, newFakePipeline(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err == nil || !strings.Contains(err.Error(), "mqtt.tls_listen") {
+	err = startError(t, func(c *Config) {
+		c.TLSListen = taken.Addr().String()
+		c.TLS = TLSConfig{CertFile: pki.Server.CertFile, KeyFile: pki.Server.KeyFile, ClientCAFile: pki.CA.File, CRLFile: pki.CRLFile}
+	})
+	if err == nil || !strings.Contains(err.Error(), "mqtt.tls_listen") {
 		t.Fatalf("Start on a taken address: %v; want an mqtt.tls_listen error", err)
 	}
 	time.Sleep(50 * time.Millisecond) // a goroutine started is running by now

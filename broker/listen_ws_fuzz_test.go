@@ -10,12 +10,16 @@ import (
 	"time"
 )
 
+// wsUpgradeHead is a valid MQTT WebSocket upgrade request without the
+// blank line that ends it, for tests that speak WebSocket on a bare socket.
+const wsUpgradeHead = "GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n"
+
 // FuzzWebSocketUpgrade feeds arbitrary bytes to the upgrade of an accepted
 // connection: it must never panic, must end within the connect timeout,
 // and may hand a connection to mochi only for a GET upgrade to websocket.
 func FuzzWebSocketUpgrade(f *testing.F) {
-	valid := "GET /mqtt HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n"
+	valid := wsUpgradeHead
 	for _, s := range []string{
 		valid + "\r\n",
 		valid + "Origin: https://ok.example\r\n\r\n",

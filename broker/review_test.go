@@ -13,6 +13,8 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/fleetgate/fleetgate/policy"
 )
 
 // TestDeniedPublishAckKeepsOrder: a PUBLISH the policy denies is answered
@@ -375,8 +377,8 @@ func TestAuthPacketChangesNothing(t *testing.T) {
 	if len(codes) != 2 || codes[0] != 1 || codes[1] != packets.ErrNotAuthorized.Code {
 		t.Fatalf("after AUTH: SUBACK %v, want [1 0x87] (still D2)", codes)
 	}
-	if p := b.auth.principal(mustClient(t, b, "D2")); p != "D2" {
-		t.Fatalf("principal after AUTH %q", p)
+	if _, id, current := b.auth.decide(mustClient(t, b, "D2"), policy.Publish, "report"); !current || id.principal != "D2" {
+		t.Fatalf("principal after AUTH %q (current identity: %v)", id.principal, current)
 	}
 	for _, pass := range []string{"", "wrong"} {
 		conn, code := connectRaw(t, b.Addr("tcp"), connectOpts{version: 5, clientID: "D1", user: "D1", pass: pass, authMethod: "SCRAM-SHA-256"})

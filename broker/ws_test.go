@@ -94,14 +94,7 @@ func TestWebSocketBusyPortFailsTheStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	cfg := DefaultConfig()
-	cfg.Listen = ""
-	cfg.WSListen = busy.Addr().String()
-	b, err := New(cfg, newFakePipeline(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = b.Start()
+	err = startError(t, func(c *Config) { c.WSListen = busy.Addr().String() })
 	if err == nil || !strings.Contains(err.Error(), "mqtt.ws_listen") {
 		t.Fatalf("Start on a busy WebSocket port: %v; want an error naming mqtt.ws_listen", err)
 	}
@@ -133,4 +126,18 @@ func TestWebSocketSmallReadBufferTakesLongLinesAndLargeMessages(t *testing.T) {
 		p.complete(i, nil)
 		expectAck(t, c, uint16(i+1))
 	}
+}
+
+// startError returns the error of Start of a broker with no TCP listener
+// and mutate's configuration (New must succeed).
+func startError(t *testing.T, mutate func(*Config)) error {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Listen = ""
+	mutate(&cfg)
+	b, err := New(cfg, newFakePipeline(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Start()
 }
