@@ -7,9 +7,10 @@
 // refused). It is the reference test/interop/paho-suite compares fleetgate
 // with. -paho-compat adds the compatibility modes mochi's own example for
 // the suite turns on, to tell the suite's false negatives from real
-// differences.
+// differences. test/bench/mqtt-vs-mosquitto runs it too, as the broker
+// library alone beside mosquitto and fleetgate (-pprof profiles it there).
 //
-//	go run ./test/interop/plainmochi -listen 127.0.0.1:1884
+//	go run ./test/interop/plainmochi -listen 127.0.0.1:1884 [-pprof 127.0.0.1:6060]
 //
 // It prints "listening ADDR" once it accepts connections and stops on
 // SIGINT or SIGTERM.
@@ -21,6 +22,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // -pprof
 	"os"
 	"os/signal"
 	"slices"
@@ -47,8 +50,16 @@ func run(args []string) error {
 	deny := fs.String("deny-subscribe", "test/nosubscribe", "comma-separated topic filters no client may subscribe to")
 	verbose := fs.Bool("v", false, "log mochi's warnings too (default: errors only)")
 	compat := fs.Bool("paho-compat", false, "turn on the compatibility modes mochi's own Paho example uses (examples/paho.testing): obscure not-authorized codes, passive client disconnect, no inherited properties on acks")
+	prof := fs.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *prof != "" {
+		pl, err := net.Listen("tcp", *prof)
+		if err != nil {
+			return fmt.Errorf("-pprof: %w", err)
+		}
+		go http.Serve(pl, nil) //nolint:errcheck // ends with the process
 	}
 	cfg := broker.DefaultConfig()
 	opts := cfg.ServerOptions()
