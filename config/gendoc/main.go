@@ -229,35 +229,40 @@ func (d *fieldDocs) of(t reflect.Type, field string) (string, error) {
 		return "", fmt.Errorf("%s is not a type of module %s", t, module)
 	}
 	dir := filepath.Join(d.root, filepath.FromSlash(strings.TrimPrefix(rel, "/")))
-	fset := token.NewFileSet()
-	pkgs, err := parser.ParseDir(fset, dir, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
+	names, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
-		return "", fmt.Errorf("read the doc comments of %s: %w", t, err)
+		return "", fmt.Errorf("list the files of %s: %w", t, err)
 	}
+	fset := token.NewFileSet()
 	docs := map[string]string{}
-	for _, p := range pkgs {
-		for _, f := range p.Files {
-			ast.Inspect(f, func(n ast.Node) bool {
-				ts, ok := n.(*ast.TypeSpec)
-				if !ok || ts.Name.Name != t.Name() {
-					return true
-				}
-				st, ok := ts.Type.(*ast.StructType)
-				if !ok {
-					return false
-				}
-				for _, fl := range st.Fields.List {
-					text := fl.Doc.Text()
-					if text == "" {
-						text = fl.Comment.Text()
-					}
-					for _, name := range fl.Names {
-						docs[name.Name] = strings.Join(strings.Fields(text), " ")
-					}
-				}
-				return false
-			})
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
 		}
+		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments)
+		if err != nil {
+			return "", fmt.Errorf("read the doc comments of %s: %w", t, err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok || ts.Name.Name != t.Name() {
+				return true
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok {
+				return false
+			}
+			for _, fl := range st.Fields.List {
+				text := fl.Doc.Text()
+				if text == "" {
+					text = fl.Comment.Text()
+				}
+				for _, name := range fl.Names {
+					docs[name.Name] = strings.Join(strings.Fields(text), " ")
+				}
+			}
+			return false
+		})
 	}
 	d.types[t] = docs
 	return docs[field], nil
