@@ -140,38 +140,41 @@ func TestClientsGetByListenerWhileDeleting(t *testing.T) {
 	for i := 0; i < 8; i++ {
 		cl.Add(&Client{ID: "t" + string(rune('0'+i)), State: ClientState{open: context.Background()}, Net: ClientConnection{Listener: "tcp1"}})
 	}
+	runTogether(t, "GetByListener and Delete", func() {
+		cl.Delete("x")
+		cl.Add(&Client{ID: "x", State: ClientState{open: context.Background()}, Net: ClientConnection{Listener: "tcp1"}})
+	}, func() {
+		_ = cl.GetByListener("tcp1")
+	})
+}
+
+// runTogether calls writer and reader each in a loop of its own for 300 ms
+// and fails the test when the loops do not end within 5 s of being told to
+// (what deadlocked).
+func runTogether(t *testing.T, what string, writer, reader func()) {
+	t.Helper()
 	stop := make(chan struct{})
 	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	for _, f := range []func(){writer, reader} {
+		go func(f func()) {
+			defer func() { done <- struct{}{} }()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				f()
 			}
-			cl.Delete("x")
-			cl.Add(&Client{ID: "x", State: ClientState{open: context.Background()}, Net: ClientConnection{Listener: "tcp1"}})
-		}
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_ = cl.GetByListener("tcp1")
-		}
-	}()
+		}(f)
+	}
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	for i := 0; i < 2; i++ {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			t.Fatal("GetByListener and Delete deadlocked")
+			t.Fatal(what + " deadlocked")
 		}
 	}
 }

@@ -94,7 +94,6 @@ func (i *Inflight) GetAll(immediate bool) []packets.Packet {
 // is free to continue sending.
 func (i *Inflight) NextImmediate() (packets.Packet, bool) {
 	m := i.GetAll(true) // takes the read lock; a second one would wait behind a waiting writer
-
 	if len(m) > 0 {
 		return m[0], true
 	}

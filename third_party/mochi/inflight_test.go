@@ -7,7 +7,6 @@ package mqtt
 import (
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 	"github.com/stretchr/testify/require"
@@ -179,40 +178,14 @@ func TestSendQuota(t *testing.T) {
 // client's inflight store behind it.
 func TestNextImmediateWhileSetting(t *testing.T) {
 	i := NewInflights()
-	stop := make(chan struct{})
-	done := make(chan struct{}, 2)
-	go func() {
-		defer func() { done <- struct{}{} }()
-		for n := uint16(1); ; n++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			i.Set(packets.Packet{PacketID: n, Expiry: -1})
-			i.Delete(n)
-		}
-	}()
-	go func() {
-		defer func() { done <- struct{}{} }()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			_, _ = i.NextImmediate()
-		}
-	}()
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	for n := 0; n < 2; n++ {
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("NextImmediate and Set deadlocked")
-		}
-	}
+	n := uint16(0)
+	runTogether(t, "NextImmediate and Set", func() {
+		n++
+		i.Set(packets.Packet{PacketID: n, Expiry: -1})
+		i.Delete(n)
+	}, func() {
+		_, _ = i.NextImmediate()
+	})
 }
 
 func TestNextImmediate(t *testing.T) {
